@@ -1,0 +1,1 @@
+"""atommem: Gymnasium environments for learnable agent memory with atomic CRUD operations."""

@@ -1,0 +1,401 @@
+"""MemoryQAEnv: the AtomMem episode as a gymnasium environment.
+
+One episode = one long context and its questions. The agent reads the context chunk by chunk (the
+*reading* phase), managing a scratchpad and a store of entries with the actions of
+:mod:`atommem_env.actions`; after the last chunk it answers the questions one per turn (the
+*answering* phase). Reward is sparse: on the last step, the fraction of questions answered exactly
+right, each against its own gold answer.
+
+The env is plain and picklable: it holds data, a memory store, an embedder and a tokenizer, never a
+model server, socket or thread. Every random choice comes from ``self.np_random``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from atommem_env import actions as A
+from atommem_env import prompts
+from atommem_env.config import EnvConfig
+from atommem_env.datasets.base import Episode, EpisodeSource
+from atommem_env.embedders import make_embedder
+from atommem_env.errors import AtomMemError, ConfigError, MemoryOpError
+from atommem_env.memory import MemoryStore
+from atommem_env.scoring import NO_ANSWER, score_answer
+from atommem_env.spaces import UnicodeText
+from atommem_env.tokenization import chunk_text, make_tokenizer, truncate_center, truncate_tokens
+
+READING, ANSWERING, DONE = "reading", "answering", "done"
+PHASE_CODE = {READING: 0, ANSWERING: 1, DONE: 1}
+# Order of the integers in ``observation["progress"]``.
+PROGRESS_FIELDS = ("chunk_index", "num_chunks", "question_index", "num_questions", "reads", "turn")
+# How each op counts in the paper's operation statistics.
+OP_STAT = {
+    A.ADD_MEMORY: "create", A.UPDATE_QUERY: "read", A.MODIFY_MEMORY: "update",
+    A.DELETE_MEMORY: "delete", A.UPDATE_MEMORY: "scratchpad", A.FINAL_ANSWER: "answer",
+}
+_DOCUMENT_START = re.compile(r"(?:^|\n\n)Document \d+:\n")
+_INT_MAX = np.iinfo(np.int32).max
+
+
+@dataclass
+class _Turn:
+    """What one response did; becomes part of ``info``."""
+
+    ops: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    created: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    deleted: list[int] = field(default_factory=list)
+    answered: bool = False
+
+    def fail(self, op: A.Op | None, code: str, message: str) -> None:
+        tag = op.kind if op else None
+        self.errors.append({"code": code, "message": message, "tag": tag})
+        if op is not None:
+            self.ops.append({"op": op.kind, "rank": op.rank, "ok": False, "id": None, "error": code})
+
+    def done(self, op: A.Op, entry_id: int | None = None, warning: str | None = None) -> None:
+        self.ops.append({"op": op.kind, "rank": op.rank, "ok": True, "id": entry_id, "error": warning})
+
+
+class MemoryQAEnv(gym.Env[dict, str]):
+    """Long-context multi-hop QA with agent-managed memory (AtomMem, arXiv 2601.08323).
+
+    Args:
+        source: the episodes (a benchmark builder or the synthetic generator).
+        tokenizer: ``"regex"`` (offline default), or any :class:`~atommem_env.tokenization.Tokenizer`.
+        embedder: ``"hashing"`` (offline default), or any :class:`~atommem_env.embedders.Embedder`.
+        render_mode: ``None`` or ``"ansi"`` (``render()`` returns the current user message).
+        **options: fields of :class:`~atommem_env.config.EnvConfig` (chunking, budgets, ablations).
+
+    Observations are dicts: ``system`` and ``user`` are the rendered chat messages; the other keys are
+    the same content as structured fields for non-LLM policies. The action is the response text.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(
+        self,
+        source: EpisodeSource,
+        *,
+        tokenizer: Any = "regex",
+        embedder: Any = "hashing",
+        render_mode: str | None = None,
+        **options: Any,
+    ) -> None:
+        if not isinstance(source, EpisodeSource):
+            raise ConfigError(f"source={source!r} is not an EpisodeSource (needs name, __len__, episode).")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ConfigError(f"render_mode={render_mode!r}; supported: None, 'ansi'.")
+        self.source = source
+        self.config = EnvConfig.from_kwargs(**options)
+        self.tokenizer = make_tokenizer(tokenizer)
+        self.render_mode = render_mode
+        self.memory = MemoryStore(
+            make_embedder(embedder),
+            self.tokenizer,
+            scratchpad_tokens=self.config.scratchpad_tokens,
+            max_entry_tokens=self.config.max_entry_tokens,
+            capacity=self.config.capacity,
+        )
+        self._system = prompts.render_system(self.config.disabled_features())
+        text = UnicodeText()
+        self.action_space = UnicodeText()
+        self.observation_space = spaces.Dict(
+            {
+                "system": text,
+                "user": text,
+                "phase": spaces.Discrete(2),
+                "questions": spaces.Sequence(text),
+                "question": text,
+                "chunk": text,
+                "scratchpad": text,
+                "query": text,
+                "memories": spaces.Sequence(text),
+                "feedback": text,
+                "progress": spaces.Box(0, _INT_MAX, shape=(len(PROGRESS_FIELDS),), dtype=np.int64),
+            }
+        )
+        self._episode: Episode | None = None
+
+    # -------------------------------------------------------------------------------- episode API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start an episode. ``options={"index": i}`` pins the episode; otherwise it is drawn."""
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"index"}
+        if unknown:
+            raise ConfigError(f"Unknown reset option(s) {sorted(unknown)}; the only option is 'index'.")
+        # Draw the index even when it is pinned, so (seed, index) fixes the episode rng either way.
+        drawn = int(self.np_random.integers(len(self.source)))
+        index = options.get("index", drawn)
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.source):
+            raise ConfigError(
+                f"options['index']={index!r} is out of range: {self.source.name} has "
+                f"{len(self.source)} episodes (0 to {len(self.source) - 1})."
+            )
+        episode_rng = np.random.default_rng(int(self.np_random.integers(2**63)))
+        self._start(self.source.episode(int(index), episode_rng), int(index))
+        return self._observe(), self._info(_Turn())
+
+    def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """Execute one response. Malformed parts become feedback; this never raises on text."""
+        if self._episode is None or self._phase == DONE:
+            raise AtomMemError("step() called on a finished or unstarted episode; call reset() first.")
+        if not isinstance(action, str):
+            raise TypeError(f"The action must be the response text (str), got {type(action).__name__}.")
+        turn = _Turn()
+        text, cut = truncate_tokens(action, self.config.response_tokens, self.tokenizer)
+        if cut:
+            turn.fail(None, "response_truncated",
+                      f"Your response was cut at {self.config.response_tokens} tokens.")
+        parsed = A.parse_action(text)
+        for error in parsed.errors:
+            turn.fail(None, error.code, error.message)
+        for op in parsed.ops:
+            if self._phase == DONE:
+                turn.fail(op, "episode_over", "The episode ended before this action.")
+            else:
+                self._apply(op, turn)
+        advanced = self._maybe_advance(turn)
+        self._turn += 1
+        terminated = self._phase == DONE
+        truncated = not terminated and self._turn >= self._budget
+        if truncated:
+            self._phase = DONE
+        self._feedback = "\n".join(f"- {e['message']}" for e in turn.errors)
+        info = self._info(turn, advanced=advanced)
+        reward = 0.0
+        if terminated or truncated:
+            reward = self._final_scores(info)
+        return self._observe(), reward, terminated, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi" and self._episode is not None:
+            return self._user_message()
+        return None
+
+    # ------------------------------------------------------------------------------ episode state
+    def _start(self, episode: Episode, index: int) -> None:
+        cfg = self.config
+        context = truncate_center(episode.context, cfg.max_context_tokens, self.tokenizer)
+        self._episode = episode
+        self._index = index
+        self._chunks = chunk_text(context, self.tokenizer, cfg.chunk_tokens, cfg.chunk_overlap)
+        self._chunk_index = 0
+        self._question_index = 0
+        self._answers = [NO_ANSWER] * len(episode.questions)
+        self._skipped = [False] * len(episode.questions)
+        self._phase = READING
+        self._reads = 0  # consecutive reads (reading) or reads of this question (answering)
+        self._turn = 0
+        self._budget = cfg.turn_budget(len(self._chunks), len(episode.questions))
+        self._query = prompts.DEFAULT_QUERY
+        self._feedback = ""
+        self.memory.clear()
+
+    def _apply(self, op: A.Op, turn: _Turn) -> None:
+        refusal = self._refusal(op, turn)
+        if refusal:
+            turn.fail(op, *refusal)
+            return
+        try:
+            handler = getattr(self, f"_do_{op.kind}")
+            handler(op, turn)
+        except MemoryOpError as error:
+            turn.fail(op, error.code, f"<{op.kind}>: {error}")
+
+    def _refusal(self, op: A.Op, turn: _Turn) -> tuple[str, str] | None:
+        """Why ``op`` may not run now, as (code, message), or None."""
+        cfg = self.config
+        if op.kind == A.UPDATE_MEMORY and (not cfg.show_scratchpad or cfg.freeze_scratchpad):
+            return "disabled", "The short-term memory is disabled in this setting."
+        if op.kind in (A.UPDATE_QUERY, A.ADD_MEMORY, A.MODIFY_MEMORY, A.DELETE_MEMORY):
+            if not cfg.show_retrieval:
+                return "disabled", "The long-term memory is disabled in this setting."
+        if (op.kind == A.MODIFY_MEMORY and not cfg.enable_update) or (
+            op.kind == A.DELETE_MEMORY and not cfg.enable_delete
+        ):
+            return "disabled", f"<{op.kind}> is disabled in this setting."
+        if op.kind == A.FINAL_ANSWER and self._phase == READING:
+            return "not_answering", "Answers are collected after the last section; keep reading."
+        if op.kind == A.FINAL_ANSWER and turn.answered:
+            return "extra_answer", "Only one question is answered per turn; the extra answer was ignored."
+        if op.kind == A.UPDATE_QUERY and self._phase == READING and self._reads >= cfg.max_reads:
+            return "too_many_reads", (
+                f"Query refused: {cfg.max_reads} consecutive queries already; write memory first."
+            )
+        return None
+
+    def _do_update_memory(self, op: A.Op, turn: _Turn) -> None:
+        truncated = self.memory.write_scratchpad(op.text)
+        self._reads = self._reads if self._phase == ANSWERING else 0
+        warning = "scratchpad_truncated" if truncated else None
+        if truncated:
+            turn.errors.append({"code": warning, "tag": op.kind, "message":
+                                f"Short-term memory cut to {self.config.scratchpad_tokens} tokens."})
+        turn.done(op, warning=warning)
+
+    def _do_update_query(self, op: A.Op, turn: _Turn) -> None:
+        self._reads += 1
+        if self._phase == ANSWERING and self._reads > self.config.max_reads:
+            turn.fail(op, "too_many_reads", "Too many queries: this question was skipped.")
+            self._skipped[self._question_index] = True
+            self._next_question(turn)
+            return
+        self._query = op.text
+        turn.done(op)
+
+    def _do_add_memory(self, op: A.Op, turn: _Turn) -> None:
+        entry_id = self.memory.create(op.text)
+        turn.created.append(entry_id)
+        self._after_write()
+        turn.done(op, entry_id)
+
+    def _do_modify_memory(self, op: A.Op, turn: _Turn) -> None:
+        entry_id = self.memory.id_at_rank(op.rank or 0)
+        self.memory.update(entry_id, op.text)
+        turn.updated.append(entry_id)
+        self._after_write()
+        turn.done(op, entry_id)
+
+    def _do_delete_memory(self, op: A.Op, turn: _Turn) -> None:
+        entry_id = self.memory.id_at_rank(op.rank or 0)
+        self.memory.delete(entry_id)
+        turn.deleted.append(entry_id)
+        self._after_write()
+        turn.done(op, entry_id)
+
+    def _do_final_answer(self, op: A.Op, turn: _Turn) -> None:
+        self._answers[self._question_index] = op.text
+        turn.done(op)
+        self._next_question(turn)
+
+    def _after_write(self) -> None:
+        if self._phase == READING:  # a write ends a run of consecutive reads
+            self._reads = 0
+
+    def _next_question(self, turn: _Turn) -> None:
+        turn.answered = True
+        self._question_index += 1
+        self._reads = 0
+        if self._question_index >= len(self._answers):
+            self._phase = DONE
+
+    def _maybe_advance(self, turn: _Turn) -> bool:
+        if self._phase != READING:
+            return False
+        if self.config.advance == "on_write" and not (turn.created or turn.updated):
+            return False
+        if self.config.store_everything:
+            self._store_chunk(self._chunks[self._chunk_index])
+        self._chunk_index += 1
+        if self._chunk_index >= len(self._chunks):
+            self._phase = ANSWERING
+            self._reads = 0
+        return True
+
+    def _store_chunk(self, chunk: str) -> None:
+        """The "store everything" ablation: every document of the chunk becomes an entry."""
+        for piece in _DOCUMENT_START.split(chunk):
+            text, _ = truncate_tokens(piece.strip(), self.config.max_entry_tokens, self.tokenizer)
+            if text and (self.config.capacity is None or len(self.memory) < self.config.capacity):
+                self.memory.create(text)
+
+    # ----------------------------------------------------------------------------- observations
+    def _observe(self) -> dict[str, Any]:
+        cfg = self.config
+        shown = []
+        if cfg.show_retrieval:
+            shown = self.memory.retrieve(self._query, cfg.top_k, cfg.memory_list_tokens)
+        self._shown = tuple(e.text for e in shown)
+        reading = self._phase == READING
+        question = "" if reading else self._current_question()
+        progress = (self._chunk_index, len(self._chunks), self._question_index,
+                    len(self._answers), self._reads, self._turn)
+        return {
+            "system": self._system,
+            "user": self._user_message(),
+            "phase": PHASE_CODE[self._phase],
+            "questions": tuple(self._episode.questions),
+            "question": question,
+            "chunk": self._chunks[self._chunk_index] if reading else "",
+            "scratchpad": self.memory.scratchpad if cfg.show_scratchpad else "",
+            "query": self._query if cfg.show_retrieval else "",
+            "memories": self._shown,
+            "feedback": self._feedback,
+            "progress": np.array(progress, dtype=np.int64),
+        }
+
+    def _current_question(self) -> str:
+        questions = self._episode.questions
+        return questions[min(self._question_index, len(questions) - 1)]
+
+    def _user_message(self) -> str:
+        cfg = self.config
+        view = prompts.PromptView(
+            scratchpad=self.memory.scratchpad if cfg.show_scratchpad else None,
+            query=self._query,
+            memories=self._shown if cfg.show_retrieval else None,
+            reads=self._reads,
+            max_reads=cfg.max_reads,
+            feedback=self._feedback,
+        )
+        if self._phase == READING:
+            return prompts.render_reading(self._episode.questions, self._chunks[self._chunk_index], view)
+        return prompts.render_answering(self._current_question(), view)
+
+    # ------------------------------------------------------------------------------------ info
+    def _info(self, turn: _Turn, advanced: bool = False) -> dict[str, Any]:
+        counts = {stat: 0 for stat in OP_STAT.values()}
+        for record in turn.ops:
+            if record["ok"]:
+                counts[OP_STAT[record["op"]]] += 1
+        return {
+            "episode_id": self._episode.episode_id,
+            "index": self._index,
+            "phase": self._phase,
+            "turn": self._turn,
+            "max_turns": self._budget,
+            "chunk_index": self._chunk_index,
+            "num_chunks": len(self._chunks),
+            "question_index": self._question_index,
+            "num_questions": len(self._answers),
+            "advanced": advanced,
+            "ops": turn.ops,
+            "errors": turn.errors,
+            "op_counts": counts,
+            "num_invalid": sum(1 for e in turn.errors if e["code"] != "scratchpad_truncated"),
+            "created_ids": turn.created,
+            "updated_ids": turn.updated,
+            "deleted_ids": turn.deleted,
+            "memory_size": len(self.memory),
+            "scratchpad_tokens": self.tokenizer.count(self.memory.scratchpad),
+        }
+
+    def _final_scores(self, info: dict[str, Any]) -> float:
+        """Score every answer against its own question's gold; add the results to ``info``."""
+        episode = self._episode
+        aliases = episode.aliases or ((),) * len(episode.answers)
+        scores = [score_answer(pred, (gold,)) for pred, gold in zip(self._answers, episode.answers)]
+        info.update(
+            answers=list(self._answers),
+            golds=list(episode.answers),
+            aliases=[list(a) for a in aliases],
+            skipped=list(self._skipped),
+            em=[s.em for s in scores],
+            f1=[s.f1 for s in scores],
+            substring_em=[s.substring_em for s in scores],
+        )
+        reward = float(np.mean(info["em"]))
+        info["reward"] = reward
+        return reward

@@ -1,0 +1,219 @@
+"""Per-episode agent memory: a scratchpad and a store of entries searched by embedding similarity.
+
+The store gives every entry a stable integer id that is never reused, so "Memory 2" in an action
+always means one entry of *this* episode (the reference matched texts across a whole batch of
+episodes, so one episode could delete another's entry). Retrieval is exact: an inner product over
+unit vectors held in one contiguous matrix, top-k by score with ties broken by id, so the same
+operations always give the same lists. The store does no I/O and holds no model: it asks its
+embedder for vectors and its tokenizer for lengths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from atommem_env.embedders import Embedder
+from atommem_env.errors import ConfigError, MemoryOpError
+from atommem_env.tokenization import Tokenizer, truncate_tokens
+
+
+@dataclass(frozen=True)
+class MemoryEntry:
+    """One stored entry as returned by a search: its id, text and similarity to the query."""
+
+    id: int
+    text: str
+    score: float = 0.0
+
+
+class MemoryStore:
+    """Scratchpad + entry store with stable ids and exact top-k retrieval.
+
+    Args:
+        embedder: turns entry texts and queries into unit vectors.
+        tokenizer: measures the scratchpad and entries.
+        scratchpad_tokens: scratchpad budget; longer text is truncated (and the caller told).
+        max_entry_tokens: longest entry accepted by ``create`` / ``update``.
+        capacity: most entries the store may hold (``None``: unlimited, as in the paper).
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder,
+        tokenizer: Tokenizer,
+        *,
+        scratchpad_tokens: int = 2048,
+        max_entry_tokens: int = 1024,
+        capacity: int | None = None,
+    ) -> None:
+        if scratchpad_tokens < 0 or max_entry_tokens < 1:
+            raise ConfigError(
+                f"scratchpad_tokens={scratchpad_tokens}, max_entry_tokens={max_entry_tokens}: "
+                "need scratchpad_tokens >= 0 and max_entry_tokens >= 1."
+            )
+        if capacity is not None and capacity < 0:
+            raise ConfigError(f"capacity={capacity} must be None (unlimited) or >= 0.")
+        self.embedder = embedder
+        self.tokenizer = tokenizer
+        self.scratchpad_tokens = scratchpad_tokens
+        self.max_entry_tokens = max_entry_tokens
+        self.capacity = capacity
+        self.clear()
+
+    # ----------------------------------------------------------------------------------- lifecycle
+    def clear(self) -> None:
+        """Empty the scratchpad and the store and restart ids from 0 (a new episode)."""
+        self.scratchpad = ""
+        self._next_id = 0
+        self._texts: dict[int, str] = {}
+        self._row_of: dict[int, int] = {}
+        self._ids = np.zeros(16, dtype=np.int64)
+        self._vectors = np.zeros((16, self.embedder.dim), dtype=np.float32)
+        self._query_cache: tuple[str, np.ndarray] | None = None
+        self.shown_ids: tuple[int, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self._texts
+
+    def get(self, entry_id: int) -> str:
+        """Text of entry ``entry_id``; raises ``MemoryOpError('unknown_id')`` if there is none."""
+        self._require(entry_id)
+        return self._texts[entry_id]
+
+    def entries(self) -> list[MemoryEntry]:
+        """All entries in id (creation) order."""
+        return [MemoryEntry(i, t) for i, t in sorted(self._texts.items())]
+
+    # ---------------------------------------------------------------------------------- scratchpad
+    def write_scratchpad(self, text: str) -> bool:
+        """Replace the scratchpad. Returns True when ``text`` was cut to the token budget."""
+        self.scratchpad, truncated = truncate_tokens(text, self.scratchpad_tokens, self.tokenizer)
+        return truncated
+
+    # --------------------------------------------------------------------------------------- CRUD
+    def create(self, text: str) -> int:
+        """Store a new entry and return its id (ids are never reused)."""
+        text = self._check_text(text)
+        if self.capacity is not None and len(self) >= self.capacity:
+            raise MemoryOpError(
+                "store_full",
+                f"The memory store is full ({self.capacity} entries): delete or modify an entry instead.",
+            )
+        entry_id = self._next_id
+        self._next_id += 1
+        row = len(self._texts)
+        self._grow(row + 1)
+        self._ids[row] = entry_id
+        self._vectors[row] = self.embedder.embed([text])[0]
+        self._row_of[entry_id] = row
+        self._texts[entry_id] = text
+        return entry_id
+
+    def update(self, entry_id: int, text: str) -> None:
+        """Replace the text (and vector) of an entry, keeping its id."""
+        self._require(entry_id)
+        text = self._check_text(text)
+        self._vectors[self._row_of[entry_id]] = self.embedder.embed([text])[0]
+        self._texts[entry_id] = text
+
+    def delete(self, entry_id: int) -> None:
+        """Remove an entry. Its id is never given to another entry."""
+        self._require(entry_id)
+        row = self._row_of.pop(entry_id)
+        last = len(self._texts) - 1
+        if row != last:  # keep rows contiguous: move the last row into the hole
+            moved = int(self._ids[last])
+            self._ids[row] = moved
+            self._vectors[row] = self._vectors[last]
+            self._row_of[moved] = row
+        del self._texts[entry_id]
+
+    # ---------------------------------------------------------------------------------- retrieval
+    def search(self, query: str, k: int) -> list[MemoryEntry]:
+        """Top-``k`` entries by similarity to ``query``, best first, ties broken by smaller id."""
+        n = len(self._texts)
+        if n == 0 or k <= 0:
+            return []
+        scores = self._vectors[:n] @ self._query_vector(query)
+        ids = self._ids[:n]
+        if n > k:  # partial selection, widened to keep every entry tied with the k-th score
+            kth = np.partition(-scores, k - 1)[k - 1]
+            keep = np.flatnonzero(-scores <= kth)
+            scores, ids = scores[keep], ids[keep]
+        order = np.lexsort((ids, -scores))[:k]
+        return [MemoryEntry(int(ids[i]), self._texts[int(ids[i])], float(scores[i])) for i in order]
+
+    def retrieve(self, query: str, k: int, max_tokens: int | None = None) -> list[MemoryEntry]:
+        """``search`` and remember the shown list, so that rank i (from 1) resolves to its entry.
+
+        With ``max_tokens``, entries are kept while the list fits that budget; the first entry that
+        does not fit is cut to what is left and later ones are dropped (and are not addressable).
+        """
+        shown = self.search(query, k)
+        if max_tokens is not None:
+            shown = self._fit(shown, max_tokens)
+        self.shown_ids = tuple(e.id for e in shown)
+        return shown
+
+    def _fit(self, entries: list[MemoryEntry], max_tokens: int) -> list[MemoryEntry]:
+        fitted: list[MemoryEntry] = []
+        left = max_tokens
+        for rank, entry in enumerate(entries, start=1):
+            left -= self.tokenizer.count(f"Memory {rank}: \n")
+            if left <= 0:
+                break
+            text, cut = truncate_tokens(entry.text, left, self.tokenizer)
+            fitted.append(MemoryEntry(entry.id, text, entry.score) if cut else entry)
+            left -= self.tokenizer.count(text)
+            if cut:
+                break
+        return fitted
+
+    def id_at_rank(self, rank: int) -> int:
+        """Id of the entry shown as ``Memory {rank}`` in the last retrieved list."""
+        if not 1 <= rank <= len(self.shown_ids):
+            shown = f"Memory 1 to Memory {len(self.shown_ids)}" if self.shown_ids else "no memories"
+            raise MemoryOpError(
+                "unknown_rank", f"Memory {rank} is not in the current list (it shows {shown})."
+            )
+        entry_id = self.shown_ids[rank - 1]
+        self._require(entry_id, f"Memory {rank} was deleted earlier in this response.")
+        return entry_id
+
+    # ------------------------------------------------------------------------------------ helpers
+    def _query_vector(self, query: str) -> np.ndarray:
+        # The query persists across turns: embed it once per distinct text.
+        if self._query_cache is None or self._query_cache[0] != query:
+            self._query_cache = (query, self.embedder.embed([query], query=True)[0])
+        return self._query_cache[1]
+
+    def _check_text(self, text: str) -> str:
+        text = text.strip()
+        if not text:
+            raise MemoryOpError("empty_content", "Memory entries cannot be empty.")
+        n_tokens = self.tokenizer.count(text)
+        if n_tokens > self.max_entry_tokens:
+            raise MemoryOpError(
+                "entry_too_long",
+                f"The entry has {n_tokens} tokens; the limit is {self.max_entry_tokens}. "
+                "Split it into several shorter entries.",
+            )
+        return text
+
+    def _require(self, entry_id: int, message: str | None = None) -> None:
+        if entry_id not in self._texts:
+            raise MemoryOpError("unknown_id", message or f"No memory entry has id {entry_id}.")
+
+    def _grow(self, rows: int) -> None:
+        if rows <= len(self._ids):
+            return
+        size = max(rows, 2 * len(self._ids))
+        self._ids = np.resize(self._ids, size)
+        vectors = np.zeros((size, self._vectors.shape[1]), dtype=np.float32)
+        vectors[: len(self._vectors)] = self._vectors
+        self._vectors = vectors

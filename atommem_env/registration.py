@@ -1,0 +1,58 @@
+"""Every environment id of the suite, in one flat list.
+
+Ids follow ``AtomMem-<Benchmark>[-<Documents>]-v<N>``. Registration is cheap: nothing is read or
+downloaded until ``gym.make`` builds an env. Registered kwargs are defaults; ``gym.make(id, **kw)``
+overrides them (e.g. ``data_dir=...``, ``top_k=3``, ``embedder=...``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import gymnasium as gym
+
+from atommem_env.env import MemoryQAEnv
+
+BENCHMARKS = {"HotpotQA": "hotpotqa", "2WikiMultihopQA": "2wikimultihopqa", "MuSiQue": "musique"}
+DOCUMENT_COUNTS = (200, 400, 800)
+# Keyword arguments that configure the episode source rather than the env itself.
+_BENCHMARK_SOURCE_ARGS = ("split", "data_dir", "data_files", "questions_per_episode", "shuffle", "max_questions")
+
+
+def make_synthetic_env(**kwargs: Any) -> MemoryQAEnv:
+    """Build a Synthetic env: source options go to ``SyntheticSource``, the rest to the env."""
+    from atommem_env.datasets.synthetic import SyntheticSource
+
+    names = set(inspect.signature(SyntheticSource).parameters)
+    source_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+    return MemoryQAEnv(SyntheticSource(**source_kwargs), **kwargs)
+
+
+def make_benchmark_env(benchmark: str, num_documents: int, **kwargs: Any) -> MemoryQAEnv:
+    """Build a real-benchmark env; the data is located and parsed here, not at registration."""
+    from atommem_env.datasets import load_benchmark
+
+    source_kwargs = {k: kwargs.pop(k) for k in _BENCHMARK_SOURCE_ARGS if k in kwargs}
+    source = load_benchmark(benchmark, num_documents=num_documents, **source_kwargs)
+    return MemoryQAEnv(source, **kwargs)
+
+
+def _register(env_id: str, entry_point: Any, **kwargs: Any) -> None:
+    if env_id not in gym.registry:  # importing twice (e.g. reloads in notebooks) must not warn
+        gym.register(id=env_id, entry_point=entry_point, kwargs=kwargs, disable_env_checker=False)
+
+
+def register_all() -> None:
+    """Register the Synthetic id and every real benchmark at 200/400/800 documents."""
+    # Synthetic: compact defaults (short chunks) so a demo has several chunks and runs on a CPU.
+    _register("AtomMem-Synthetic-v0", make_synthetic_env, chunk_tokens=512, chunk_overlap=32)
+    for display, name in BENCHMARKS.items():
+        _register(f"AtomMem-{display}-v0", make_benchmark_env, benchmark=name, num_documents=200)
+        for n in DOCUMENT_COUNTS:
+            _register(f"AtomMem-{display}-{n}-v0", make_benchmark_env, benchmark=name, num_documents=n)
+
+
+def registered_ids() -> list[str]:
+    """All ids this package registers, in a stable order."""
+    return [env_id for env_id in gym.registry if env_id.startswith("AtomMem-")]

@@ -1,0 +1,66 @@
+"""Shared fixtures: a tiny hand-made episode source, independent of any dataset module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atommem_env.datasets.base import Episode, render_documents
+from atommem_env.env import MemoryQAEnv
+
+FACTS = (
+    ("Where was Zorblax Quen born?", "Marrowfield", "Zorblax Quen\nZorblax Quen was born in Marrowfield."),
+    ("Which company did Ilsa Varn found?", "Tessaline Works", "Ilsa Varn\nIlsa Varn founded Tessaline Works."),
+    ("Who directed Glass Harbour?", "Odo Pellam", "Glass Harbour\nGlass Harbour was directed by Odo Pellam."),
+)
+
+
+class ToySource:
+    """Episodes of 1–3 questions over 24 short documents; evidence placed by the episode rng."""
+
+    name = "toy"
+
+    def __len__(self) -> int:
+        return 6
+
+    def episode(self, index: int, rng: np.random.Generator) -> Episode:
+        count = 1 + index % 3
+        facts = FACTS[:count]
+        fillers = [f"Filler {i}\nThe weather on day {i} was mild and uneventful." for i in range(24 - count)]
+        docs = fillers + [doc for _, _, doc in facts]
+        docs = [docs[i] for i in rng.permutation(len(docs))]
+        return Episode(
+            episode_id=f"toy/{index}",
+            questions=tuple(q for q, _, _ in facts),
+            answers=tuple(a for _, a, _ in facts),
+            documents=tuple(docs),
+            context=render_documents(docs),
+            supporting=tuple((doc,) for _, _, doc in facts),
+        )
+
+
+@pytest.fixture
+def toy_source() -> ToySource:
+    return ToySource()
+
+
+@pytest.fixture
+def make_env(toy_source):
+    """Factory for small toy envs (short chunks so an episode has several)."""
+
+    def _make(**kwargs) -> MemoryQAEnv:
+        kwargs.setdefault("chunk_tokens", 60)
+        kwargs.setdefault("chunk_overlap", 5)
+        return MemoryQAEnv(toy_source, **kwargs)
+
+    return _make
+
+
+def shared_data_dir() -> Path | None:
+    """``../shared/data`` beside the checkout (or $ATOMMEM_SHARED_DATA), if present."""
+    import os
+
+    candidate = Path(os.environ.get("ATOMMEM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    return candidate if candidate.is_dir() else None

@@ -1,0 +1,52 @@
+from atommem_env import prompts
+
+
+def view(**kw):
+    base = dict(scratchpad="notes", query="q1", memories=["fact a", "fact b"], reads=1, max_reads=3)
+    return prompts.PromptView(**{**base, **kw})
+
+
+def test_reading_message_has_the_paper_sections_in_order():
+    text = prompts.render_reading(["Q one?", "Q two?"], "CHUNK TEXT", view())
+    markers = [
+        "This is the question you need to solve:\nQ one?\nQ two?",
+        "This is your short term memory from the previous turn.\nnotes",
+        "This is current query to retrieve memory from database:\nq1",
+        "This is current memory related to the query:\nMemory 1: fact a\nMemory 2: fact b",
+        "Tips:",
+        "This is the article:\nCHUNK TEXT",
+        "Now you should follow this strategy to manage memory:",
+        "You have update query **1** times, exceed **3** will lead to the task failure.",
+    ]
+    positions = [text.index(m) for m in markers]
+    assert positions == sorted(positions)
+    assert "Feedback" not in text
+
+
+def test_answering_message_asks_for_boxed_answer_and_allows_skipping():
+    text = prompts.render_answering("Who?", view(memories=[]))
+    assert "problem:\nWho?" in text and prompts.NO_MEMORY in text
+    assert "<final_answer>\\boxed{Jacob}</final_answer>" in text
+    assert "Do not update memory in this stage!" in text and "don't know" in text
+
+
+def test_feedback_and_hidden_sections():
+    text = prompts.render_reading(["Q?"], "c", view(scratchpad=None, memories=None, feedback="- bad tag"))
+    assert "short term memory" not in text and "current query" not in text
+    assert text.rstrip().endswith("Feedback on your previous response:\n- bad tag")
+
+
+def test_braces_in_content_are_not_format_fields():
+    text = prompts.render_reading(["{x}?"], "a {chunk} with {braces}", view(scratchpad="{}"))
+    assert "a {chunk} with {braces}" in text and "{x}?" in text
+
+
+def test_system_prompt_notes_disabled_features():
+    assert prompts.render_system() == prompts.SYSTEM_PROMPT
+    assert "<delete_memory> is disabled" in prompts.render_system(["delete_memory"])
+
+
+def test_messages_shape():
+    assert prompts.to_messages("s", "u") == [
+        {"role": "system", "content": "s"}, {"role": "user", "content": "u"},
+    ]

@@ -1,0 +1,12 @@
+"""Policies for AtomMem environments: the batched Policy protocol and scripted baselines."""
+
+from agents.base import Completion, Policy
+from agents.scripted import HeuristicMemoryPolicy, NoMemoryPolicy, RandomPolicy
+
+POLICIES = {
+    "heuristic": HeuristicMemoryPolicy,
+    "no-memory": NoMemoryPolicy,
+    "random": RandomPolicy,
+}
+
+__all__ = ["Completion", "HeuristicMemoryPolicy", "NoMemoryPolicy", "POLICIES", "Policy", "RandomPolicy"]

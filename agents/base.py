@@ -1,0 +1,40 @@
+"""The policy protocol: a batch of observations in, one completion per observation out.
+
+LLM policies also return the prompt and response token ids and the sampling log-probabilities, so a
+trainer never re-tokenizes text (token-in, token-out). Scripted policies leave those fields empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One response of a policy.
+
+    Attributes:
+        text: the response, passed to ``env.step`` as the action.
+        prompt_ids: token ids of the prompt the model saw (LLM policies).
+        response_ids: token ids of the generated response (LLM policies).
+        logprobs: sampling log-probability of each response token (LLM policies).
+    """
+
+    text: str
+    prompt_ids: tuple[int, ...] | None = None
+    response_ids: tuple[int, ...] | None = None
+    logprobs: tuple[float, ...] | None = None
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Anything with a name and a batched ``act``.
+
+    A policy sees observations only (no env internals): everything it needs is in the observation
+    dict (``system``/``user`` messages, or the structured fields).
+    """
+
+    name: str
+
+    def act(self, observations: Sequence[dict[str, Any]]) -> list[Completion]: ...

@@ -1,0 +1,127 @@
+"""The rollout loop: many envs, one batched policy call per step, plain-data trajectories.
+
+This is plain Python on purpose: the same function runs in a unit test with a scripted policy and
+inside a Ray actor next to an inference engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import gymnasium as gym
+
+from agents.base import Policy
+
+
+@dataclass
+class Turn:
+    """One step of an episode: what the policy saw and said, and what the env made of it."""
+
+    user: str
+    response: str
+    ops: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+    op_counts: dict[str, int]
+    memory_size: int
+    phase: str
+    prompt_ids: list[int] | None = None
+    response_ids: list[int] | None = None
+    logprobs: list[float] | None = None
+
+
+@dataclass
+class Trajectory:
+    """One finished episode; JSON-serializable through :meth:`to_json`."""
+
+    env_id: str
+    seed: int
+    episode_id: str
+    index: int
+    system: str
+    turns: list[Turn] = field(default_factory=list)
+    reward: float = 0.0
+    terminated: bool = False
+    truncated: bool = False
+    result: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_RESULT_KEYS = ("answers", "golds", "skipped", "em", "f1", "substring_em", "reward")
+
+
+def rollout(
+    make_env: Callable[[], gym.Env],
+    policy: Policy,
+    seeds: Sequence[int],
+    *,
+    env_id: str = "",
+    indices: Sequence[int | None] | None = None,
+    batch_size: int = 8,
+) -> list[Trajectory]:
+    """Run one episode per seed with up to ``batch_size`` envs stepping together.
+
+    Args:
+        make_env: builds one env (called ``min(batch_size, len(seeds))`` times; envs are reused).
+        policy: answers a batch of observations at each step.
+        seeds: one reset seed per episode.
+        env_id: recorded in each trajectory.
+        indices: optional pinned episode index per seed (``None`` lets the seed draw it).
+        batch_size: envs stepped together, i.e. the size of each policy call.
+
+    Returns:
+        Trajectories in the order of ``seeds``.
+    """
+    indices = list(indices) if indices is not None else [None] * len(seeds)
+    if len(indices) != len(seeds):
+        raise ValueError(f"indices has {len(indices)} entries for {len(seeds)} seeds.")
+    envs = [make_env() for _ in range(max(1, min(batch_size, len(seeds))))]
+    results: list[Trajectory | None] = [None] * len(seeds)
+    pending = list(range(len(seeds)))
+    active: dict[int, tuple[int, Trajectory, dict]] = {}  # env slot -> (episode, trajectory, obs)
+
+    def start(slot: int) -> None:
+        episode = pending.pop(0)
+        options = {"index": indices[episode]} if indices[episode] is not None else None
+        obs, info = envs[slot].reset(seed=int(seeds[episode]), options=options)
+        traj = Trajectory(env_id, int(seeds[episode]), info["episode_id"], info["index"], obs["system"])
+        active[slot] = (episode, traj, obs)
+
+    for slot in range(len(envs)):
+        if pending:
+            start(slot)
+    while active:
+        slots = sorted(active)
+        completions = policy.act([active[s][2] for s in slots])
+        for slot, completion in zip(slots, completions):
+            episode, traj, obs = active[slot]
+            next_obs, reward, terminated, truncated, info = envs[slot].step(completion.text)
+            traj.turns.append(_turn(obs, completion, info))
+            if terminated or truncated:
+                traj.reward, traj.terminated, traj.truncated = float(reward), terminated, truncated
+                traj.result = {k: info[k] for k in _RESULT_KEYS}
+                results[episode] = traj
+                del active[slot]
+                if pending:
+                    start(slot)
+            else:
+                active[slot] = (episode, traj, next_obs)
+    return [t for t in results if t is not None]
+
+
+def _turn(obs: dict[str, Any], completion: Any, info: dict[str, Any]) -> Turn:
+    as_list = lambda x: list(x) if x is not None else None  # noqa: E731
+    return Turn(
+        user=obs["user"],
+        response=completion.text,
+        ops=info["ops"],
+        errors=info["errors"],
+        op_counts=info["op_counts"],
+        memory_size=info["memory_size"],
+        phase=info["phase"],
+        prompt_ids=as_list(completion.prompt_ids),
+        response_ids=as_list(completion.response_ids),
+        logprobs=as_list(completion.logprobs),
+    )

@@ -27,10 +27,11 @@ def test_hotpotqa_dev_renders_paragraphs_and_skips_bad_records(fixtures_dir: Pat
     assert len(first.paragraphs) == 4
     assert first.supporting_titles == ("Lorvania", "Brannick")
     assert first.aliases == ()
-    assert parsed.skipped == (("hp-dev-3", "no answer"), ("hp-dev-4", "no paragraphs in 'context'"))
+    assert parsed.skipped == (("hp-dev-3", "no answer"), ("hp-dev-4", "no paragraphs in 'context'"),
+                              ("hp-dev-6", "supporting paragraph(s) ['Vell County'] not in 'context'"))
     # The skip is logged once, with the count, the file and the record ids.
     message = " ".join(r.getMessage() for r in caplog.records)
-    assert "Skipped 2 of 5" in message and "hp-dev-3" in message and str(path) in message
+    assert "Skipped 3 of 6" in message and "hp-dev-3" in message and str(path) in message
 
 
 def test_hotpotqa_train_without_id_gets_stable_positional_ids(fixtures_dir: Path) -> None:

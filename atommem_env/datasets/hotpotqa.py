@@ -102,8 +102,16 @@ def parse_titled_sentence_records(records: list[Mapping[str, Any]], source: str,
         elif not paragraphs:
             skipped.append((rid, "no paragraphs in 'context'"))
         else:
+            supporting = _supporting_titles(record.get("supporting_facts"))
+            present = {p.split("\n", 1)[0] for p in paragraphs}
+            missing = [t for t in supporting if t not in present]
+            if missing:
+                # The official distractor files always hold the gold paragraphs; some derived copies
+                # swapped in retrieved ones. Such a question cannot be answered from its episode.
+                skipped.append((rid, f"supporting paragraph(s) {missing} not in 'context'"))
+                continue
             samples.append(QASample(id=rid, question=question, answer=answer, paragraphs=paragraphs,
-                                    supporting_titles=_supporting_titles(record.get("supporting_facts"))))
+                                    supporting_titles=supporting))
     return finish(source, samples, skipped, benchmark)
 
 

@@ -13,6 +13,8 @@ from atommem_env.datasets.musique import load_musique
 from atommem_env.datasets.twowiki import load_twowiki
 from atommem_env.errors import DataError
 
+from datasets_support import fixtures_dir, fresh_dataset_cache  # noqa: F401  (pytest fixtures)
+
 
 def test_hotpotqa_dev_renders_paragraphs_and_skips_bad_records(fixtures_dir: Path, caplog) -> None:
     path = fixtures_dir / "hotpotqa" / "hotpot_dev_distractor_v1.json"

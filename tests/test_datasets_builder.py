@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from atommem_env.datasets import EpisodeSource, LongContextSource, group_questions, load_benchmark
 from atommem_env.errors import ConfigError, DataError
 
-from conftest import write_hotpot_file
+from datasets_support import fresh_dataset_cache, write_hotpot_file  # noqa: F401  (pytest fixtures)
+
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from atommem_env.datasets.__main__ import main
 
-from conftest import write_hotpot_file
+from datasets_support import fixtures_dir, fresh_dataset_cache, write_hotpot_file  # noqa: F401  (pytest fixtures)
+
 
 
 def test_info_reports_files_records_skips_pools_and_episodes(fixtures_dir: Path, capsys) -> None:

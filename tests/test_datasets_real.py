@@ -18,6 +18,8 @@ import pytest
 
 from atommem_env.datasets import load_benchmark
 
+from datasets_support import fresh_dataset_cache  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ATOMMEM_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 BENCHMARKS = ("hotpotqa", "2wikimultihopqa", "musique")

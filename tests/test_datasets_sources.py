@@ -14,7 +14,8 @@ from atommem_env.datasets import HubSpec, canonical_benchmark, load_benchmark, l
 from atommem_env.datasets import sources
 from atommem_env.errors import ConfigError, DataError
 
-from conftest import write_hotpot_file
+from datasets_support import fixtures_dir, fresh_dataset_cache, write_hotpot_file  # noqa: F401  (pytest fixtures)
+
 
 
 @pytest.fixture

@@ -1,4 +1,8 @@
-"""Shared test helpers: fixture paths and a generator of larger HotpotQA-shaped files."""
+"""Helpers shared by the ``test_datasets_*`` modules: fixture paths, cache isolation, synthetic files.
+
+Kept out of ``conftest.py`` so that the data tests do not shape the fixtures of other test modules;
+each data test module imports the fixtures it uses (an imported autouse fixture applies to that module).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ def fixtures_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_dataset_cache(monkeypatch: pytest.MonkeyPatch):
+def fresh_dataset_cache(monkeypatch: pytest.MonkeyPatch):
     """Each test starts without cached corpora and without a data folder from the environment."""
     from atommem_env.datasets import clear_cache
 

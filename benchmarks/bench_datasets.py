@@ -1,0 +1,85 @@
+"""Dataset loading and episode building speed against the shared real data.
+
+Usage:
+    python benchmarks/bench_datasets.py [--data-dir ../shared/data] [--repeats 15] [--json out.json]
+
+Measures, per benchmark (dev split): the first-load time (read + parse + pool/index, in a fresh
+process so no cache helps), and the median time of ``episode(index, rng)`` at 200/400/800 documents
+over several indices. Prints a table; ``--json`` also writes the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from atommem_env.datasets import load_benchmark  # noqa: E402
+
+BENCHMARKS = ("hotpotqa", "2wikimultihopqa", "musique")
+SIZES = (200, 400, 800)
+
+_FIRST_LOAD = """
+import sys, time
+from atommem_env.datasets import load_benchmark
+t = time.perf_counter()
+load_benchmark(sys.argv[1], data_dir=sys.argv[2], num_documents=200)
+print(time.perf_counter() - t)
+"""
+
+
+def first_load_seconds(benchmark: str, data_dir: str) -> float:
+    """Read + parse + pool/index time of a split in a fresh process (package import excluded)."""
+    out = subprocess.run([sys.executable, "-c", _FIRST_LOAD, benchmark, data_dir], check=True,
+                         capture_output=True, text=True, cwd=REPO)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def build_seconds(benchmark: str, data_dir: str, num_documents: int, repeats: int) -> list[float]:
+    """Wall time of ``episode()`` for ``repeats`` indices spread over the split (cache warm)."""
+    source = load_benchmark(benchmark, data_dir=data_dir, num_documents=num_documents)
+    times = []
+    for i in range(repeats):
+        index = (i * 37) % len(source)
+        rng = np.random.default_rng([0, index])
+        t = time.perf_counter()
+        source.episode(index, rng)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    args = parser.parse_args()
+    results = {"python": platform.python_version(), "machine": platform.machine(), "rows": []}
+    print(f"{'benchmark':<16} {'questions':>9} {'pool':>6} {'first load s':>12} "
+          + " ".join(f"{f'build@{n} ms':>12}" for n in SIZES))
+    for benchmark in BENCHMARKS:
+        source = load_benchmark(benchmark, data_dir=args.data_dir, num_documents=200)
+        row = {"benchmark": benchmark, "questions": source.num_questions, "pool": source.pool_size,
+               "first_load_s": first_load_seconds(benchmark, args.data_dir), "build_median_ms": {}}
+        for n in SIZES:
+            row["build_median_ms"][n] = 1000 * statistics.median(build_seconds(benchmark, args.data_dir, n, args.repeats))
+        results["rows"].append(row)
+        print(f"{benchmark:<16} {row['questions']:>9} {row['pool']:>6} {row['first_load_s']:>12.3f} "
+              + " ".join(f"{row['build_median_ms'][n]:>12.2f}" for n in SIZES))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

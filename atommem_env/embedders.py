@@ -188,6 +188,19 @@ class _CachingEmbedder:
         with self._lock:
             self._cache.clear()
 
+    # Attributes that never travel in a pickle: the cache (a speed-up), the lock (unpicklable) and,
+    # in subclasses, loaded models.
+    _TRANSIENT: tuple[str, ...] = ("_cache", "_lock")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k not in self._TRANSIENT}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for attr in self._TRANSIENT:
+            setattr(self, attr, None)
+        self._init_cache()
+
 
 _MINILM_ALIASES = frozenset({"minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
 _MINILM_HUB = "sentence-transformers/all-MiniLM-L6-v2"
@@ -300,17 +313,7 @@ class SentenceTransformerEmbedder(_CachingEmbedder):
         )
         return _unit_rows(vectors)  # float32 and exactly unit-norm whatever the model's last module did
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "device": self.device,
-            "batch_size": self.batch_size,
-            "query_prefix": self.query_prefix,
-            "cache_size": self.cache_size,
-        }
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)
+    _TRANSIENT = ("_cache", "_lock", "_model")  # an unpickled copy reloads the model on first use
 
     def __repr__(self) -> str:
         return f"SentenceTransformerEmbedder(model={self.model!r}, device={self.device!r})"
@@ -459,14 +462,6 @@ class OpenAIEmbedder(_CachingEmbedder):
                 "Pass the served model's size as dim (Qwen3-Embedding-0.6B: 1024) or dim=None."
             )
         return vectors
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_cache", "_lock")}
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._init_cache()
 
     def __repr__(self) -> str:
         # Never show the api_key.

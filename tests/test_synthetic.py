@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -80,6 +81,12 @@ def test_protocol_and_defaults() -> None:
     ep = source.episode(7, np.random.default_rng(1))
     assert ep.episode_id == "synthetic/0/7"
     assert ep == source.build(7, np.random.default_rng(1)).episode
+
+
+def test_pickle_round_trip() -> None:
+    source = SyntheticSource(num_documents=50, questions_per_episode="paper", seed_salt=3)
+    clone = pickle.loads(pickle.dumps(source))
+    assert clone.episode(8, np.random.default_rng(2)) == source.episode(8, np.random.default_rng(2))
 
 
 def test_same_index_and_seed_give_identical_episode() -> None:

@@ -117,7 +117,7 @@ class SyntheticSource:
         hops: relations composed per question, 1-3 (default 2, like HotpotQA bridge questions).
         num_episodes: size of the index space, ``len(source)`` (default 100_000).
         seed_salt: a non-negative int mixed into every world seed (default 0). Sources with different
-            salts are disjoint families, e.g. train with 0 and test with 1.
+            salts draw independent worlds, e.g. train with 0 and test with 1.
 
     Raises:
         ConfigError: an option has the wrong type or range; the message says which and how to fix it.

@@ -6,8 +6,8 @@ are used for membership tests only).
 
 Each document states exactly one *fact* (subject, relation, object) in one sentence that names both
 entities in full, surrounded by filler sentences that name no entity but the subject. That one rule is
-what lets an oracle find the evidence inside chunk text: the fact sentence of a document is the only
-sentence that contains the object's name.
+what lets an oracle find the evidence inside chunk text: in an evidence document the fact sentence is
+the only sentence that contains the object's name (gold names are drawn ``strict``, see Names.new).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -84,12 +85,14 @@ class HeuristicMemoryPolicy(_Scripted):
         reads = int(obs["progress"][READS])
         if reads == 0 and obs["query"] != base_query:
             return [Op(UPDATE_QUERY, base_query or question)]
+        if _YES_NO.match(question.strip()):  # comparison questions of HotpotQA answer yes/no
+            return [Op(FINAL_ANSWER, "yes")]
         names = T.entities(question)
-        hop1 = _best_new_entity(obs["memories"], names, exclude=names)
+        hop1 = _best_new_entity(obs["memories"], names, exclude=names, question=question)
         if hop1 is None:
             return [Op(FINAL_ANSWER, DONT_KNOW)]
         # A second hop: look up the bridge entity once, then answer from what it links to.
-        hop2 = _best_new_entity(obs["memories"], [hop1], exclude=names + [hop1])
+        hop2 = _best_new_entity(obs["memories"], [hop1], exclude=names + [hop1], question=question)
         if hop2 is None and reads < 2 and hop1.lower() not in obs["query"].lower():
             return [Op(UPDATE_QUERY, f"{hop1} {base_query}")]
         return [Op(FINAL_ANSWER, hop2 or hop1)]
@@ -101,16 +104,32 @@ def _bridges(scratchpad: str) -> list[str]:
     return [b for b in scratchpad[len(_BRIDGE_PREFIX) :].split("; ") if b]
 
 
-def _best_new_entity(memories: Sequence[str], anchors: list[str], exclude: list[str]) -> str | None:
-    """First entity, in retrieval order, of a memory that mentions an anchor but is not excluded."""
-    for memory in memories:
+_YES_NO = re.compile(r"^(are|is|was|were|do|does|did|can|could|has|have)\b", re.IGNORECASE)
+_WANTS_NUMBER = re.compile(r"\b(when|what year|which year|how many|how much|how old|what date)\b", re.IGNORECASE)
+
+
+def _best_new_entity(memories: Sequence[str], anchors: list[str], exclude: list[str],
+                     question: str = "") -> str | None:
+    """The entity best supported by memories that mention an anchor, excluding known names.
+
+    Each such memory votes for its entities with weight 1/rank (retrieval order), so an entity
+    several relevant memories agree on wins; entities of the wrong type for the question (numbers
+    for "who/which", names for "when/how many") are dropped while others remain.
+    """
+    votes: dict[str, float] = {}
+    for rank, memory in enumerate(memories, start=1):
         if not T.mentions(memory, anchors):
             continue
         body = memory.split(": ", 1)[1] if ": " in memory[:80] else memory
         for entity in T.entities(body):
             if not T.mentions(entity, exclude) and not any(entity.lower() in x.lower() for x in exclude):
-                return entity
-    return None
+                votes[entity] = votes.get(entity, 0.0) + 1.0 / rank
+    if not votes:
+        return None
+    wants_number = bool(_WANTS_NUMBER.search(question))
+    typed = {e: v for e, v in votes.items() if any(c.isdigit() for c in e) == wants_number}
+    pool = typed or votes
+    return max(pool, key=lambda e: (pool[e], -list(votes).index(e)))
 
 
 class NoMemoryPolicy(_Scripted):

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from .base import Episode, EpisodeSource, QASample, render_documents
 from .builder import DEFAULT_GROUPING_SEED, REFERENCE_SHUFFLE_SEED, LongContextSource, group_questions
+from .synthetic import SyntheticSource, evidence_facts
 from .sources import BENCHMARKS, ENV_VAR, DataLocation, HubSpec, canonical_benchmark, clear_cache, locate
 
 __all__ = [
@@ -24,8 +25,10 @@ __all__ = [
     "HubSpec",
     "LongContextSource",
     "QASample",
+    "SyntheticSource",
     "canonical_benchmark",
     "clear_cache",
+    "evidence_facts",
     "group_questions",
     "load_benchmark",
     "locate",

@@ -57,6 +57,14 @@ class Embedder(Protocol):
         ...
 
 
+def _require_text_list(texts: Sequence[str]) -> None:
+    """A bare string is a sequence too: embedding it character by character is never meant."""
+    if isinstance(texts, str):
+        raise ConfigError(
+            f"embed() takes a sequence of texts, got the single string {texts[:40]!r}; wrap it in a list."
+        )
+
+
 _STOPWORDS = frozenset(
     """a an and are as at be been being but by did do does for from had has have he her his how i if in
     into is it its of on or she so than that the their them then there these they this to was were what
@@ -98,6 +106,7 @@ class HashingEmbedder:
         return words
 
     def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
+        _require_text_list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for row, text in enumerate(texts):
             counts: dict[int, float] = {}
@@ -150,10 +159,7 @@ class _CachingEmbedder:
 
     def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
         """Return a ``(len(texts), dim)`` float32 array with unit-norm rows (zero rows for blank text)."""
-        if isinstance(texts, str):
-            raise ConfigError(
-                f"embed() takes a sequence of texts, got the single string {texts[:40]!r}; wrap it in a list."
-            )
+        _require_text_list(texts)
         rows: dict[int, np.ndarray] = {}
         todo: dict[str, list[int]] = {}
         with self._lock:

@@ -160,8 +160,6 @@ def test_pickle_round_trip(any_embedder: Any) -> None:
 
 
 def test_embed_rejects_a_bare_string(any_embedder: Any) -> None:
-    if isinstance(any_embedder, HashingEmbedder):
-        pytest.skip("HashingEmbedder keeps its original (character-iterating) behaviour")
     with pytest.raises(ConfigError, match="wrap it in a list"):
         any_embedder.embed("a single text")
 

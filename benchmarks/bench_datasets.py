@@ -4,8 +4,9 @@ Usage:
     python benchmarks/bench_datasets.py [--data-dir ../shared/data] [--repeats 15] [--json out.json]
 
 Measures, per benchmark (dev split): the first-load time (read + parse + pool/index, in a fresh
-process so no cache helps), and the median time of ``episode(index, rng)`` at 200/400/800 documents
-over several indices. Prints a table; ``--json`` also writes the numbers.
+process so no cache helps), the median time of ``episode(index, rng)`` at 200/400/800 documents
+over several indices, and the median ``env.reset`` of the registered ids (build, centre truncation,
+chunking with the default tokenizer, first observation). Prints a table; ``--json`` also writes the numbers.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import gymnasium as gym  # noqa: E402
+
+import atommem_env  # noqa: E402,F401  (registers the ids)
 from atommem_env.datasets import load_benchmark  # noqa: E402
+from atommem_env.registration import BENCHMARKS as DISPLAY_NAMES  # noqa: E402
 
 BENCHMARKS = ("hotpotqa", "2wikimultihopqa", "musique")
 SIZES = (200, 400, 800)
@@ -58,6 +63,19 @@ def build_seconds(benchmark: str, data_dir: str, num_documents: int, repeats: in
     return times
 
 
+def reset_seconds(benchmark: str, data_dir: str, num_documents: int, repeats: int) -> list[float]:
+    """Wall time of ``env.reset`` (episode build + centre truncation + chunking + first observation)."""
+    display = next(d for d, name in DISPLAY_NAMES.items() if name == benchmark)
+    env = gym.make(f"AtomMem-{display}-{num_documents}-v0", data_dir=data_dir)
+    size = len(env.unwrapped.source)
+    times = []
+    for i in range(repeats):
+        t = time.perf_counter()
+        env.reset(seed=i, options={"index": (i * 37) % size})
+        times.append(time.perf_counter() - t)
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
@@ -66,16 +84,20 @@ def main() -> int:
     args = parser.parse_args()
     results = {"python": platform.python_version(), "machine": platform.machine(), "rows": []}
     print(f"{'benchmark':<16} {'questions':>9} {'pool':>6} {'first load s':>12} "
-          + " ".join(f"{f'build@{n} ms':>12}" for n in SIZES))
+          + " ".join(f"{f'build@{n} ms':>12}" for n in SIZES)
+          + " ".join(f"{f'reset@{n} ms':>12}" for n in SIZES))
     for benchmark in BENCHMARKS:
         source = load_benchmark(benchmark, data_dir=args.data_dir, num_documents=200)
         row = {"benchmark": benchmark, "questions": source.num_questions, "pool": source.pool_size,
-               "first_load_s": first_load_seconds(benchmark, args.data_dir), "build_median_ms": {}}
+               "first_load_s": first_load_seconds(benchmark, args.data_dir), "build_median_ms": {},
+               "reset_median_ms": {}}
         for n in SIZES:
             row["build_median_ms"][n] = 1000 * statistics.median(build_seconds(benchmark, args.data_dir, n, args.repeats))
+            row["reset_median_ms"][n] = 1000 * statistics.median(reset_seconds(benchmark, args.data_dir, n, args.repeats))
         results["rows"].append(row)
         print(f"{benchmark:<16} {row['questions']:>9} {row['pool']:>6} {row['first_load_s']:>12.3f} "
-              + " ".join(f"{row['build_median_ms'][n]:>12.2f}" for n in SIZES))
+              + " ".join(f"{row['build_median_ms'][n]:>12.2f}" for n in SIZES)
+              + " ".join(f"{row['reset_median_ms'][n]:>12.1f}" for n in SIZES))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -88,6 +88,8 @@ class HeuristicMemoryPolicy(_Scripted):
         if _YES_NO.match(question.strip()):  # comparison questions of HotpotQA answer yes/no
             return [Op(FINAL_ANSWER, "yes")]
         names = T.entities(question)
+        if " or " in question and len(names) >= 2:
+            return [Op(FINAL_ANSWER, _compared_entity(question, names, obs["memories"]))]
         hop1 = _best_new_entity(obs["memories"], names, exclude=names, question=question)
         if hop1 is None:
             return [Op(FINAL_ANSWER, DONT_KNOW)]
@@ -130,6 +132,20 @@ def _best_new_entity(memories: Sequence[str], anchors: list[str], exclude: list[
     typed = {e: v for e, v in votes.items() if any(c.isdigit() for c in e) == wants_number}
     pool = typed or votes
     return max(pool, key=lambda e: (pool[e], -list(votes).index(e)))
+
+
+def _compared_entity(question: str, names: list[str], memories: Sequence[str]) -> str:
+    """For "A or B?" questions the answer is one of the compared entities.
+
+    Without reasoning over the facts, prefer the entity that retrieved memories mention most (the
+    better-documented side), and the last-named one on a tie, as the no-memory guess does.
+    """
+    tail = question.rsplit(" or ", 1)
+    compared = [n for n in names if T.mentions(tail[-1], [n])][-1:] + [
+        n for n in names if T.mentions(tail[0].rsplit(",", 1)[-1], [n])][-1:]
+    compared = compared or names[-2:]
+    support = {n: sum(T.mentions(m, [n]) for m in memories) for n in compared}
+    return max(compared, key=lambda n: (support[n], compared.index(n) == 0))
 
 
 class NoMemoryPolicy(_Scripted):

@@ -238,7 +238,7 @@ class MemoryQAEnv(gym.Env[dict, str]):
 
     def _do_update_memory(self, op: A.Op, turn: _Turn) -> None:
         truncated = self.memory.write_scratchpad(op.text)
-        self._reads = self._reads if self._phase == ANSWERING else 0
+        self._after_write()
         warning = "scratchpad_truncated" if truncated else None
         if truncated:
             turn.errors.append({"code": warning, "tag": op.kind, "message":

@@ -85,7 +85,7 @@ def main() -> int:
     results = {"python": platform.python_version(), "machine": platform.machine(), "rows": []}
     print(f"{'benchmark':<16} {'questions':>9} {'pool':>6} {'first load s':>12} "
           + " ".join(f"{f'build@{n} ms':>12}" for n in SIZES)
-          + " ".join(f"{f'reset@{n} ms':>12}" for n in SIZES))
+          + " " + " ".join(f"{f'reset@{n} ms':>12}" for n in SIZES))
     for benchmark in BENCHMARKS:
         source = load_benchmark(benchmark, data_dir=args.data_dir, num_documents=200)
         row = {"benchmark": benchmark, "questions": source.num_questions, "pool": source.pool_size,

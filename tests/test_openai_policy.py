@@ -45,7 +45,7 @@ class FakeServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with server._lock:
                     server.requests.append((self.path, dict(self.headers), body))
@@ -76,6 +76,7 @@ class FakeServer:
     def __exit__(self, *exc: Any) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.thread.join(timeout=5)
 
 
 def policy_for(server: FakeServer, **kwargs: Any) -> OpenAIChatPolicy:

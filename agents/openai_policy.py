@@ -1,0 +1,248 @@
+"""An LLM policy behind any OpenAI-compatible chat API (``vllm serve``, SGLang, OpenAI, ...).
+
+This is how a user evaluates the released AtomMem-8B::
+
+    # vllm serve <path-or-hub-name-of-AtomMem-8B> --served-model-name atommem-8b
+    policy = OpenAIChatPolicy("http://localhost:8000/v1", "atommem-8b")
+    trajectories = rollout(lambda: gym.make("AtomMem-HotpotQA-200-v0"), policy, seeds)
+
+Each observation becomes one ``POST {base_url}/chat/completions`` with the observation's system and
+user messages (:func:`atommem_env.as_messages`), so the model sees exactly the paper's prompts. Requests
+of one ``act`` call run concurrently; the server batches them. Only the standard library is used.
+
+What :class:`~agents.base.Completion` holds (the rest stays ``None``):
+
+- ``text``: always, ``choices[0].message.content`` (``""`` when the server sends ``null``). A
+  reasoning parser on the server (``--reasoning-parser``) moves ``<think>`` text out of ``content``;
+  the env ignores tags inside ``<think>`` anyway, so either way is fine.
+- ``logprobs``: with ``logprobs=True`` only, from ``choices[0].logprobs.content[*].logprob``.
+- ``response_ids``: when the server reports response token ids, either as ``choices[0].token_ids``
+  (vLLM with ``extra_body={"return_token_ids": True}``) or, with ``logprobs=True``, as tokens of the form
+  ``"token_id:123"`` (vLLM with ``extra_body={"return_tokens_as_token_ids": True}``).
+- ``prompt_ids``: when the server reports them as top-level ``prompt_token_ids`` (vLLM with
+  ``extra_body={"return_token_ids": True}``).
+
+These vLLM switches are not sent by default because other servers reject unknown fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
+
+from agents.base import Completion
+from atommem_env import as_messages
+from atommem_env.embedders import _seconds as _retry_after_seconds  # the one Retry-After parser
+from atommem_env.errors import AtomMemError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+_MAX_RETRY_DELAY = 60.0  # seconds; a longer Retry-After is capped so one call cannot hang for hours
+_TOKEN_ID_PREFIX = "token_id:"  # vLLM's token form under return_tokens_as_token_ids
+
+
+class ChatServiceError(AtomMemError, ConnectionError):
+    """A chat-completions server could not be reached or answered with an error (names the URL)."""
+
+
+class OpenAIChatPolicy:
+    """A policy that asks an OpenAI-compatible ``/chat/completions`` endpoint for every action.
+
+    The policy holds no connection (one per request), so it pickles and travels to worker processes.
+
+    Args:
+        base_url: the API root, e.g. ``"http://localhost:8000/v1"``.
+        model: the served model name (``--served-model-name`` of ``vllm serve``).
+        api_key: sent as ``Authorization: Bearer ...`` when given; never shown in ``repr``.
+        temperature: sampling temperature (the paper's RL sampling uses 1.0).
+        top_p: nucleus sampling mass (the paper: 0.99).
+        max_tokens: response budget in tokens (the paper: 4,096; the env cuts longer responses anyway).
+        concurrency: requests in flight at once within one ``act`` call.
+        timeout: seconds per request (a long response at 4K tokens can take a while).
+        max_retries: extra attempts after a connection error, a timeout, HTTP 429 or 5xx.
+        logprobs: request per-token log-probabilities and fill ``Completion.logprobs``.
+        extra_body: more fields merged into every request body (e.g. ``{"seed": 0}``, or vLLM's
+            ``{"return_token_ids": True}`` / ``{"return_tokens_as_token_ids": True}`` for token ids);
+            they override the fields above.
+        backoff: first retry delay in seconds, doubled each retry (a ``Retry-After`` header wins, up to
+            60 s).
+
+    Raises:
+        ConfigError: invalid arguments.
+        ChatServiceError: on ``act``, when a request fails for good (names the URL, the status and the
+            server's message).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        temperature: float = 1.0,
+        top_p: float = 0.99,
+        max_tokens: int = 4096,
+        concurrency: int = 8,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        logprobs: bool = False,
+        extra_body: dict[str, Any] | None = None,
+        *,
+        backoff: float = 0.5,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"OpenAIChatPolicy base_url={base_url!r} is not an http(s) URL; use e.g. 'http://localhost:8000/v1'."
+            )
+        if not model:
+            raise ConfigError("OpenAIChatPolicy model='': pass the served model name (vllm serve --served-model-name).")
+        if max_tokens < 1 or concurrency < 1 or timeout <= 0 or max_retries < 0 or backoff < 0:
+            raise ConfigError(
+                f"OpenAIChatPolicy max_tokens={max_tokens}, concurrency={concurrency}, timeout={timeout}, "
+                f"max_retries={max_retries}, backoff={backoff}: need max_tokens, concurrency >= 1, timeout > 0 "
+                "and the others >= 0."
+            )
+        if extra_body is not None and not isinstance(extra_body, dict):
+            raise ConfigError(f"OpenAIChatPolicy extra_body={extra_body!r}: pass a dict of request fields or None.")
+        self.base_url = base_url.rstrip("/")
+        self.url = f"{self.base_url}/chat/completions"
+        self.model = model
+        self.api_key = api_key
+        self.temperature = temperature
+        self.top_p = top_p
+        self.max_tokens = max_tokens
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.logprobs = logprobs
+        self.extra_body = dict(extra_body or {})
+        self.backoff = backoff
+        self.name = f"openai:{model}"
+
+    def act(self, observations: Sequence[dict[str, Any]]) -> list[Completion]:
+        """One completion per observation, in input order (requests run concurrently).
+
+        Raises:
+            ChatServiceError: when any request fails for good; the other requests still finish first.
+        """
+        if not observations:
+            return []
+        # A fresh pool per call keeps the policy free of threads, hence picklable.
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(observations))) as pool:
+            return list(pool.map(self._complete, observations))
+
+    def request_body(self, observation: dict[str, Any]) -> dict[str, Any]:
+        """The JSON body sent for one observation (public so a user can inspect or log it)."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": as_messages(observation),
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+        }
+        if self.logprobs:
+            body["logprobs"] = True
+        body.update(self.extra_body)
+        return body
+
+    def _complete(self, observation: dict[str, Any]) -> Completion:
+        return self._parse(self._post(json.dumps(self.request_body(observation)).encode("utf-8")))
+
+    def _post(self, body: bytes) -> bytes:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        reason = ""
+        for attempt in range(self.max_retries + 1):
+            retry_after: float | None = None
+            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return response.read()
+            except urllib.error.HTTPError as exc:
+                reason = f"HTTP {exc.code} {_server_message(exc.read())}".strip()
+                if exc.code != 429 and exc.code < 500:  # the request itself is wrong: retrying cannot help
+                    raise ChatServiceError(
+                        f"POST {self.url} failed with {reason}. Check model={self.model!r} (the served name), "
+                        "the api_key, the sampling fields and extra_body, and that base_url is the API root "
+                        "(ending in /v1)."
+                    ) from exc
+                retry_after = _retry_after_seconds(exc.headers.get("Retry-After") if exc.headers else None)
+            except (urllib.error.URLError, OSError) as exc:  # refused, reset, DNS, timeouts
+                reason = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+            if attempt < self.max_retries:
+                delay = self.backoff * 2**attempt
+                if retry_after is not None:
+                    delay = min(max(delay, retry_after), _MAX_RETRY_DELAY)
+                logger.warning(
+                    "POST %s failed (%s); retry %d/%d in %.2fs", self.url, reason, attempt + 1, self.max_retries, delay
+                )
+                time.sleep(delay)
+        raise ChatServiceError(
+            f"POST {self.url} failed after {self.max_retries + 1} attempt(s): {reason}. Is the server running "
+            f"(e.g. vllm serve ... --served-model-name {self.model}) and is base_url={self.base_url!r} right? "
+            f"Raise timeout={self.timeout} for long responses."
+        )
+
+    def _parse(self, raw: bytes) -> Completion:
+        try:
+            data = json.loads(raw)
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+            if not isinstance(text, str):
+                raise TypeError(f"message.content is {type(text).__name__}, not a string")
+            prompt_ids = _ints(data.get("prompt_token_ids"))
+            response_ids = _ints(choice.get("token_ids"))
+            logprobs = None
+            if self.logprobs:
+                content = (choice.get("logprobs") or {}).get("content")
+                if content is None:
+                    raise KeyError("choices[0].logprobs.content (logprobs=True was requested)")
+                logprobs = tuple(float(item["logprob"]) for item in content)
+                if response_ids is None:
+                    response_ids = _ids_from_tokens([item.get("token") for item in content])
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise ChatServiceError(
+                f"POST {self.url} answered something that is not an OpenAI chat completion "
+                f"({type(exc).__name__}: {exc}); first bytes: {raw[:200]!r}. Does the server support "
+                f"{'logprobs and ' if self.logprobs else ''}the chat API?"
+            ) from exc
+        return Completion(text, prompt_ids, response_ids, logprobs)
+
+    def __repr__(self) -> str:
+        # Never show the api_key.
+        return (
+            f"OpenAIChatPolicy(base_url={self.base_url!r}, model={self.model!r}, temperature={self.temperature}, "
+            f"top_p={self.top_p}, max_tokens={self.max_tokens}, logprobs={self.logprobs})"
+        )
+
+
+def _server_message(raw: bytes) -> str:
+    """The ``error.message`` of an OpenAI-style error body, else its first 300 characters."""
+    text = raw[:2000].decode("utf-8", "replace")
+    try:
+        error = json.loads(text).get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        if message:
+            return str(message)[:300]
+    except (ValueError, AttributeError):
+        pass  # not JSON (a proxy's HTML page, a truncated body): show it raw
+    return text[:300]
+
+
+def _ints(values: Any) -> tuple[int, ...] | None:
+    return tuple(int(v) for v in values) if values is not None else None
+
+
+def _ids_from_tokens(tokens: list[Any]) -> tuple[int, ...] | None:
+    """Token ids from vLLM's ``"token_id:123"`` tokens; ``None`` unless every token has that form."""
+    if not all(isinstance(t, str) and t.startswith(_TOKEN_ID_PREFIX) for t in tokens):
+        return None
+    try:
+        return tuple(int(t[len(_TOKEN_ID_PREFIX) :]) for t in tokens)
+    except ValueError:
+        return None

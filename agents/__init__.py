@@ -10,4 +10,7 @@ POLICIES = {
     "random": RandomPolicy,
 }
 
-__all__ = ["Completion", "HeuristicMemoryPolicy", "NoMemoryPolicy", "POLICIES", "Policy", "RandomPolicy"]
+__all__ = [
+    "ChatServiceError", "Completion", "HeuristicMemoryPolicy", "NoMemoryPolicy", "OpenAIChatPolicy", "POLICIES",
+    "Policy", "RandomPolicy",
+]

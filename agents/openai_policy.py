@@ -29,20 +29,16 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 from agents.base import Completion
 from atommem_env import as_messages
-from atommem_env.embedders import _seconds as _retry_after_seconds  # the one Retry-After parser
 from atommem_env.errors import AtomMemError, ConfigError
+from atommem_env.http import post_json
 
 logger = logging.getLogger(__name__)
 
-_MAX_RETRY_DELAY = 60.0  # seconds; a longer Retry-After is capped so one call cannot hang for hours
 _TOKEN_ID_PREFIX = "token_id:"  # vLLM's token form under return_tokens_as_token_ids
 
 
@@ -150,42 +146,16 @@ class OpenAIChatPolicy:
         return body
 
     def _complete(self, observation: dict[str, Any]) -> Completion:
-        return self._parse(self._post(json.dumps(self.request_body(observation)).encode("utf-8")))
+        return self._parse(self._post(self.request_body(observation)))
 
-    def _post(self, body: bytes) -> bytes:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        reason = ""
-        for attempt in range(self.max_retries + 1):
-            retry_after: float | None = None
-            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return response.read()
-            except urllib.error.HTTPError as exc:
-                reason = f"HTTP {exc.code} {_server_message(exc.read())}".strip()
-                if exc.code != 429 and exc.code < 500:  # the request itself is wrong: retrying cannot help
-                    raise ChatServiceError(
-                        f"POST {self.url} failed with {reason}. Check model={self.model!r} (the served name), "
-                        "the api_key, the sampling fields and extra_body, and that base_url is the API root "
-                        "(ending in /v1)."
-                    ) from exc
-                retry_after = _retry_after_seconds(exc.headers.get("Retry-After") if exc.headers else None)
-            except (urllib.error.URLError, OSError) as exc:  # refused, reset, DNS, timeouts
-                reason = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-            if attempt < self.max_retries:
-                delay = self.backoff * 2**attempt
-                if retry_after is not None:
-                    delay = min(max(delay, retry_after), _MAX_RETRY_DELAY)
-                logger.warning(
-                    "POST %s failed (%s); retry %d/%d in %.2fs", self.url, reason, attempt + 1, self.max_retries, delay
-                )
-                time.sleep(delay)
-        raise ChatServiceError(
-            f"POST {self.url} failed after {self.max_retries + 1} attempt(s): {reason}. Is the server running "
-            f"(e.g. vllm serve ... --served-model-name {self.model}) and is base_url={self.base_url!r} right? "
-            f"Raise timeout={self.timeout} for long responses."
+    def _post(self, body: dict[str, Any]) -> bytes:
+        return post_json(
+            self.url, body, api_key=self.api_key, timeout=self.timeout, max_retries=self.max_retries,
+            backoff=self.backoff, error=ChatServiceError,
+            request_hint=f"Check model={self.model!r} (the served name), the api_key, the sampling fields "
+            "and extra_body, and that base_url is the API root (ending in /v1).",
+            server_hint=f"Is the server running (e.g. vllm serve ... --served-model-name {self.model}) and is "
+            f"base_url={self.base_url!r} right? Raise timeout={self.timeout} for long responses.",
         )
 
     def _parse(self, raw: bytes) -> Completion:
@@ -219,19 +189,6 @@ class OpenAIChatPolicy:
             f"OpenAIChatPolicy(base_url={self.base_url!r}, model={self.model!r}, temperature={self.temperature}, "
             f"top_p={self.top_p}, max_tokens={self.max_tokens}, logprobs={self.logprobs})"
         )
-
-
-def _server_message(raw: bytes) -> str:
-    """The ``error.message`` of an OpenAI-style error body, else its first 300 characters."""
-    text = raw[:2000].decode("utf-8", "replace")
-    try:
-        error = json.loads(text).get("error")
-        message = error.get("message") if isinstance(error, dict) else error
-        if message:
-            return str(message)[:300]
-    except (ValueError, AttributeError):
-        pass  # not JSON (a proxy's HTML page, a truncated body): show it raw
-    return text[:300]
 
 
 def _ints(values: Any) -> tuple[int, ...] | None:

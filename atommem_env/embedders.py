@@ -25,16 +25,14 @@ import json
 import logging
 import re
 import threading
-import time
-import urllib.error
-import urllib.request
 import zlib
 from collections import OrderedDict
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from atommem_env.errors import AtomMemError, ConfigError, DependencyError
+from atommem_env.http import post_json
 
 logger = logging.getLogger(__name__)
 
@@ -411,41 +409,17 @@ class OpenAIEmbedder(_CachingEmbedder):
         return _unit_rows(np.concatenate(parts, axis=0))
 
     def _request(self, batch: list[str]) -> np.ndarray:
-        body = json.dumps({"model": self.model, "input": batch, "encoding_format": "float"}).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        reason = ""
-        for attempt in range(self.max_retries + 1):
-            retry_after: float | None = None
-            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    raw = response.read()
-                return self._parse(raw, len(batch))
-            except urllib.error.HTTPError as exc:
-                detail = exc.read()[:300].decode("utf-8", "replace")
-                reason = f"HTTP {exc.code} {detail}".strip()
-                if exc.code != 429 and exc.code < 500:
-                    raise EmbeddingServiceError(
-                        f"POST {self.url} failed with {reason}. Check model={self.model!r}, the api_key and "
-                        "that base_url points at an OpenAI-compatible API root (ending in /v1)."
-                    ) from exc
-                retry_after = _seconds(exc.headers.get("Retry-After") if exc.headers else None)
-            except (urllib.error.URLError, OSError) as exc:  # refused, reset, DNS, timeouts
-                reason = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
-            if attempt < self.max_retries:
-                delay = self.backoff * 2**attempt
-                if retry_after is not None:
-                    delay = min(max(delay, retry_after), 60.0)
-                logger.warning(
-                    "POST %s failed (%s); retry %d/%d in %.2fs", self.url, reason, attempt + 1, self.max_retries, delay
-                )
-                time.sleep(delay)
-        raise EmbeddingServiceError(
-            f"POST {self.url} failed after {self.max_retries + 1} attempt(s): {reason}. Is the embeddings "
-            f"server running (e.g. vllm serve {self.model}) and is base_url={self.base_url!r} right?"
+        raw = post_json(
+            self.url,
+            {"model": self.model, "input": batch, "encoding_format": "float"},
+            api_key=self.api_key, timeout=self.timeout, max_retries=self.max_retries, backoff=self.backoff,
+            error=EmbeddingServiceError,
+            request_hint=f"Check model={self.model!r}, the api_key and that base_url points at an "
+            "OpenAI-compatible API root (ending in /v1).",
+            server_hint=f"Is the embeddings server running (e.g. vllm serve {self.model}) and is "
+            f"base_url={self.base_url!r} right?",
         )
+        return self._parse(raw, len(batch))
 
     def _parse(self, raw: bytes, expected: int) -> np.ndarray:
         try:
@@ -472,14 +446,6 @@ class OpenAIEmbedder(_CachingEmbedder):
     def __repr__(self) -> str:
         # Never show the api_key.
         return f"OpenAIEmbedder(base_url={self.base_url!r}, model={self.model!r}, dim={self._dim})"
-
-
-def _seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` header in seconds (the HTTP-date form is ignored)."""
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 _EMBEDDER_FORMS = (

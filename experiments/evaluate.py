@@ -142,8 +142,10 @@ def load_trajectories(path: Path) -> list[dict[str, Any]]:
     """
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
     records = []
+    clean = text.endswith("\n") or not text  # else the next append would glue onto the last line
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -156,7 +158,9 @@ def load_trajectories(path: Path) -> list[dict[str, Any]]:
                     "artifact; fix or remove that line, or use another --out-dir."
                 ) from None
             log.warning("dropping a truncated last line of %s (an interrupted write)", path)
-            path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+            clean = False
+    if not clean:
+        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return records
 
 

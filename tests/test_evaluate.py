@@ -80,6 +80,14 @@ def test_resume_of_a_finished_run_runs_nothing_and_gives_the_same_table(tmp_path
     assert (tmp_path / "results.md").read_text() == before
 
 
+def test_resume_keeps_a_complete_last_line_that_lost_its_newline(tmp_path):
+    run(tmp_path)
+    path = tmp_path / "trajectories.jsonl"
+    path.write_text(path.read_text().rstrip("\n"))
+    run(tmp_path, "--resume", "--episodes", "3")
+    assert [line["index"] for line in read_lines(tmp_path)] == [0, 1, 2]
+
+
 def test_refuses_to_overwrite_without_resume(tmp_path):
     run(tmp_path)
     before = (tmp_path / "trajectories.jsonl").read_text()

@@ -3,10 +3,18 @@
     python experiments/evaluate.py                                   # heuristic agent on Synthetic
     python experiments/evaluate.py --policy no-memory --episodes 50
     python experiments/evaluate.py --env-ids AtomMem-HotpotQA-200-v0 --data-dir ../shared/data
+    python experiments/evaluate.py --preset paper --data-dir ../shared/data --out-dir runs/paper
+    python experiments/evaluate.py --preset paper --data-dir ../shared/data --out-dir runs/paper --resume
 
 Episode i of an env id is the source's episode ``i`` (pinned index) reset with seed ``seed + i``, so
 every policy sees the same episodes. Writes ``trajectories.jsonl`` (every prompt, response, op and
-error), ``results.md`` and ``results.csv`` (one row per env id) into ``--out-dir``.
+error; one self-identifying line per episode, appended as batches finish), ``results.md`` and
+``results.csv`` (one row per env id) and, unless ``--no-plots``, ``ops_per_turn.png`` and
+``em_by_documents.png`` into ``--out-dir``.
+
+``--resume`` continues an interrupted run in the same ``--out-dir``: episodes already in
+``trajectories.jsonl`` (same env id, policy and index) are kept and not run again, and the tables
+count old and new episodes together. Without it an existing ``trajectories.jsonl`` is never overwritten.
 """
 
 from __future__ import annotations
@@ -30,7 +38,17 @@ from tqdm import tqdm
 import atommem_env  # noqa: F401  (registers the ids)
 from agents import POLICIES
 from experiments.metrics import summarize
-from experiments.rollout import rollout
+from experiments.rollout import Trajectory, rollout
+
+TRAJECTORIES = "trajectories.jsonl"
+BENCHMARKS = ("HotpotQA", "2WikiMultihopQA", "MuSiQue")
+PRESETS: dict[str, list[str]] = {
+    "paper": [f"AtomMem-{b}-{n}-v0" for b in BENCHMARKS for n in (200, 400, 800)],  # SPEC §9
+    "synthetic": ["AtomMem-Synthetic-v0"],
+}
+DEFAULT_ENV_IDS = ["AtomMem-Synthetic-v0"]
+
+log = logging.getLogger(__name__)
 
 COLUMNS = (
     "env_id", "policy", "episodes", "questions", "em", "f1", "substring_em", "turns", "create_per_turn",
@@ -43,7 +61,7 @@ COLUMNS = (
 class Args:
     """Command-line arguments (each field is a ``--flag``)."""
 
-    env_ids: list[str] = field(default_factory=lambda: ["AtomMem-Synthetic-v0"])
+    env_ids: list[str] = field(default_factory=lambda: list(DEFAULT_ENV_IDS))
     policy: str = "heuristic"
     episodes: int = 20
     seed: int = 0
@@ -51,8 +69,16 @@ class Args:
     data_dir: str | None = None
     env_kwargs: str = "{}"  # JSON object of extra env options, e.g. '{"top_k": 3}'
     out_dir: str = "runs/evaluate"
+    preset: str | None = None  # a name of PRESETS; replaces --env-ids
+    resume: bool = False  # continue the run in --out-dir instead of refusing to touch it
+    no_plots: bool = False  # skip the PNGs (e.g. where matplotlib is not installed)
 
     def validate(self) -> None:
+        """Check the arguments and expand ``--preset``; exits with a message saying what to fix."""
+        if self.preset is not None:
+            if self.preset not in PRESETS:
+                raise SystemExit(f"--preset {self.preset!r} is unknown; choose one of {sorted(PRESETS)}.")
+            self.env_ids = list(PRESETS[self.preset])
         if self.policy not in POLICIES:
             raise SystemExit(f"--policy {self.policy!r} is unknown; choose one of {sorted(POLICIES)}.")
         if self.episodes < 1 or self.batch_size < 1:
@@ -66,60 +92,154 @@ class Args:
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
+    """Parse ``argv`` (``sys.argv`` when ``None``) into validated :class:`Args`."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     for f in fields(Args):
         flag = "--" + f.name.replace("_", "-")
         default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
         if f.name == "env_ids":
-            parser.add_argument(flag, nargs="+", default=default)
+            parser.add_argument(flag, nargs="+", default=None)  # None: tells an explicit list from the default
+        elif f.name == "preset":
+            parser.add_argument(flag, choices=sorted(PRESETS), default=None)
+        elif isinstance(default, bool):  # before int: bool is a subclass of int
+            parser.add_argument(flag, action="store_true")
         else:
             kind = int if isinstance(default, int) else str
             parser.add_argument(flag, type=kind, default=default)
-    args = Args(**vars(parser.parse_args(argv)))
+    values = vars(parser.parse_args(argv))
+    if values["env_ids"] is not None and values["preset"] is not None:
+        parser.error("pass either --env-ids or --preset, not both (the preset replaces the env ids).")
+    if values["env_ids"] is None:
+        values["env_ids"] = list(DEFAULT_ENV_IDS)
+    args = Args(**values)
     args.validate()
     return args
 
 
 def env_kwargs(args: Args, env_id: str) -> dict[str, Any]:
+    """Options for ``gym.make(env_id)``: ``--env-kwargs`` plus ``--data-dir`` for dataset ids."""
     kwargs = json.loads(args.env_kwargs)
     if args.data_dir and env_id != "AtomMem-Synthetic-v0":
         kwargs.setdefault("data_dir", args.data_dir)
     return kwargs
 
 
+def load_trajectories(path: Path) -> list[dict[str, Any]]:
+    """Read the lines of a ``trajectories.jsonl`` written by :func:`evaluate`, repairing a crash.
+
+    A run killed while writing leaves a truncated last line; it is dropped and the file rewritten
+    without it, so that appending to it afterwards gives valid JSON lines again.
+
+    Args:
+        path: the file; a missing file reads as empty.
+
+    Returns:
+        The decoded lines, in file order.
+
+    Raises:
+        SystemExit: if a line other than the last is not valid JSON (the file is not one this
+            script wrote, or was edited), since dropping it would silently lose an episode.
+    """
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    records = []
+    clean = text.endswith("\n") or not text  # else the next append would glue onto the last line
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise SystemExit(
+                    f"{path}:{number} is not valid JSON and is not the last line, so it is not a crash "
+                    "artifact; fix or remove that line, or use another --out-dir."
+                ) from None
+            log.warning("dropping a truncated last line of %s (an interrupted write)", path)
+            clean = False
+    if not clean:
+        path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return records
+
+
+def _episode_key(record: dict[str, Any]) -> tuple[str, str, int]:
+    return record["env_id"], record["policy"], int(record["index"])
+
+
+def _previous_episodes(args: Args, path: Path, policy: str) -> dict[tuple[str, str, int], Trajectory]:
+    """Episodes already in ``path`` keyed by (env_id, policy, index); refuses to clobber without --resume."""
+    if not args.resume:
+        if path.exists() and path.stat().st_size > 0:
+            raise SystemExit(
+                f"{path} already holds trajectories; pass --resume to continue that run, "
+                "or choose another --out-dir to start a new one."
+            )
+        path.unlink(missing_ok=True)
+        return {}
+    done: dict[tuple[str, str, int], Trajectory] = {}
+    for record in load_trajectories(path):
+        key = _episode_key(record)
+        if key[1] == policy and record["seed"] != args.seed + key[2]:
+            # Episode i is reset with seed + i; mixing seeds would make the table a blend of two runs.
+            raise SystemExit(
+                f"{path} holds {key[0]} episode {key[2]} run with seed {record['seed']}, but --seed "
+                f"{args.seed} gives seed {args.seed + key[2]}; resume with the run's --seed or use another --out-dir."
+            )
+        done.setdefault(key, Trajectory.from_json(record))  # first copy wins if a key was written twice
+    return done
+
+
 def evaluate(args: Args) -> list[dict[str, Any]]:
-    """Run every env id and return one results row per id; also writes the output files."""
+    """Run every env id and return one results row per id; also writes the output files.
+
+    With ``args.resume`` only the episodes missing from ``trajectories.jsonl`` are run; the rows
+    summarize episodes ``0 .. episodes - 1`` of each env id, old and new together.
+    """
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    path = out / TRAJECTORIES
+    policy = POLICIES[args.policy]()
+    done = _previous_episodes(args, path, policy.name)
     rows = []
-    with open(out / "trajectories.jsonl", "w", encoding="utf-8") as sink:
+    with open(path, "a", encoding="utf-8") as sink:
         for env_id in args.env_ids:
             kwargs = env_kwargs(args, env_id)
             make = lambda: gym.make(env_id, **kwargs)  # noqa: E731
             available = len(make().unwrapped.source)
             count = min(args.episodes, available)
-            policy = POLICIES[args.policy]()
+            trajectories = [done[k] for i in range(count) if (k := (env_id, policy.name, i)) in done]
+            missing = [i for i in range(count) if (env_id, policy.name, i) not in done]
             started = time.perf_counter()
-            trajectories = []
-            bar = tqdm(total=count, desc=env_id, unit="ep")
-            for start in range(0, count, args.batch_size):  # batches keep the bar and memory honest
-                ids = list(range(start, min(count, start + args.batch_size)))
+            bar = tqdm(total=count, initial=count - len(missing), desc=env_id, unit="ep")
+            for start in range(0, len(missing), args.batch_size):  # batches keep the bar and memory honest
+                ids = missing[start:start + args.batch_size]
                 batch = rollout(make, policy, [args.seed + i for i in ids], env_id=env_id, indices=ids,
                                 batch_size=args.batch_size)
                 trajectories += batch
                 for traj in batch:
                     sink.write(json.dumps({"policy": policy.name, **traj.to_json()}) + "\n")
+                sink.flush()  # a crash loses at most the batch being written
                 bar.update(len(batch))
                 bar.set_postfix(em=f"{summarize(trajectories)['em']:.3f}")
             bar.close()
             row = {"env_id": env_id, "policy": policy.name, **summarize(trajectories)}
-            row["seconds"] = time.perf_counter() - started
+            row["seconds"] = time.perf_counter() - started  # time of this invocation only
             rows.append(row)
     write_tables(rows, out)
+    if not args.no_plots:
+        from experiments.plots import write_plots
+
+        try:
+            write_plots(rows, out)
+        except ImportError as error:  # the tables are the result; missing plots must not fail the run
+            log.warning("%s Tables were written; plots were skipped.", error)
     return rows
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """Render ``rows`` as a Markdown table with the :data:`COLUMNS`."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
         cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS]
@@ -128,6 +248,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def write_tables(rows: list[dict[str, Any]], out: Path) -> None:
+    """Write ``results.md`` and ``results.csv`` into ``out``."""
     (out / "results.md").write_text(markdown_table(rows) + "\n", encoding="utf-8")
     with open(out / "results.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, "reward", "seconds"], extrasaction="ignore")
@@ -136,11 +257,13 @@ def write_tables(rows: list[dict[str, Any]], out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: evaluate, then print the table."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     rows = evaluate(args)
     print(markdown_table(rows))
-    print(f"\nTrajectories and tables written to {args.out_dir}/")
+    what = "Trajectories and tables" if args.no_plots else "Trajectories, tables and plots"
+    print(f"\n{what} written to {args.out_dir}/")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ inside a Ray actor next to an inference engine.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Sequence
 
 import gymnasium as gym
@@ -47,6 +47,18 @@ class Trajectory:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Trajectory":
+        """Rebuild a trajectory from :meth:`to_json` output (e.g. a line of ``trajectories.jsonl``).
+
+        Keys that are not fields (such as the ``policy`` that ``evaluate.py`` adds) are ignored, so
+        a stored line can be passed as it is.
+        """
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["turns"] = [Turn(**turn) for turn in data.get("turns", [])]
+        return cls(**kwargs)
 
 
 _RESULT_KEYS = ("answers", "golds", "skipped", "em", "f1", "substring_em", "reward")

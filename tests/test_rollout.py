@@ -1,10 +1,8 @@
 import json
 
 import gymnasium as gym
-import pytest
 
 from agents import POLICIES, Completion, HeuristicMemoryPolicy, NoMemoryPolicy, Policy, RandomPolicy
-from experiments import evaluate
 from experiments.metrics import summarize
 from experiments.rollout import rollout
 
@@ -60,21 +58,3 @@ def test_heuristic_memory_beats_no_memory_on_synthetic():
 def test_random_policy_exercises_errors_without_crashing():
     summary = summarize(rollout(make, RandomPolicy(seed=2), list(range(6))))
     assert summary["invalid_per_turn"] > 0 and summary["episodes"] == 6
-
-
-def test_evaluate_writes_tables_and_trajectories(tmp_path, capsys):
-    evaluate.main(["--episodes", "3", "--batch-size", "2", "--out-dir", str(tmp_path)])
-    printed = capsys.readouterr().out
-    assert "| AtomMem-Synthetic-v0 | heuristic | 3 |" in printed
-    lines = (tmp_path / "trajectories.jsonl").read_text().splitlines()
-    assert len(lines) == 3 and json.loads(lines[0])["policy"] == "heuristic"
-    assert (tmp_path / "results.csv").read_text().startswith("env_id,policy,episodes")
-
-
-@pytest.mark.parametrize(
-    "argv, message",
-    [(["--policy", "gpt"], "unknown"), (["--episodes", "0"], "at least 1"), (["--env-kwargs", "{bad"], "JSON")],
-)
-def test_evaluate_rejects_bad_arguments(argv, message):
-    with pytest.raises(SystemExit, match=message):
-        evaluate.parse_args(argv)

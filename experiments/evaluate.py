@@ -68,7 +68,7 @@ class Args:
     batch_size: int = 8
     data_dir: str | None = None
     env_kwargs: str = "{}"  # JSON object of extra env options, e.g. '{"top_k": 3}'
-    out_dir: str = "runs/evaluate"
+    out_dir: str = ""  # empty: a fresh runs/evaluate/<policy>-<time> folder, so a rerun never collides
     preset: str | None = None  # a name of PRESETS; replaces --env-ids
     resume: bool = False  # continue the run in --out-dir instead of refusing to touch it
     no_plots: bool = False  # skip the PNGs (e.g. where matplotlib is not installed)
@@ -89,6 +89,20 @@ class Args:
             raise SystemExit(f"--env-kwargs is not valid JSON ({error}); e.g. '{{\"top_k\": 3}}'.") from None
         if not isinstance(kwargs, dict):
             raise SystemExit("--env-kwargs must be a JSON object, e.g. '{\"top_k\": 3}'.")
+        if not self.out_dir:
+            if self.resume:
+                raise SystemExit("--resume continues an earlier run: name its folder with --out-dir.")
+            self.out_dir = fresh_run_dir(self.policy)
+
+
+def fresh_run_dir(policy: str, root: Path = Path("runs/evaluate")) -> str:
+    """``runs/evaluate/<policy>-<YYYYmmdd-HHMMSS>`` (with a counter if that folder already exists)."""
+    stem = f"{policy}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, n = root / stem, 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{stem}-{n}"
+    return str(candidate)
 
 
 def parse_args(argv: list[str] | None = None) -> Args:

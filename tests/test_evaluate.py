@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,13 @@ def test_paper_preset_ids_are_registered():
     import atommem_env  # noqa: F401
 
     assert set(evaluate.PRESETS["paper"]) <= set(gym.registry)
+
+
+def test_default_out_dir_is_fresh_for_every_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = evaluate.parse_args([]).out_dir
+    Path(first).mkdir(parents=True)
+    second = evaluate.parse_args([]).out_dir
+    assert first != second and first.startswith("runs/evaluate/heuristic-")
+    with pytest.raises(SystemExit, match="--out-dir"):
+        evaluate.parse_args(["--resume"])

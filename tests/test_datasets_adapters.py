@@ -135,3 +135,13 @@ def test_empty_file_is_an_error(tmp_path: Path) -> None:
     path.write_text("  \n")
     with pytest.raises(DataError, match="is empty"):
         read_records(path)
+
+
+def test_paragraphs_of_records_without_their_gold_stay_in_the_pool(fixtures_dir: Path) -> None:
+    from atommem_env.datasets import clear_cache, load_benchmark
+
+    parsed = load_hotpotqa(fixtures_dir / "hotpotqa" / "hotpot_dev_distractor_v1.json")
+    assert parsed.orphans, "the record skipped for a missing gold paragraph keeps its paragraphs"
+    clear_cache()
+    source = load_benchmark("hotpotqa", data_dir=fixtures_dir, num_documents=4, questions_per_episode="single")
+    assert set(parsed.orphans) <= set(source.corpus.pool)

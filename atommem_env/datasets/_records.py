@@ -11,7 +11,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import DataError
 from .base import QASample
@@ -30,11 +30,14 @@ class ParsedFile:
         source: the file path, or ``"hub:<name>"`` for a hub split.
         samples: the usable questions, in file order.
         skipped: ``(record id, reason)`` for every record that was left out.
+        orphans: paragraphs of skipped records that are still real paragraphs of the split; they
+            stay in its distractor pool (SPEC: the pool is every unique paragraph of the split).
     """
 
     source: str
     samples: tuple[QASample, ...]
     skipped: tuple[tuple[str, str], ...] = ()
+    orphans: tuple[str, ...] = ()
 
 
 def render_paragraph(title: str, text: str) -> str:
@@ -149,7 +152,8 @@ def check_format(records: list[Mapping[str, Any]], source: str, benchmark: str, 
         )
 
 
-def finish(source: str, samples: list[QASample], skipped: list[tuple[str, str]], benchmark: str) -> ParsedFile:
+def finish(source: str, samples: list[QASample], skipped: list[tuple[str, str]], benchmark: str,
+           orphans: Sequence[str] = ()) -> ParsedFile:
     """Log the skipped records once per file and refuse a file with nothing usable."""
     if skipped:
         named = ", ".join(f"{rid} ({why})" for rid, why in skipped[:_MAX_NAMED_SKIPS])
@@ -162,7 +166,7 @@ def finish(source: str, samples: list[QASample], skipped: list[tuple[str, str]],
             f"{skipped[0][0]!r}: {skipped[0][1]}). Pass the official {benchmark} file."
             if skipped else f"Dataset file {source!r} has no {benchmark} records. Pass the official file."
         )
-    return ParsedFile(source=source, samples=tuple(samples), skipped=tuple(skipped))
+    return ParsedFile(source=source, samples=tuple(samples), skipped=tuple(skipped), orphans=tuple(orphans))
 
 
 def answer_of(record: Mapping[str, Any]) -> str | None:

@@ -55,7 +55,8 @@ def make_corpus(benchmark: str, split: str, parsed: Sequence[ParsedFile]) -> Spl
         logger.warning("Skipped %d repeated %s/%s question ids (kept the first occurrence).",
                        duplicates, benchmark, split)
     # dict.fromkeys keeps first occurrences; sorting then fixes an order that no hash seed can change.
-    pool = tuple(sorted(dict.fromkeys(p for s in samples for p in s.paragraphs)))
+    paragraphs = [p for s in samples for p in s.paragraphs] + [p for part in parsed for p in part.orphans]
+    pool = tuple(sorted(dict.fromkeys(paragraphs)))
     index = {text: i for i, text in enumerate(pool)}
     own = tuple(np.fromiter(dict.fromkeys(index[p] for p in s.paragraphs), dtype=np.int64) for s in samples)
     return SplitCorpus(benchmark=benchmark, split=split, sources=tuple(p.source for p in parsed),

@@ -88,6 +88,7 @@ def parse_titled_sentence_records(records: list[Mapping[str, Any]], source: str,
     """
     samples: list[QASample] = []
     skipped: list[tuple[str, str]] = []
+    orphans: list[str] = []
     for position, record in enumerate(records):
         rid = record_id(record, position, id_prefix)
         if not isinstance(record, Mapping):
@@ -109,10 +110,11 @@ def parse_titled_sentence_records(records: list[Mapping[str, Any]], source: str,
                 # The official distractor files always hold the gold paragraphs; some derived copies
                 # swapped in retrieved ones. Such a question cannot be answered from its episode.
                 skipped.append((rid, f"supporting paragraph(s) {missing} not in 'context'"))
+                orphans.extend(paragraphs)  # real paragraphs of the split: still distractors
                 continue
             samples.append(QASample(id=rid, question=question, answer=answer, paragraphs=paragraphs,
                                     supporting_titles=supporting))
-    return finish(source, samples, skipped, benchmark)
+    return finish(source, samples, skipped, benchmark, orphans)
 
 
 def parse_hotpotqa(records: Any, source: str, id_prefix: str = "hotpotqa") -> ParsedFile:

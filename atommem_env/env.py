@@ -29,7 +29,7 @@ from atommem_env.errors import AtomMemError, ConfigError, MemoryOpError
 from atommem_env.memory import MemoryStore
 from atommem_env.scoring import NO_ANSWER, score_answer
 from atommem_env.spaces import UnicodeText
-from atommem_env.tokenization import chunk_text, make_tokenizer, truncate_center, truncate_tokens
+from atommem_env.tokenization import chunk_text, make_tokenizer, truncate_tokens
 
 READING, ANSWERING, DONE = "reading", "answering", "done"
 PHASE_CODE = {READING: 0, ANSWERING: 1, DONE: 1}
@@ -187,10 +187,10 @@ class MemoryQAEnv(gym.Env[dict, str]):
     # ------------------------------------------------------------------------------ episode state
     def _start(self, episode: Episode, index: int) -> None:
         cfg = self.config
-        context = truncate_center(episode.context, cfg.max_context_tokens, self.tokenizer)
         self._episode = episode
         self._index = index
-        self._chunks = chunk_text(context, self.tokenizer, cfg.chunk_tokens, cfg.chunk_overlap)
+        self._chunks = chunk_text(episode.context, self.tokenizer, cfg.chunk_tokens, cfg.chunk_overlap,
+                                  max_tokens=cfg.max_context_tokens)
         self._chunk_index = 0
         self._question_index = 0
         self._answers = [NO_ANSWER] * len(episode.questions)

@@ -263,7 +263,10 @@ def truncate_tokens(text: str, max_tokens: int, tokenizer: Tokenizer) -> tuple[s
 
 def truncate_center(text: str, max_tokens: int, tokenizer: Tokenizer) -> str:
     """Keep the first and last halves of ``max_tokens`` tokens (the reference caps contexts so)."""
-    bounds = _boundaries(text, tokenizer)
+    return _cut_center(text, _boundaries(text, tokenizer), max_tokens)
+
+
+def _cut_center(text: str, bounds: list[int], max_tokens: int) -> str:
     n_tokens = len(bounds) - 1
     if n_tokens <= max_tokens:
         return text
@@ -272,11 +275,15 @@ def truncate_center(text: str, max_tokens: int, tokenizer: Tokenizer) -> str:
     return text[: bounds[head]] + text[bounds[n_tokens - tail] :]
 
 
-def chunk_text(text: str, tokenizer: Tokenizer, chunk_tokens: int, overlap: int) -> list[str]:
+def chunk_text(
+    text: str, tokenizer: Tokenizer, chunk_tokens: int, overlap: int, max_tokens: int | None = None
+) -> list[str]:
     """Split ``text`` into chunks of ``chunk_tokens`` tokens, each widened by ``overlap`` tokens per side.
 
     Chunk i covers tokens ``[i*chunk_tokens - overlap, (i+1)*chunk_tokens + overlap)`` clipped to the
-    text, as in the reference implementation. An empty text gives no chunks.
+    text, as in the reference implementation. An empty text gives no chunks. With ``max_tokens``, the
+    text is first centre-truncated as :func:`truncate_center` does, reusing the same tokenization
+    (tokenizing a long context is nearly all the cost of an env reset).
     """
     if chunk_tokens <= 0 or overlap < 0:
         raise ConfigError(
@@ -285,6 +292,9 @@ def chunk_text(text: str, tokenizer: Tokenizer, chunk_tokens: int, overlap: int)
     if not text:
         return []
     bounds = _boundaries(text, tokenizer)
+    if max_tokens is not None and len(bounds) - 1 > max_tokens:
+        text = _cut_center(text, bounds, max_tokens)
+        bounds = _boundaries(text, tokenizer)  # the seam may tokenize differently: measure the result
     n_tokens = len(bounds) - 1
     n_chunks = max(1, -(-n_tokens // chunk_tokens))
     chunks = []

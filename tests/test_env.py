@@ -8,6 +8,7 @@ import pytest
 
 from atommem_env.env import ANSWERING, READING, MemoryQAEnv
 from atommem_env.errors import AtomMemError, ConfigError
+from atommem_env.tokenization import RegexTokenizer
 
 ADD = "<add_memory>note</add_memory>"
 
@@ -320,3 +321,12 @@ def test_memory_never_leaks_between_envs(make_env):
     assert info["memory_size"] == 0 and obs["memories"] == ()
     one.reset(seed=1)
     assert len(one.memory) == 0 and one.memory.scratchpad == ""
+
+
+def test_long_contexts_are_centre_truncated(make_env):
+    env = make_env(max_context_tokens=100, chunk_tokens=60)
+    env.reset(seed=0)
+    context = env.unwrapped._episode.context
+    chunks = env.unwrapped._chunks
+    assert context.startswith(chunks[0][:20]) and context.endswith(chunks[-1][-20:])
+    assert sum(RegexTokenizer().count(c) for c in chunks) < RegexTokenizer().count(context)

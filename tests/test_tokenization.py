@@ -268,3 +268,10 @@ def test_hf_adapter_errors(local_hf_path: str, tmp_path) -> None:
     missing = HFTokenizer(str(tmp_path / "no-such-tokenizer"), local_files_only=True)
     with pytest.raises(ConfigError, match="no-such-tokenizer"):
         missing.count("x")
+
+
+@given(text=TEXTS, chunk=st.integers(1, 40), overlap=st.integers(0, 10), cap=st.integers(1, 120))
+def test_chunk_text_with_a_cap_equals_truncate_center_then_chunk(text, chunk, overlap, cap) -> None:
+    tok = RegexTokenizer()
+    expected = chunk_text(truncate_center(text, cap, tok), tok, chunk, overlap)
+    assert chunk_text(text, tok, chunk, overlap, max_tokens=cap) == expected

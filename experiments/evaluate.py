@@ -5,6 +5,12 @@
     python experiments/evaluate.py --env-ids AtomMem-HotpotQA-200-v0 --data-dir ../shared/data
     python experiments/evaluate.py --preset paper --data-dir ../shared/data --out-dir runs/paper
     python experiments/evaluate.py --preset paper --data-dir ../shared/data --out-dir runs/paper --resume
+    python experiments/evaluate.py --policy smollm2 --policy-kwargs '{"temperature": 0}' --episodes 2
+    python experiments/evaluate.py --policy openai:atommem-8b@http://localhost:8000/v1 --preset paper
+
+``--policy`` takes a baseline (heuristic, no-memory, random), ``smollm2`` (offline SmolLM2-135M through
+transformers), ``hf:NAME``, ``vllm:NAME`` or ``openai:MODEL@URL``; ``--policy-kwargs`` is a JSON object
+of its constructor's options (see :mod:`agents.registry`).
 
 Episode i of an env id is the source's episode ``i`` (pinned index) reset with seed ``seed + i``, so
 every policy sees the same episodes. Writes ``trajectories.jsonl`` (every prompt, response, op and
@@ -23,6 +29,7 @@ import argparse
 import csv
 import json
 import logging
+import re
 import sys
 import time
 from dataclasses import dataclass, field, fields
@@ -36,7 +43,8 @@ import gymnasium as gym
 from tqdm import tqdm
 
 import atommem_env  # noqa: F401  (registers the ids)
-from agents import POLICIES
+from agents.registry import make_policy, parse_spec
+from atommem_env.errors import ConfigError
 from experiments.metrics import summarize
 from experiments.rollout import Trajectory, rollout
 
@@ -62,7 +70,8 @@ class Args:
     """Command-line arguments (each field is a ``--flag``)."""
 
     env_ids: list[str] = field(default_factory=lambda: list(DEFAULT_ENV_IDS))
-    policy: str = "heuristic"
+    policy: str = "heuristic"  # a baseline, smollm2, hf:NAME, vllm:NAME or openai:MODEL@URL
+    policy_kwargs: str = "{}"  # JSON object of policy options, e.g. '{"temperature": 0, "max_new_tokens": 256}'
     episodes: int = 20
     seed: int = 0
     batch_size: int = 8
@@ -79,25 +88,35 @@ class Args:
             if self.preset not in PRESETS:
                 raise SystemExit(f"--preset {self.preset!r} is unknown; choose one of {sorted(PRESETS)}.")
             self.env_ids = list(PRESETS[self.preset])
-        if self.policy not in POLICIES:
-            raise SystemExit(f"--policy {self.policy!r} is unknown; choose one of {sorted(POLICIES)}.")
+        try:
+            parse_spec(self.policy)
+        except ConfigError as error:
+            raise SystemExit(f"--policy: {error}") from None
         if self.episodes < 1 or self.batch_size < 1:
             raise SystemExit("--episodes and --batch-size must be at least 1.")
-        try:
-            kwargs = json.loads(self.env_kwargs)
-        except json.JSONDecodeError as error:
-            raise SystemExit(f"--env-kwargs is not valid JSON ({error}); e.g. '{{\"top_k\": 3}}'.") from None
-        if not isinstance(kwargs, dict):
-            raise SystemExit("--env-kwargs must be a JSON object, e.g. '{\"top_k\": 3}'.")
+        json_object("--env-kwargs", self.env_kwargs, '{"top_k": 3}')
+        json_object("--policy-kwargs", self.policy_kwargs, '{"temperature": 0}')
         if not self.out_dir:
             if self.resume:
                 raise SystemExit("--resume continues an earlier run: name its folder with --out-dir.")
             self.out_dir = fresh_run_dir(self.policy)
 
 
+def json_object(flag: str, text: str, example: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object; exits with a message naming ``flag`` otherwise."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"{flag} is not valid JSON ({error}); e.g. '{example}'.") from None
+    if not isinstance(value, dict):
+        raise SystemExit(f"{flag} must be a JSON object, e.g. '{example}'.")
+    return value
+
+
 def fresh_run_dir(policy: str, root: Path = Path("runs/evaluate")) -> str:
     """``runs/evaluate/<policy>-<YYYYmmdd-HHMMSS>`` (with a counter if that folder already exists)."""
-    stem = f"{policy}-{time.strftime('%Y%m%d-%H%M%S')}"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", policy.split("@")[0])  # openai:MODEL@URL: no URL in a path
+    stem = f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}"
     candidate, n = root / stem, 1
     while candidate.exists():
         n += 1
@@ -214,7 +233,10 @@ def evaluate(args: Args) -> list[dict[str, Any]]:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / TRAJECTORIES
-    policy = POLICIES[args.policy]()
+    try:
+        policy = make_policy(args.policy, **json.loads(args.policy_kwargs))
+    except ConfigError as error:
+        raise SystemExit(f"--policy {args.policy} --policy-kwargs {args.policy_kwargs}: {error}") from None
     done = _previous_episodes(args, path, policy.name)
     rows = []
     with open(path, "a", encoding="utf-8") as sink:

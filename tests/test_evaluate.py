@@ -34,11 +34,24 @@ def test_evaluate_writes_tables_and_trajectories(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "argv, message",
-    [(["--policy", "gpt"], "unknown"), (["--episodes", "0"], "at least 1"), (["--env-kwargs", "{bad"], "JSON")],
+    [
+        (["--policy", "gpt"], "unknown"), (["--episodes", "0"], "at least 1"), (["--env-kwargs", "{bad"], "JSON"),
+        (["--policy-kwargs", "[1]"], "JSON object"), (["--policy", "openai:model"], "MODEL@URL"),
+    ],
 )
 def test_evaluate_rejects_bad_arguments(argv, message):
     with pytest.raises(SystemExit, match=message):
         evaluate.parse_args(argv)
+
+
+def test_policy_options_the_policy_does_not_take_stop_the_run(tmp_path):
+    with pytest.raises(SystemExit, match="unexpected keyword argument 'temperature'.*max_entries_per_turn"):
+        run(tmp_path, "--policy-kwargs", '{"temperature": 0}')
+
+
+def test_default_out_dir_names_are_path_safe_for_model_specs(tmp_path):
+    name = Path(evaluate.fresh_run_dir("openai:atommem-8b@http://host:8000/v1", root=tmp_path)).name
+    assert name.startswith("openai_atommem-8b-") and "/" not in name and ":" not in name
 
 
 def test_trajectory_round_trips_through_a_stored_line(tmp_path):

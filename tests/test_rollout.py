@@ -2,7 +2,7 @@ import json
 
 import gymnasium as gym
 
-from agents import POLICIES, Completion, HeuristicMemoryPolicy, NoMemoryPolicy, Policy, RandomPolicy
+from agents import BASELINES, Completion, HeuristicMemoryPolicy, NoMemoryPolicy, Policy, RandomPolicy
 from experiments.metrics import summarize
 from experiments.rollout import rollout
 
@@ -14,7 +14,7 @@ def make():
 
 
 def test_policies_follow_the_protocol():
-    for cls in POLICIES.values():
+    for cls in BASELINES.values():
         assert isinstance(cls(), Policy)
 
 

@@ -61,6 +61,10 @@ def test_observation_has_memoryqaenv_keys_and_a_lone_user_message():
     assert atommem_env.as_messages(obs) == [{"role": "user", "content": obs["user"]}]
     assert obs["user"].startswith("You are presented with a problem, a section of an article")
     assert obs["user"].endswith("Updated memory:\n")
+    assert make_toy(render_mode="ansi").render() is None  # nothing to show before reset
+    env = make_toy(render_mode="ansi")
+    obs, _ = env.reset(seed=0)
+    assert env.render() == obs["user"]
 
 
 # ------------------------------------------------------------------------------------- reading

@@ -6,17 +6,19 @@ Importing this package registers every ``AtomMem-*`` id with gymnasium::
     import atommem_env
 
     env = gym.make("AtomMem-Synthetic-v0")
+    baseline = gym.make("AtomMem-MemAgent-Synthetic-v0")  # the MemAgent protocol, same episodes
 """
 
 from atommem_env.actions import Op, ParsedAction, parse_action, render_op, render_ops
-from atommem_env.config import EnvConfig
+from atommem_env.config import EnvConfig, MemAgentConfig
 from atommem_env.datasets.base import Episode, EpisodeSource, QASample
 from atommem_env.embedders import Embedder, HashingEmbedder, make_embedder
 from atommem_env.env import MemoryQAEnv
 from atommem_env.errors import AtomMemError, ConfigError, DataError, DependencyError, MemoryOpError
+from atommem_env.memagent import MemAgentEnv
 from atommem_env.memory import MemoryEntry, MemoryStore
 from atommem_env.prompts import to_messages
-from atommem_env.registration import register_all, registered_ids
+from atommem_env.registration import needs_data, register_all, registered_ids
 from atommem_env.scoring import exact_match, f1_score, normalize_answer, substring_match
 from atommem_env.tokenization import RegexTokenizer, Tokenizer, make_tokenizer
 
@@ -24,14 +26,14 @@ register_all()
 
 
 def as_messages(observation: dict) -> list[dict[str, str]]:
-    """Chat messages (system + user) of an observation, ready for a chat template or an API."""
+    """Chat messages (system, if any, + user) of an observation, ready for a chat template or an API."""
     return to_messages(observation["system"], observation["user"])
 
 
 __all__ = [
     "AtomMemError", "ConfigError", "DataError", "DependencyError", "Embedder", "EnvConfig", "Episode",
-    "EpisodeSource", "HashingEmbedder", "MemoryEntry", "MemoryOpError", "MemoryQAEnv", "MemoryStore",
-    "Op", "ParsedAction", "QASample", "RegexTokenizer", "Tokenizer", "as_messages", "exact_match",
-    "f1_score", "make_embedder", "make_tokenizer", "normalize_answer", "parse_action", "register_all",
-    "registered_ids", "render_op", "render_ops", "substring_match",
+    "EpisodeSource", "HashingEmbedder", "MemAgentConfig", "MemAgentEnv", "MemoryEntry", "MemoryOpError",
+    "MemoryQAEnv", "MemoryStore", "Op", "ParsedAction", "QASample", "RegexTokenizer", "Tokenizer", "as_messages",
+    "exact_match", "f1_score", "make_embedder", "make_tokenizer", "needs_data", "normalize_answer",
+    "parse_action", "register_all", "registered_ids", "render_op", "render_ops", "substring_match",
 ]

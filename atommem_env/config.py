@@ -1,32 +1,67 @@
-"""Every tunable value of an AtomMem environment, validated in one place.
+"""Every tunable value of an environment, validated in one place.
 
-Defaults are the paper's (SPEC §2–§4, §10). Keyword arguments of ``gym.make`` / ``MemoryQAEnv``
-that are not the source, tokenizer, embedder or render mode land here.
+Defaults are the paper's (SPEC §2–§4, §9, §10). Keyword arguments of ``gym.make`` / an env class that
+are not the source, tokenizer, embedder or render mode land here. :class:`ContextConfig` holds what
+every protocol shares (how the context is chunked, how long a response may be);
+:class:`EnvConfig` adds the AtomMem memory options and :class:`MemAgentConfig` the MemAgent ones.
 """
 
 from __future__ import annotations
 
 import difflib
+import numbers
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from atommem_env.errors import ConfigError
 
 ADVANCE_MODES = ("on_write", "always")
+_Config = TypeVar("_Config", bound="ContextConfig")
 
 
 @dataclass(frozen=True)
-class EnvConfig:
-    """Options of :class:`~atommem_env.env.MemoryQAEnv`.
+class ContextConfig:
+    """Options every protocol shares: chunking of the context and the response budget.
 
     Attributes:
         chunk_tokens: tokens per chunk of the context (paper: 4,000).
         chunk_overlap: extra tokens shown on each side of a chunk (paper: 100).
         max_context_tokens: contexts longer than this are centre-truncated (paper: 160K).
+        response_tokens: responses are cut here before they are used (paper: 4,096).
+    """
+
+    chunk_tokens: int = 4000
+    chunk_overlap: int = 100
+    max_context_tokens: int = 160_000
+    response_tokens: int = 4096
+
+    def __post_init__(self) -> None:
+        for name in ("chunk_tokens", "max_context_tokens", "response_tokens"):
+            _require_int(name, getattr(self, name), minimum=1)
+        _require_int("chunk_overlap", self.chunk_overlap, minimum=0)
+        _require(self.chunk_overlap < self.chunk_tokens, "chunk_overlap", self.chunk_overlap,
+                 f"must be smaller than chunk_tokens={self.chunk_tokens}")
+
+    @classmethod
+    def from_kwargs(cls: type[_Config], **kwargs: Any) -> _Config:
+        """Build from keyword arguments, turning an unknown name into a "did you mean" error."""
+        known = [f.name for f in fields(cls)]
+        for name in kwargs:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"Unknown environment option {name!r}.{hint} Valid options: {', '.join(known)}.")
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class EnvConfig(ContextConfig):
+    """Options of :class:`~atommem_env.env.MemoryQAEnv` (those of :class:`ContextConfig`, and these).
+
+    Attributes:
         top_k: entries retrieved and shown each turn (paper: 6; ablations 3 and 12).
         scratchpad_tokens: scratchpad budget; longer writes are truncated with feedback.
         memory_list_tokens: budget of the shown ``Memory i`` list (paper: 4,096).
-        response_tokens: responses are cut here before parsing (paper: 4,096).
         max_entry_tokens: longest accepted memory entry; longer ones fail with feedback.
         capacity: most entries in the store (``None``: unlimited, as in the paper).
         max_turns: turn budget; ``None`` scales it with the episode (4 × (chunks + questions) + 8).
@@ -41,13 +76,9 @@ class EnvConfig:
         store_everything: ablation: every document of a chunk is stored when the agent moves past it.
     """
 
-    chunk_tokens: int = 4000
-    chunk_overlap: int = 100
-    max_context_tokens: int = 160_000
     top_k: int = 6
     scratchpad_tokens: int = 2048
     memory_list_tokens: int = 4096
-    response_tokens: int = 4096
     max_entry_tokens: int = 1024
     capacity: int | None = None
     max_turns: int | None = None
@@ -61,30 +92,15 @@ class EnvConfig:
     store_everything: bool = False
 
     def __post_init__(self) -> None:
-        positive = ("chunk_tokens", "max_context_tokens", "response_tokens", "max_entry_tokens")
-        non_negative = ("chunk_overlap", "top_k", "scratchpad_tokens", "memory_list_tokens", "max_reads")
-        for name in positive:
-            _require(getattr(self, name) >= 1, name, getattr(self, name), "must be >= 1")
-        for name in non_negative:
-            _require(getattr(self, name) >= 0, name, getattr(self, name), "must be >= 0")
-        _require(self.chunk_overlap < self.chunk_tokens, "chunk_overlap", self.chunk_overlap,
-                 f"must be smaller than chunk_tokens={self.chunk_tokens}")
+        super().__post_init__()
+        _require_int("max_entry_tokens", self.max_entry_tokens, minimum=1)
+        for name in ("top_k", "scratchpad_tokens", "memory_list_tokens", "max_reads"):
+            _require_int(name, getattr(self, name), minimum=0)
         _require(self.capacity is None or self.capacity >= 0, "capacity", self.capacity,
                  "must be None (unlimited) or >= 0")
         _require(self.max_turns is None or self.max_turns >= 1, "max_turns", self.max_turns,
                  "must be None (scaled to the episode) or >= 1")
         _require(self.advance in ADVANCE_MODES, "advance", self.advance, f"must be one of {ADVANCE_MODES}")
-
-    @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> "EnvConfig":
-        """Build from keyword arguments, turning an unknown name into a "did you mean" error."""
-        known = [f.name for f in fields(cls)]
-        for name in kwargs:
-            if name not in known:
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"Unknown environment option {name!r}.{hint} Valid options: {', '.join(known)}.")
-        return cls(**kwargs)
 
     def turn_budget(self, num_chunks: int, num_questions: int) -> int:
         """Turns allowed for an episode: a re-read per chunk and three reads per question fit easily."""
@@ -104,6 +120,28 @@ class EnvConfig:
         return tuple(disabled)
 
 
+@dataclass(frozen=True)
+class MemAgentConfig(ContextConfig):
+    """Options of :class:`~atommem_env.memagent.MemAgentEnv` (the MemAgent baseline, SPEC §9).
+
+    Attributes:
+        memory_tokens: the memory budget: each reading response is cut to this many tokens and
+            becomes the whole memory (MemAgent: 1,024).
+    """
+
+    memory_tokens: int = 1024
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_int("memory_tokens", self.memory_tokens, minimum=1)
+
+
 def _require(ok: bool, name: str, value: Any, reason: str) -> None:
     if not ok:
         raise ConfigError(f"{name}={value!r} {reason}.")
+
+
+def _require_int(name: str, value: Any, minimum: int) -> None:
+    # bool is an int subclass, but memory_tokens=True is a mistake, not a budget of one token.
+    is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    _require(is_int and value >= minimum, name, value, f"must be an integer >= {minimum}")

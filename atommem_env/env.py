@@ -16,32 +16,22 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
-from gymnasium import spaces
-
 from atommem_env import actions as A
 from atommem_env import prompts
 from atommem_env.config import EnvConfig
-from atommem_env.datasets.base import Episode, EpisodeSource
+from atommem_env.datasets.base import EpisodeSource
 from atommem_env.embedders import make_embedder
-from atommem_env.errors import AtomMemError, ConfigError, MemoryOpError
+from atommem_env.errors import MemoryOpError
 from atommem_env.memory import MemoryStore
-from atommem_env.scoring import NO_ANSWER, score_answer
-from atommem_env.spaces import UnicodeText
-from atommem_env.tokenization import chunk_text, make_tokenizer, truncate_tokens
+from atommem_env.qa_env import ANSWERING, DONE, READING, LongContextQAEnv
+from atommem_env.tokenization import truncate_tokens
 
-READING, ANSWERING, DONE = "reading", "answering", "done"
-PHASE_CODE = {READING: 0, ANSWERING: 1, DONE: 1}
-# Order of the integers in ``observation["progress"]``.
-PROGRESS_FIELDS = ("chunk_index", "num_chunks", "question_index", "num_questions", "reads", "turn")
 # How each op counts in the paper's operation statistics.
 OP_STAT = {
     A.ADD_MEMORY: "create", A.UPDATE_QUERY: "read", A.MODIFY_MEMORY: "update",
     A.DELETE_MEMORY: "delete", A.UPDATE_MEMORY: "scratchpad", A.FINAL_ANSWER: "answer",
 }
 _DOCUMENT_START = re.compile(r"(?:^|\n\n)Document \d+:\n")
-_INT_MAX = np.iinfo(np.int32).max
 
 
 @dataclass
@@ -65,7 +55,7 @@ class _Turn:
         self.ops.append({"op": op.kind, "rank": op.rank, "ok": True, "id": entry_id, "error": warning})
 
 
-class MemoryQAEnv(gym.Env[dict, str]):
+class MemoryQAEnv(LongContextQAEnv):
     """Long-context multi-hop QA with agent-managed memory (AtomMem, arXiv 2601.08323).
 
     Args:
@@ -79,8 +69,6 @@ class MemoryQAEnv(gym.Env[dict, str]):
     the same content as structured fields for non-LLM policies. The action is the response text.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}
-
     def __init__(
         self,
         source: EpisodeSource,
@@ -90,14 +78,8 @@ class MemoryQAEnv(gym.Env[dict, str]):
         render_mode: str | None = None,
         **options: Any,
     ) -> None:
-        if not isinstance(source, EpisodeSource):
-            raise ConfigError(f"source={source!r} is not an EpisodeSource (needs name, __len__, episode).")
-        if render_mode not in (None, *self.metadata["render_modes"]):
-            raise ConfigError(f"render_mode={render_mode!r}; supported: None, 'ansi'.")
-        self.source = source
         self.config = EnvConfig.from_kwargs(**options)
-        self.tokenizer = make_tokenizer(tokenizer)
-        self.render_mode = render_mode
+        super().__init__(source, tokenizer=tokenizer, render_mode=render_mode)
         self.memory = MemoryStore(
             make_embedder(embedder),
             self.tokenizer,
@@ -106,53 +88,23 @@ class MemoryQAEnv(gym.Env[dict, str]):
             capacity=self.config.capacity,
         )
         self._system = prompts.render_system(self.config.disabled_features())
-        text = UnicodeText()
-        self.action_space = UnicodeText()
-        self.observation_space = spaces.Dict(
-            {
-                "system": text,
-                "user": text,
-                "phase": spaces.Discrete(2),
-                "questions": spaces.Sequence(text),
-                "question": text,
-                "chunk": text,
-                "scratchpad": text,
-                "query": text,
-                "memories": spaces.Sequence(text),
-                "feedback": text,
-                "progress": spaces.Box(0, _INT_MAX, shape=(len(PROGRESS_FIELDS),), dtype=np.int64),
-            }
-        )
-        self._episode: Episode | None = None
 
     # -------------------------------------------------------------------------------- episode API
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Start an episode. ``options={"index": i}`` pins the episode; otherwise it is drawn."""
-        super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - {"index"}
-        if unknown:
-            raise ConfigError(f"Unknown reset option(s) {sorted(unknown)}; the only option is 'index'.")
-        # Draw the index even when it is pinned, so (seed, index) fixes the episode rng either way.
-        drawn = int(self.np_random.integers(len(self.source)))
-        index = options.get("index", drawn)
-        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.source):
-            raise ConfigError(
-                f"options['index']={index!r} is out of range: {self.source.name} has "
-                f"{len(self.source)} episodes (0 to {len(self.source) - 1})."
-            )
-        episode_rng = np.random.default_rng(int(self.np_random.integers(2**63)))
-        self._start(self.source.episode(int(index), episode_rng), int(index))
+        self._begin(seed, options)
+        self._reads = 0  # consecutive reads (reading) or reads of this question (answering)
+        self._budget = self.config.turn_budget(len(self._chunks), len(self._answers))
+        self._query = prompts.DEFAULT_QUERY
+        self._feedback = ""
+        self.memory.clear()
         return self._observe(), self._info(_Turn())
 
     def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Execute one response. Malformed parts become feedback; this never raises on text."""
-        if self._episode is None or self._phase == DONE:
-            raise AtomMemError("step() called on a finished or unstarted episode; call reset() first.")
-        if not isinstance(action, str):
-            raise TypeError(f"The action must be the response text (str), got {type(action).__name__}.")
+        self._check_action(action)
         turn = _Turn()
         text, cut = truncate_tokens(action, self.config.response_tokens, self.tokenizer)
         if cut:
@@ -179,30 +131,7 @@ class MemoryQAEnv(gym.Env[dict, str]):
             reward = self._final_scores(info)
         return self._observe(), reward, terminated, truncated, info
 
-    def render(self) -> str | None:
-        if self.render_mode == "ansi" and self._episode is not None:
-            return self._user_message()
-        return None
-
     # ------------------------------------------------------------------------------ episode state
-    def _start(self, episode: Episode, index: int) -> None:
-        cfg = self.config
-        self._episode = episode
-        self._index = index
-        self._chunks = chunk_text(episode.context, self.tokenizer, cfg.chunk_tokens, cfg.chunk_overlap,
-                                  max_tokens=cfg.max_context_tokens)
-        self._chunk_index = 0
-        self._question_index = 0
-        self._answers = [NO_ANSWER] * len(episode.questions)
-        self._skipped = [False] * len(episode.questions)
-        self._phase = READING
-        self._reads = 0  # consecutive reads (reading) or reads of this question (answering)
-        self._turn = 0
-        self._budget = cfg.turn_budget(len(self._chunks), len(episode.questions))
-        self._query = prompts.DEFAULT_QUERY
-        self._feedback = ""
-        self.memory.clear()
-
     def _apply(self, op: A.Op, turn: _Turn) -> None:
         refusal = self._refusal(op, turn)
         if refusal:
@@ -317,28 +246,15 @@ class MemoryQAEnv(gym.Env[dict, str]):
         shown = []
         if cfg.show_retrieval:
             shown = self.memory.retrieve(self._query, cfg.top_k, cfg.memory_list_tokens)
-        self._shown = tuple(e.text for e in shown)
-        reading = self._phase == READING
-        question = "" if reading else self._current_question()
-        progress = (self._chunk_index, len(self._chunks), self._question_index,
-                    len(self._answers), self._reads, self._turn)
-        return {
-            "system": self._system,
-            "user": self._user_message(),
-            "phase": PHASE_CODE[self._phase],
-            "questions": tuple(self._episode.questions),
-            "question": question,
-            "chunk": self._chunks[self._chunk_index] if reading else "",
-            "scratchpad": self.memory.scratchpad if cfg.show_scratchpad else "",
-            "query": self._query if cfg.show_retrieval else "",
-            "memories": self._shown,
-            "feedback": self._feedback,
-            "progress": np.array(progress, dtype=np.int64),
-        }
-
-    def _current_question(self) -> str:
-        questions = self._episode.questions
-        return questions[min(self._question_index, len(questions) - 1)]
+        self._shown = tuple(e.text for e in shown)  # before the user message, which lists them
+        return self._observation(
+            self._system,
+            scratchpad=self.memory.scratchpad if cfg.show_scratchpad else "",
+            query=self._query if cfg.show_retrieval else "",
+            memories=self._shown,
+            feedback=self._feedback,
+            reads=self._reads,
+        )
 
     def _user_message(self) -> str:
         cfg = self.config
@@ -361,15 +277,8 @@ class MemoryQAEnv(gym.Env[dict, str]):
             if record["ok"]:
                 counts[OP_STAT[record["op"]]] += 1
         return {
-            "episode_id": self._episode.episode_id,
-            "index": self._index,
-            "phase": self._phase,
-            "turn": self._turn,
+            **self._episode_info(),
             "max_turns": self._budget,
-            "chunk_index": self._chunk_index,
-            "num_chunks": len(self._chunks),
-            "question_index": self._question_index,
-            "num_questions": len(self._answers),
             "advanced": advanced,
             "ops": turn.ops,
             "errors": turn.errors,
@@ -381,21 +290,3 @@ class MemoryQAEnv(gym.Env[dict, str]):
             "memory_size": len(self.memory),
             "scratchpad_tokens": self.tokenizer.count(self.memory.scratchpad),
         }
-
-    def _final_scores(self, info: dict[str, Any]) -> float:
-        """Score every answer against its own question's gold; add the results to ``info``."""
-        episode = self._episode
-        aliases = episode.aliases or ((),) * len(episode.answers)
-        scores = [score_answer(pred, (gold,)) for pred, gold in zip(self._answers, episode.answers)]
-        info.update(
-            answers=list(self._answers),
-            golds=list(episode.answers),
-            aliases=[list(a) for a in aliases],
-            skipped=list(self._skipped),
-            em=[s.em for s in scores],
-            f1=[s.f1 for s in scores],
-            substring_em=[s.substring_em for s in scores],
-        )
-        reward = float(np.mean(info["em"]))
-        info["reward"] = reward
-        return reward

@@ -5,6 +5,9 @@ The wording is the AtomMem reference implementation's (RUCBM/AtomMem,
 paper's recipe, such as the released AtomMem-8B, sees the prompts it was trained on. Our additions are
 kept out of the paper's text: a feedback section appended only when the previous response had a
 problem, and one line per disabled operation in ablations.
+
+The MemAgent baseline (SPEC §9) has its own two templates, verbatim from its reference (see
+:data:`MEMAGENT_READING`); it sends them as a lone user message, without a system message.
 """
 
 from __future__ import annotations
@@ -191,5 +194,64 @@ def render_answering(question: str, view: PromptView) -> str:
 
 
 def to_messages(system: str, user: str) -> list[dict[str, str]]:
-    """Chat messages in the OpenAI / Hugging Face chat-template format."""
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    """Chat messages in the OpenAI / Hugging Face chat-template format.
+
+    An empty ``system`` is left out rather than sent empty: MemAgent's prompts are a lone user
+    message, so the model's chat template applies its own default system prompt, as in its reference.
+    """
+    user_message = {"role": "user", "content": user}
+    return [{"role": "system", "content": system}, user_message] if system else [user_message]
+
+
+# ------------------------------------------------------------------------------ MemAgent baseline
+# Verbatim from BytedTsinghua-SIA/MemAgent, recurrent/impls/memory.py (TEMPLATE and
+# TEMPLATE_FINAL_BOXED; the same text is in taskutils/memory_eval/utils/recurrent_boxed.py), including
+# the space after "<problem>". The first chunk shows the reference's NO_MEMORY, "No previous memory".
+MEMAGENT_READING = """You are presented with a problem, a section of an article that may contain the answer to the problem, and a previous memory. Please read the provided section carefully and update the memory with the new information that helps to answer the problem. Be sure to retain all relevant details from the previous memory while adding any new, useful information.
+
+<problem> 
+{prompt}
+</problem>
+
+<memory>
+{memory}
+</memory>
+
+<section>
+{chunk}
+</section>
+
+Updated memory:
+"""
+
+MEMAGENT_ANSWERING = """You are presented with a problem and a previous memory. Please answer the problem based on the previous memory and put the answer in \\boxed{{}}.
+
+<problem> 
+{prompt}
+</problem>
+
+<memory>
+{memory}
+</memory>
+
+Your answer:
+"""
+
+
+def _memagent_memory(memory: str) -> str:
+    return memory if memory.strip() else NO_MEMORY
+
+
+def render_memagent_reading(questions: Sequence[str], chunk: str, memory: str) -> str:
+    """MemAgent's reading prompt: the episode's questions, one per line, the memory and the chunk.
+
+    One question per line, unnumbered, is how the AtomMem reference's multi-question MemAgent
+    baseline (RUCBM/AtomMem, ``recurrent/impls/memory_multiquery.py``) fills ``{prompt}``, and how
+    the AtomMem reading prompt lists them too; with one question it is MemAgent's own prompt.
+    """
+    return MEMAGENT_READING.format(prompt="\n".join(questions), memory=_memagent_memory(memory), chunk=chunk)
+
+
+def render_memagent_answering(question: str, memory: str) -> str:
+    """MemAgent's final prompt for one question: answer it from the memory, in ``\\boxed{}``."""
+    return MEMAGENT_ANSWERING.format(prompt=question, memory=_memagent_memory(memory))

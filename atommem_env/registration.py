@@ -1,6 +1,8 @@
 """Every environment id of the suite, in one flat list.
 
-Ids follow ``AtomMem-<Benchmark>[-<Documents>]-v<N>``. Registration is cheap: nothing is read or
+Ids follow ``AtomMem-<Benchmark>[-<Documents>]-v<N>`` for the AtomMem protocol (:class:`MemoryQAEnv`)
+and ``AtomMem-MemAgent-<Benchmark>[-<Documents>]-v<N>`` for the MemAgent baseline protocol
+(:class:`MemAgentEnv`, SPEC §9) on the same data and defaults. Registration is cheap: nothing is read or
 downloaded until ``gym.make`` builds an env. Registered kwargs are defaults; ``gym.make(id, **kw)``
 overrides them (e.g. ``data_dir=...``, ``top_k=3``, ``embedder=...``).
 """
@@ -13,29 +15,52 @@ from typing import Any
 import gymnasium as gym
 
 from atommem_env.env import MemoryQAEnv
+from atommem_env.memagent import MemAgentEnv
+from atommem_env.qa_env import LongContextQAEnv
 
 BENCHMARKS = {"HotpotQA": "hotpotqa", "2WikiMultihopQA": "2wikimultihopqa", "MuSiQue": "musique"}
 DOCUMENT_COUNTS = (200, 400, 800)
 # Keyword arguments that configure the episode source rather than the env itself.
 _BENCHMARK_SOURCE_ARGS = ("split", "data_dir", "data_files", "questions_per_episode", "shuffle", "max_questions")
+# Synthetic ids use compact defaults (short chunks) so a demo has several chunks and runs on a CPU.
+_SYNTHETIC_DEFAULTS = {"chunk_tokens": 512, "chunk_overlap": 32}
 
 
 def make_synthetic_env(**kwargs: Any) -> MemoryQAEnv:
     """Build a Synthetic env: source options go to ``SyntheticSource``, the rest to the env."""
-    from atommem_env.datasets.synthetic import SyntheticSource
-
-    names = set(inspect.signature(SyntheticSource).parameters)
-    source_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
-    return MemoryQAEnv(SyntheticSource(**source_kwargs), **kwargs)
+    return _synthetic(MemoryQAEnv, kwargs)
 
 
 def make_benchmark_env(benchmark: str, num_documents: int, **kwargs: Any) -> MemoryQAEnv:
     """Build a real-benchmark env; the data is located and parsed here, not at registration."""
+    return _benchmark(MemoryQAEnv, benchmark, num_documents, kwargs)
+
+
+def make_memagent_synthetic_env(**kwargs: Any) -> MemAgentEnv:
+    """Build a Synthetic env under the MemAgent protocol (options as in :func:`make_synthetic_env`)."""
+    return _synthetic(MemAgentEnv, kwargs)
+
+
+def make_memagent_benchmark_env(benchmark: str, num_documents: int, **kwargs: Any) -> MemAgentEnv:
+    """Build a real-benchmark env under the MemAgent protocol (options as in :func:`make_benchmark_env`)."""
+    return _benchmark(MemAgentEnv, benchmark, num_documents, kwargs)
+
+
+def _synthetic(env_cls: type[LongContextQAEnv], kwargs: dict[str, Any]) -> LongContextQAEnv:
+    from atommem_env.datasets.synthetic import SyntheticSource
+
+    names = set(inspect.signature(SyntheticSource).parameters)
+    source_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+    return env_cls(SyntheticSource(**source_kwargs), **kwargs)
+
+
+def _benchmark(env_cls: type[LongContextQAEnv], benchmark: str, num_documents: int,
+               kwargs: dict[str, Any]) -> LongContextQAEnv:
     from atommem_env.datasets import load_benchmark
 
     source_kwargs = {k: kwargs.pop(k) for k in _BENCHMARK_SOURCE_ARGS if k in kwargs}
     source = load_benchmark(benchmark, num_documents=num_documents, **source_kwargs)
-    return MemoryQAEnv(source, **kwargs)
+    return env_cls(source, **kwargs)
 
 
 def _register(env_id: str, entry_point: Any, **kwargs: Any) -> None:
@@ -44,15 +69,21 @@ def _register(env_id: str, entry_point: Any, **kwargs: Any) -> None:
 
 
 def register_all() -> None:
-    """Register the Synthetic id and every real benchmark at 200/400/800 documents."""
-    # Synthetic: compact defaults (short chunks) so a demo has several chunks and runs on a CPU.
-    _register("AtomMem-Synthetic-v0", make_synthetic_env, chunk_tokens=512, chunk_overlap=32)
-    for display, name in BENCHMARKS.items():
-        _register(f"AtomMem-{display}-v0", make_benchmark_env, benchmark=name, num_documents=200)
-        for n in DOCUMENT_COUNTS:
-            _register(f"AtomMem-{display}-{n}-v0", make_benchmark_env, benchmark=name, num_documents=n)
+    """Register, for each protocol, the Synthetic id and every real benchmark at 200/400/800 documents."""
+    _register("AtomMem-Synthetic-v0", make_synthetic_env, **_SYNTHETIC_DEFAULTS)
+    _register("AtomMem-MemAgent-Synthetic-v0", make_memagent_synthetic_env, **_SYNTHETIC_DEFAULTS)
+    for prefix, make in (("AtomMem", make_benchmark_env), ("AtomMem-MemAgent", make_memagent_benchmark_env)):
+        for display, name in BENCHMARKS.items():
+            _register(f"{prefix}-{display}-v0", make, benchmark=name, num_documents=200)
+            for n in DOCUMENT_COUNTS:
+                _register(f"{prefix}-{display}-{n}-v0", make, benchmark=name, num_documents=n)
 
 
 def registered_ids() -> list[str]:
     """All ids this package registers, in a stable order."""
     return [env_id for env_id in gym.registry if env_id.startswith("AtomMem-")]
+
+
+def needs_data(env_id: str) -> bool:
+    """Whether a registered id reads benchmark files (and so takes ``data_dir``); Synthetic ids do not."""
+    return "benchmark" in gym.spec(env_id).kwargs

@@ -5,6 +5,7 @@
     python experiments/evaluate.py --env-ids AtomMem-HotpotQA-200-v0 --data-dir ../shared/data
     python experiments/evaluate.py --preset paper --data-dir ../shared/data --out-dir runs/paper
     python experiments/evaluate.py --preset paper --data-dir ../shared/data --out-dir runs/paper --resume
+    python experiments/evaluate.py --preset memagent --data-dir ../shared/data   # the MemAgent baseline protocol
     python experiments/evaluate.py --policy smollm2 --policy-kwargs '{"temperature": 0}' --episodes 2
     python experiments/evaluate.py --policy openai:atommem-8b@http://localhost:8000/v1 --preset paper
 
@@ -42,7 +43,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import gymnasium as gym
 from tqdm import tqdm
 
-import atommem_env  # noqa: F401  (registers the ids)
+import atommem_env  # registers the ids
 from agents.registry import make_policy, parse_spec
 from atommem_env.errors import ConfigError
 from experiments.metrics import summarize
@@ -52,6 +53,7 @@ TRAJECTORIES = "trajectories.jsonl"
 BENCHMARKS = ("HotpotQA", "2WikiMultihopQA", "MuSiQue")
 PRESETS: dict[str, list[str]] = {
     "paper": [f"AtomMem-{b}-{n}-v0" for b in BENCHMARKS for n in (200, 400, 800)],  # SPEC §9
+    "memagent": [f"AtomMem-MemAgent-{b}-{n}-v0" for b in BENCHMARKS for n in (200, 400, 800)],  # its baseline
     "synthetic": ["AtomMem-Synthetic-v0"],
 }
 DEFAULT_ENV_IDS = ["AtomMem-Synthetic-v0"]
@@ -152,7 +154,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
 def env_kwargs(args: Args, env_id: str) -> dict[str, Any]:
     """Options for ``gym.make(env_id)``: ``--env-kwargs`` plus ``--data-dir`` for dataset ids."""
     kwargs = json.loads(args.env_kwargs)
-    if args.data_dir and env_id != "AtomMem-Synthetic-v0":
+    if args.data_dir and atommem_env.needs_data(env_id):
         kwargs.setdefault("data_dir", args.data_dir)
     return kwargs
 

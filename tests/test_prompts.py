@@ -50,3 +50,16 @@ def test_messages_shape():
     assert prompts.to_messages("s", "u") == [
         {"role": "system", "content": "s"}, {"role": "user", "content": "u"},
     ]
+
+
+def test_an_empty_system_message_is_left_out():
+    assert prompts.to_messages("", "u") == [{"role": "user", "content": "u"}]
+
+
+def test_memagent_prompts_fill_the_reference_slots():
+    reading = prompts.render_memagent_reading(["Q1?", "Q2?"], "a {chunk}", "")
+    assert "<problem> \nQ1?\nQ2?\n</problem>" in reading and "<section>\na {chunk}\n</section>" in reading
+    assert f"<memory>\n{prompts.NO_MEMORY}\n</memory>" in reading
+    answering = prompts.render_memagent_answering("Q2?", "facts {x}")
+    assert "<problem> \nQ2?\n</problem>" in answering and "<memory>\nfacts {x}\n</memory>" in answering
+    assert "put the answer in \\boxed{}." in answering

@@ -15,13 +15,12 @@ from agents import RandomPolicy
 from atommem_env.errors import DataError
 
 SYNTHETIC = "AtomMem-Synthetic-v0"
+MEMAGENT_SYNTHETIC = "AtomMem-MemAgent-Synthetic-v0"
 ALL_IDS = atommem_env.registered_ids()
-# Real ids are tested at their smallest size here; test_datasets_real covers 200/400/800 documents.
-REAL_IDS = [i for i in ALL_IDS if i != SYNTHETIC]
 
 
 def make(env_id, **kwargs):
-    if env_id != SYNTHETIC:
+    if atommem_env.needs_data(env_id):
         data = shared_data_dir()
         if data is None:
             pytest.skip("../shared/data is absent: real benchmark ids need their data files")
@@ -33,7 +32,9 @@ def test_every_expected_id_is_registered():
     for bench in ("HotpotQA", "2WikiMultihopQA", "MuSiQue"):
         for suffix in ("", "-200", "-400", "-800"):
             assert f"AtomMem-{bench}{suffix}-v0" in ALL_IDS
-    assert SYNTHETIC in ALL_IDS
+            assert f"AtomMem-MemAgent-{bench}{suffix}-v0" in ALL_IDS
+    assert SYNTHETIC in ALL_IDS and MEMAGENT_SYNTHETIC in ALL_IDS
+    assert [i for i in ALL_IDS if not atommem_env.needs_data(i)] == [SYNTHETIC, MEMAGENT_SYNTHETIC]
 
 
 @pytest.mark.parametrize("env_id", ALL_IDS)
@@ -58,17 +59,20 @@ def rollout_trace(env_id, seed, steps=25):
     return trace
 
 
-@pytest.mark.parametrize("env_id", [SYNTHETIC, "AtomMem-HotpotQA-v0", "AtomMem-MuSiQue-v0"])
+@pytest.mark.parametrize(
+    "env_id", [SYNTHETIC, "AtomMem-HotpotQA-v0", "AtomMem-MuSiQue-v0", MEMAGENT_SYNTHETIC, "AtomMem-MemAgent-MuSiQue-v0"]
+)
 def test_two_envs_with_the_same_seed_give_identical_rollouts(env_id):
     assert rollout_trace(env_id, 7) == rollout_trace(env_id, 7)
 
 
-@pytest.mark.parametrize("env_id", [SYNTHETIC, "AtomMem-2WikiMultihopQA-v0"])
-def test_pickle_round_trip_mid_episode(env_id):
+# A MemAgent Synthetic episode is 4 chunks + 1 question long: 1 step in, 3 more stay mid-episode.
+@pytest.mark.parametrize("env_id, steps", [(SYNTHETIC, 5), ("AtomMem-2WikiMultihopQA-v0", 5), (MEMAGENT_SYNTHETIC, 1)])
+def test_pickle_round_trip_mid_episode(env_id, steps):
     env = make(env_id)
     policy = RandomPolicy(seed=1)
     obs, _ = env.reset(seed=3)
-    for _ in range(5):
+    for _ in range(steps):
         obs, *_ = env.step(policy.act([obs])[0].text)
     clone = pickle.loads(pickle.dumps(env))
     for action in ["<add_memory>x</add_memory>", "<update_query>x</update_query>", "junk"]:

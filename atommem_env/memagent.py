@@ -1,0 +1,139 @@
+"""MemAgentEnv: the MemAgent baseline protocol (SPEC §9) on the same episodes as MemoryQAEnv.
+
+MemAgent (BytedTsinghua-SIA/MemAgent) keeps one fixed-size free-text memory and **overwrites it
+entirely** after every chunk: each reading turn shows the questions, the memory and the next chunk,
+and the model's whole response becomes the new memory, cut to ``memory_tokens`` (1,024) tokens. The
+chunk advances every turn. After the last chunk come the answer turns, one per question: the content
+of the response's last ``\\boxed{}`` (the plain response if there is none) is the answer, scored
+against that question's own gold exactly as in :class:`~atommem_env.env.MemoryQAEnv`. An episode is
+therefore exactly ``num_chunks + num_questions`` turns long and is never truncated.
+
+Data, chunking, tokenizers, observation keys and scoring are MemoryQAEnv's (shared through
+:class:`~atommem_env.qa_env.LongContextQAEnv`), so the rollout and evaluation code and every policy
+run unchanged. How the observation maps onto the shared keys:
+
+- ``system`` is empty and ``user`` is MemAgent's prompt (verbatim, :mod:`atommem_env.prompts`):
+  the reference sends a lone user message, and :func:`atommem_env.as_messages` does the same.
+- ``scratchpad`` holds the memory: like AtomMem's scratchpad it is free text replaced wholesale by
+  each response and shown in full. An empty memory is shown as "No previous memory", the text the
+  reference shows before the first chunk.
+- ``questions`` is every question of the episode. While reading, MemAgent's ``<problem>`` holds all
+  of them, one per line, as the AtomMem reference's multi-question MemAgent baseline does; each
+  answer turn's ``<problem>`` holds only the current question.
+- ``query``, ``memories`` and ``feedback`` stay empty: there is no store, and no response is
+  invalid (any text is a memory), so ``info`` reports no ops and no errors.
+
+Departures from the AtomMem reference's multi-question baseline
+(``recurrent/impls/memory_multiquery.py``), marked **[fix]** in the spirit of SPEC: its first
+prompt showed the memory as ``None`` instead of "No previous memory", and a reading response
+containing ``\\boxed{`` was taken as an answer; here reading and answering are separate phases.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atommem_env import prompts
+from atommem_env.actions import extract_boxed
+from atommem_env.config import MemAgentConfig
+from atommem_env.datasets.base import EpisodeSource
+from atommem_env.env import OP_STAT
+from atommem_env.qa_env import ANSWERING, DONE, READING, LongContextQAEnv
+from atommem_env.tokenization import truncate_tokens
+
+# MemoryQAEnv's operation counters, all zero: MemAgent has no memory operations.
+_NO_OPS = {stat: 0 for stat in OP_STAT.values()}
+
+
+class MemAgentEnv(LongContextQAEnv):
+    """Long-context QA under the MemAgent protocol: one overwritten memory, then one answer per question.
+
+    Args:
+        source: the episodes (a benchmark builder or the synthetic generator).
+        tokenizer: ``"regex"`` (offline default), or any :class:`~atommem_env.tokenization.Tokenizer`;
+            it chunks the context and measures the memory.
+        render_mode: ``None`` or ``"ansi"`` (``render()`` returns the current user message).
+        **options: fields of :class:`~atommem_env.config.MemAgentConfig` (chunking, ``memory_tokens``,
+            ``response_tokens``).
+    """
+
+    def __init__(
+        self,
+        source: EpisodeSource,
+        *,
+        tokenizer: Any = "regex",
+        render_mode: str | None = None,
+        **options: Any,
+    ) -> None:
+        self.config = MemAgentConfig.from_kwargs(**options)
+        super().__init__(source, tokenizer=tokenizer, render_mode=render_mode)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start an episode. ``options={"index": i}`` pins the episode; otherwise it is drawn."""
+        self._begin(seed, options)
+        self._memory = ""
+        return self._observe(), self._info(advanced=False, memory_truncated=False)
+
+    def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """A reading turn overwrites the memory; an answering turn records one answer. Never raises on text."""
+        self._check_action(action)
+        reading = self._phase == READING
+        memory_truncated = False
+        if reading:
+            memory_truncated = self._overwrite_memory(action)
+        else:
+            self._record_answer(action)
+        self._turn += 1
+        terminated = self._phase == DONE
+        info = self._info(advanced=reading, memory_truncated=memory_truncated)
+        reward = self._final_scores(info) if terminated else 0.0
+        return self._observe(), reward, terminated, False, info
+
+    # ------------------------------------------------------------------------------ episode state
+    def _overwrite_memory(self, response: str) -> bool:
+        """The response becomes the whole memory; move to the next chunk. Returns whether it was cut."""
+        self._memory, cut = truncate_tokens(response, self.config.memory_tokens, self.tokenizer)
+        self._chunk_index += 1
+        if self._chunk_index >= len(self._chunks):
+            self._phase = ANSWERING
+        return cut
+
+    def _record_answer(self, response: str) -> None:
+        """The last ``\\boxed{}`` of the response (or the plain response) answers the current question."""
+        text, _ = truncate_tokens(response, self.config.response_tokens, self.tokenizer)
+        self._answers[self._question_index] = extract_boxed(text)
+        self._question_index += 1
+        if self._question_index >= len(self._answers):
+            self._phase = DONE
+
+    # ----------------------------------------------------------------------------- observations
+    def _observe(self) -> dict[str, Any]:
+        return self._observation("", scratchpad=self._memory)
+
+    def _user_message(self) -> str:
+        if self._phase == READING:
+            return prompts.render_memagent_reading(
+                self._episode.questions, self._chunks[self._chunk_index], self._memory
+            )
+        return prompts.render_memagent_answering(self._current_question(), self._memory)
+
+    # ------------------------------------------------------------------------------------ info
+    def _info(self, *, advanced: bool, memory_truncated: bool) -> dict[str, Any]:
+        """MemoryQAEnv's info keys (no ops, no errors, no store), plus the memory's size and cut."""
+        return {
+            **self._episode_info(),
+            "max_turns": len(self._chunks) + len(self._answers),  # the exact episode length
+            "advanced": advanced,
+            "ops": [],
+            "errors": [],
+            "op_counts": dict(_NO_OPS),
+            "num_invalid": 0,
+            "created_ids": [],
+            "updated_ids": [],
+            "deleted_ids": [],
+            "memory_size": 0,  # entries in a store: MemAgent has none
+            "scratchpad_tokens": self.tokenizer.count(self._memory),
+            "memory_truncated": memory_truncated,
+        }

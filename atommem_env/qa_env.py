@@ -1,0 +1,187 @@
+"""What every memory protocol over an episode source shares: episodes, chunks, observations, scores.
+
+An episode is one long context and its questions. A protocol (AtomMem's
+:class:`~atommem_env.env.MemoryQAEnv`, the MemAgent baseline
+:class:`~atommem_env.memagent.MemAgentEnv`) reads the context chunk by chunk (the *reading*
+phase), then answers the questions one per turn (the *answering* phase). This base class draws the
+episode, chunks the context, builds the observation dict both protocols expose, and scores the
+answers, so that the protocols differ only in what a response does to memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from atommem_env.config import ContextConfig
+from atommem_env.datasets.base import Episode, EpisodeSource
+from atommem_env.errors import AtomMemError, ConfigError
+from atommem_env.scoring import NO_ANSWER, score_answer
+from atommem_env.spaces import UnicodeText
+from atommem_env.tokenization import chunk_text, make_tokenizer
+
+READING, ANSWERING, DONE = "reading", "answering", "done"
+PHASE_CODE = {READING: 0, ANSWERING: 1, DONE: 1}
+# Order of the integers in ``observation["progress"]``.
+PROGRESS_FIELDS = ("chunk_index", "num_chunks", "question_index", "num_questions", "reads", "turn")
+_INT_MAX = np.iinfo(np.int32).max
+
+
+def observation_space() -> spaces.Dict:
+    """The observation space every protocol shares (keys a protocol does not use stay empty)."""
+    text = UnicodeText()
+    return spaces.Dict(
+        {
+            "system": text,
+            "user": text,
+            "phase": spaces.Discrete(2),
+            "questions": spaces.Sequence(text),
+            "question": text,
+            "chunk": text,
+            "scratchpad": text,
+            "query": text,
+            "memories": spaces.Sequence(text),
+            "feedback": text,
+            "progress": spaces.Box(0, _INT_MAX, shape=(len(PROGRESS_FIELDS),), dtype=np.int64),
+        }
+    )
+
+
+class LongContextQAEnv(gym.Env[dict, str]):
+    """Base class: an episode of a source, read chunk by chunk, then answered question by question.
+
+    Subclasses set ``self.config`` (a :class:`~atommem_env.config.ContextConfig`) before calling
+    ``__init__``, and implement :meth:`_user_message`. They keep the phase in ``self._phase``, the
+    recorded answers in ``self._answers`` and the pointers ``_chunk_index`` / ``_question_index``.
+
+    Args:
+        source: the episodes (a benchmark builder or the synthetic generator).
+        tokenizer: ``"regex"`` (offline default), or any :class:`~atommem_env.tokenization.Tokenizer`.
+        render_mode: ``None`` or ``"ansi"`` (``render()`` returns the current user message).
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+    config: ContextConfig
+
+    def __init__(self, source: EpisodeSource, *, tokenizer: Any = "regex", render_mode: str | None = None) -> None:
+        if not isinstance(source, EpisodeSource):
+            raise ConfigError(f"source={source!r} is not an EpisodeSource (needs name, __len__, episode).")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ConfigError(f"render_mode={render_mode!r}; supported: None, 'ansi'.")
+        self.source = source
+        self.tokenizer = make_tokenizer(tokenizer)
+        self.render_mode = render_mode
+        self.action_space = UnicodeText()
+        self.observation_space = observation_space()
+        self._episode: Episode | None = None
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi" and self._episode is not None:
+            return self._user_message()
+        return None
+
+    def _user_message(self) -> str:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------ episode state
+    def _begin(self, seed: int | None, options: dict[str, Any] | None) -> None:
+        """Seed, draw the episode (``options={"index": i}`` pins it), chunk it, clear the answers."""
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"index"}
+        if unknown:
+            raise ConfigError(f"Unknown reset option(s) {sorted(unknown)}; the only option is 'index'.")
+        # Draw the index even when it is pinned, so (seed, index) fixes the episode rng either way.
+        drawn = int(self.np_random.integers(len(self.source)))
+        index = options.get("index", drawn)
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.source):
+            raise ConfigError(
+                f"options['index']={index!r} is out of range: {self.source.name} has "
+                f"{len(self.source)} episodes (0 to {len(self.source) - 1})."
+            )
+        episode_rng = np.random.default_rng(int(self.np_random.integers(2**63)))
+        cfg = self.config
+        self._episode = episode = self.source.episode(int(index), episode_rng)
+        self._index = int(index)
+        self._chunks = chunk_text(episode.context, self.tokenizer, cfg.chunk_tokens, cfg.chunk_overlap,
+                                  max_tokens=cfg.max_context_tokens)
+        self._chunk_index = 0
+        self._question_index = 0
+        self._answers = [NO_ANSWER] * len(episode.questions)
+        self._skipped = [False] * len(episode.questions)
+        self._phase = READING
+        self._turn = 0
+
+    def _check_action(self, action: Any) -> None:
+        if self._episode is None or self._phase == DONE:
+            raise AtomMemError("step() called on a finished or unstarted episode; call reset() first.")
+        if not isinstance(action, str):
+            raise TypeError(f"The action must be the response text (str), got {type(action).__name__}.")
+
+    def _current_question(self) -> str:
+        questions = self._episode.questions
+        return questions[min(self._question_index, len(questions) - 1)]
+
+    # ----------------------------------------------------------------------------- observations
+    def _observation(
+        self,
+        system: str,
+        *,
+        scratchpad: str = "",
+        query: str = "",
+        memories: Sequence[str] = (),
+        feedback: str = "",
+        reads: int = 0,
+    ) -> dict[str, Any]:
+        """The observation dict: the rendered messages and the same content as structured fields."""
+        reading = self._phase == READING
+        progress = (self._chunk_index, len(self._chunks), self._question_index,
+                    len(self._answers), reads, self._turn)
+        return {
+            "system": system,
+            "user": self._user_message(),
+            "phase": PHASE_CODE[self._phase],
+            "questions": tuple(self._episode.questions),
+            "question": "" if reading else self._current_question(),
+            "chunk": self._chunks[self._chunk_index] if reading else "",
+            "scratchpad": scratchpad,
+            "query": query,
+            "memories": tuple(memories),
+            "feedback": feedback,
+            "progress": np.array(progress, dtype=np.int64),
+        }
+
+    # ------------------------------------------------------------------------------------ info
+    def _episode_info(self) -> dict[str, Any]:
+        """The ``info`` keys that say where the episode stands (plain, JSON-serializable values)."""
+        return {
+            "episode_id": self._episode.episode_id,
+            "index": self._index,
+            "phase": self._phase,
+            "turn": self._turn,
+            "chunk_index": self._chunk_index,
+            "num_chunks": len(self._chunks),
+            "question_index": self._question_index,
+            "num_questions": len(self._answers),
+        }
+
+    def _final_scores(self, info: dict[str, Any]) -> float:
+        """Score every answer against its own question's gold; add the results to ``info``."""
+        episode = self._episode
+        aliases = episode.aliases or ((),) * len(episode.answers)
+        scores = [score_answer(pred, (gold,)) for pred, gold in zip(self._answers, episode.answers)]
+        info.update(
+            answers=list(self._answers),
+            golds=list(episode.answers),
+            aliases=[list(a) for a in aliases],
+            skipped=list(self._skipped),
+            em=[s.em for s in scores],
+            f1=[s.f1 for s in scores],
+            substring_em=[s.substring_em for s in scores],
+        )
+        reward = float(np.mean(info["em"]))
+        info["reward"] = reward
+        return reward

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from atommem_env.errors import ConfigError
 
 ADVANCE_MODES = ("on_write", "always")
+PROMPT_STYLES = ("paper", "compact")
 _Config = TypeVar("_Config", bound="ContextConfig")
 
 
@@ -74,6 +75,8 @@ class EnvConfig(ContextConfig):
         enable_delete: ablation: ``False`` disables ``delete_memory``.
         freeze_scratchpad: ablation: the scratchpad is shown but cannot be written.
         store_everything: ablation: every document of a chunk is stored when the agent moves past it.
+        prompt_style: ``"paper"`` (the reference prompts, verbatim) or ``"compact"`` (the same
+            sections and tags in about a tenth of the tokens, for small models and CPU training).
     """
 
     top_k: int = 6
@@ -90,6 +93,7 @@ class EnvConfig(ContextConfig):
     enable_delete: bool = True
     freeze_scratchpad: bool = False
     store_everything: bool = False
+    prompt_style: str = "paper"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -101,6 +105,8 @@ class EnvConfig(ContextConfig):
         _require(self.max_turns is None or self.max_turns >= 1, "max_turns", self.max_turns,
                  "must be None (scaled to the episode) or >= 1")
         _require(self.advance in ADVANCE_MODES, "advance", self.advance, f"must be one of {ADVANCE_MODES}")
+        _require(self.prompt_style in PROMPT_STYLES, "prompt_style", self.prompt_style,
+                 f"must be one of {PROMPT_STYLES}")
 
     def turn_budget(self, num_chunks: int, num_questions: int) -> int:
         """Turns allowed for an episode: a re-read per chunk and three reads per question fit easily."""

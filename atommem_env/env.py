@@ -87,7 +87,7 @@ class MemoryQAEnv(LongContextQAEnv):
             max_entry_tokens=self.config.max_entry_tokens,
             capacity=self.config.capacity,
         )
-        self._system = prompts.render_system(self.config.disabled_features())
+        self._system = prompts.render_system(self.config.disabled_features(), self.config.prompt_style)
 
     # -------------------------------------------------------------------------------- episode API
     def reset(
@@ -267,8 +267,9 @@ class MemoryQAEnv(LongContextQAEnv):
             feedback=self._feedback,
         )
         if self._phase == READING:
-            return prompts.render_reading(self._episode.questions, self._chunks[self._chunk_index], view)
-        return prompts.render_answering(self._current_question(), view)
+            return prompts.render_reading(self._episode.questions, self._chunks[self._chunk_index], view,
+                                         self.config.prompt_style)
+        return prompts.render_answering(self._current_question(), view, self.config.prompt_style)
 
     # ------------------------------------------------------------------------------------ info
     def _info(self, turn: _Turn, advanced: bool = False) -> dict[str, Any]:

@@ -133,6 +133,49 @@ Feedback on your previous response:
 {feedback}
 """
 
+# The "compact" style (not the paper's): the same sections, tags and rules in about a tenth of the
+# tokens, so that small models and CPU training runs see short prompts (SPEC §8: SmolLM2 needs compact
+# settings). Answers must still be boxed inside <final_answer>.
+COMPACT_SYSTEM_PROMPT = """You read an article chunk by chunk and manage your memory to answer questions afterwards. Act with XML tags; one response may hold several actions.
+<update_memory>text</update_memory> replaces your short-term memory (a running summary).
+<add_memory>fact</add_memory> stores a new entry in long-term memory.
+<update_query>keywords</update_query> retrieves the stored entries that best match the keywords.
+<modify_memory>Memory i: new text</modify_memory> rewrites the shown entry i.
+<delete_memory>Memory i</delete_memory> deletes the shown entry i.
+<final_answer>\\boxed{answer}</final_answer> answers the current question (answering phase only).
+"""
+
+_COMPACT_READING_HEAD = """Questions:
+{questions}
+"""
+
+_COMPACT_MEMORY = (
+    """
+Short-term memory:
+{scratchpad}
+""",
+    """
+Query: {query}
+Retrieved entries:
+{memories}
+""",
+)
+
+_COMPACT_READING_TAIL = """
+Article chunk:
+{chunk}
+
+Store the facts that help answer the questions. Reads used: {reads} of {max_reads}.
+"""
+
+_COMPACT_ANSWERING_HEAD = """Question:
+{question}
+"""
+
+_COMPACT_ANSWERING_TAIL = """
+Answer with <final_answer>\\boxed{{answer}}</final_answer>, or first retrieve with <update_query>keywords</update_query>. Reads used: {reads} of {max_reads}.
+"""
+
 _DISABLED_NOTE = {
     "update_memory": "In this setting the short-term memory is disabled: <update_memory> has no effect.",
     "retrieval": "In this setting the long-term memory is disabled: database actions have no effect.",
@@ -160,18 +203,20 @@ def render_memory_list(memories: Sequence[str]) -> str:
     return "\n".join(f"Memory {i}: {text}" for i, text in enumerate(memories, start=1))
 
 
-def render_system(disabled: Sequence[str] = ()) -> str:
+def render_system(disabled: Sequence[str] = (), style: str = "paper") -> str:
     """The system message; ``disabled`` names switched-off features (keys of the ablation notes)."""
     notes = [_DISABLED_NOTE[name] for name in disabled]
-    return SYSTEM_PROMPT + ("\n" + "\n".join(notes) + "\n" if notes else "")
+    base = COMPACT_SYSTEM_PROMPT if style == "compact" else SYSTEM_PROMPT
+    return base + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
 
-def _memory_sections(view: PromptView) -> str:
+def _memory_sections(view: PromptView, style: str = "paper") -> str:
+    scratchpad, retrieval = _COMPACT_MEMORY if style == "compact" else (_SCRATCHPAD_SECTION, _RETRIEVAL_SECTION)
     text = ""
     if view.scratchpad is not None:
-        text += _SCRATCHPAD_SECTION.format(scratchpad=view.scratchpad)
+        text += scratchpad.format(scratchpad=view.scratchpad)
     if view.memories is not None:
-        text += _RETRIEVAL_SECTION.format(query=view.query, memories=render_memory_list(view.memories))
+        text += retrieval.format(query=view.query, memories=render_memory_list(view.memories))
     return text
 
 
@@ -179,18 +224,21 @@ def _feedback(view: PromptView) -> str:
     return _FEEDBACK_SECTION.format(feedback=view.feedback) if view.feedback else ""
 
 
-def render_reading(questions: Sequence[str], chunk: str, view: PromptView) -> str:
+def render_reading(questions: Sequence[str], chunk: str, view: PromptView, style: str = "paper") -> str:
     """User message of a reading turn: all questions, memories, the chunk and the strategy."""
-    head = _READING_HEAD.format(questions="\n".join(questions))
-    tail = _READING_TAIL.format(chunk=chunk, reads=view.reads, max_reads=view.max_reads)
-    return head + _memory_sections(view) + tail + _feedback(view)
+    head, tail = (_COMPACT_READING_HEAD, _COMPACT_READING_TAIL) if style == "compact" else (_READING_HEAD, _READING_TAIL)
+    head = head.format(questions="\n".join(questions))
+    tail = tail.format(chunk=chunk, reads=view.reads, max_reads=view.max_reads)
+    return head + _memory_sections(view, style) + tail + _feedback(view)
 
 
-def render_answering(question: str, view: PromptView) -> str:
+def render_answering(question: str, view: PromptView, style: str = "paper") -> str:
     """User message of an answering turn: one question, memories, and the answer format."""
-    head = _ANSWERING_HEAD.format(question=question)
-    tail = _ANSWERING_TAIL.format(reads=view.reads, max_reads=view.max_reads)
-    return head + _memory_sections(view) + tail + _feedback(view)
+    head, tail = (_COMPACT_ANSWERING_HEAD, _COMPACT_ANSWERING_TAIL) if style == "compact" else (
+        _ANSWERING_HEAD, _ANSWERING_TAIL)
+    head = head.format(question=question)
+    tail = tail.format(reads=view.reads, max_reads=view.max_reads)
+    return head + _memory_sections(view, style) + tail + _feedback(view)
 
 
 def to_messages(system: str, user: str) -> list[dict[str, str]]:

@@ -63,3 +63,43 @@ def test_memagent_prompts_fill_the_reference_slots():
     answering = prompts.render_memagent_answering("Q2?", "facts {x}")
     assert "<problem> \nQ2?\n</problem>" in answering and "<memory>\nfacts {x}\n</memory>" in answering
     assert "put the answer in \\boxed{}." in answering
+
+
+def test_the_compact_style_keeps_every_section_in_a_fraction_of_the_text():
+    import gymnasium as gym
+
+    import atommem_env  # noqa: F401
+
+    paper = gym.make("AtomMem-Synthetic-v0", num_documents=6, chunk_tokens=256)
+    compact = gym.make("AtomMem-Synthetic-v0", num_documents=6, chunk_tokens=256, prompt_style="compact")
+    (p, _), (c, _) = paper.reset(seed=3), compact.reset(seed=3)
+    assert c["chunk"] == p["chunk"] and c["chunk"] in c["user"] and c["questions"][0] in c["user"]
+    assert len(c["system"]) < len(p["system"]) / 5 and len(c["user"]) < len(p["user"])
+    for tag in ("update_memory", "add_memory", "update_query", "modify_memory", "delete_memory", "final_answer"):
+        assert f"<{tag}>" in c["system"]
+    assert "Short-term memory:" in c["user"] and "Retrieved entries:" in c["user"] and "Reads used: 0 of 3" in c["user"]
+    step = "<update_memory>plan</update_memory><add_memory>Sagusk Tides fact</add_memory>"
+    while c["phase"] == 0:
+        c, *_ = compact.step(step)
+    assert "Question:" in c["user"] and "<final_answer>\\boxed{answer}</final_answer>" in c["user"]
+    assert "Memory 1: Sagusk Tides fact" in c["user"] and "plan" in c["user"]
+    # The same actions have the same effects: only the wording differs.
+    c, reward, *_ = compact.step("<final_answer>\\boxed{nowhere}</final_answer>")
+    assert reward == 0.0
+
+
+def test_compact_prompts_hide_ablated_sections():
+    view = prompts.PromptView(scratchpad=None, query=None, memories=None, reads=1, max_reads=3)
+    text = prompts.render_reading(["Q?"], "chunk text", view, style="compact")
+    assert "Short-term memory" not in text and "Retrieved entries" not in text and "chunk text" in text
+    assert "disabled" in prompts.render_system(("retrieval",), style="compact")
+
+
+def test_an_unknown_prompt_style_is_a_config_error():
+    import pytest
+
+    from atommem_env.config import EnvConfig
+    from atommem_env.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="prompt_style"):
+        EnvConfig(prompt_style="short")

@@ -158,8 +158,6 @@ def _save_model(model: torch.nn.Module, folder: Path) -> None:
 
 
 def _write_manifest(folder: Path, learner: Learner, step: int) -> None:
-    import transformers
-
     manifest = {
         "format_version": FORMAT_VERSION,
         "step": step,
@@ -168,9 +166,22 @@ def _write_manifest(folder: Path, learner: Learner, step: int) -> None:
         "parameters": _describe(_saved_tensors(learner.model)),
         "learner_config": _config_dict(learner),
         "files": {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()},
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "versions": _versions(),
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+
+def _versions() -> dict[str, str]:
+    """Versions of the libraries that wrote the files (for reading a manifest, not for checks)."""
+    import importlib.metadata
+
+    found = {}
+    for package in ("torch", "transformers", "peft", "safetensors"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return found
 
 
 def _prune(checkpoints: Path, keep: int) -> None:

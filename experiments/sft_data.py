@@ -71,8 +71,8 @@ def end_of_turn_ids(tokenizer: Any) -> list[int]:
         ids = tokenizer(suffix, add_special_tokens=False)["input_ids"]
         end = next(i + 1 for i, token in enumerate(ids) if token in special)
         return [int(t) for t in ids[:end]]
-    except (ValueError, StopIteration, TypeError) as error:  # no template, probe dropped, no special token
-        log.warning("the chat template shows no end-of-turn token (%s); using the eos token", error)
+    except Exception as error:  # noqa: BLE001 - no template, a template error, probe dropped, no special token
+        log.warning("the chat template shows no end-of-turn token (%r); using the eos token", error)
     if tokenizer.eos_token_id is None:
         raise ConfigError(
             "The tokenizer has no chat template with an end-of-turn token and no eos token; set "

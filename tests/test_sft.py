@@ -97,6 +97,8 @@ def test_the_end_of_turn_token_comes_from_the_chat_template(tokenizer):
         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     )
     assert end_of_turn_ids(chatml) == [chatml.convert_tokens_to_ids("<|im_end|>")] != [chatml.eos_token_id]
+    chatml.chat_template = "{{ raise_exception('roles must alternate user/assistant/user') }}"
+    assert end_of_turn_ids(chatml) == [chatml.eos_token_id]  # a template that refuses the probe: the eos token
     chatml.chat_template = None
     assert end_of_turn_ids(chatml) == [chatml.eos_token_id]  # no template: the eos token
 

@@ -64,3 +64,14 @@ def shared_data_dir() -> Path | None:
 
     candidate = Path(os.environ.get("ATOMMEM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     return candidate if candidate.is_dir() else None
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models on one torch thread: a second thread only adds synchronisation, which on a busy
+    2-core machine made a learner test 10-20x slower (3.4 s with one thread, 7-71 s with two, measured)."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,14 +16,7 @@ from experiments.learner import Learner, LearnerConfig, LoraSettings, token_logp
 VOCAB = 64
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The model is tiny: a second thread only adds synchronisation, which on a busy 2-core machine
-    made the learning test 10-20x slower (3.4 s with one thread, 7-71 s with two, measured)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
 
 def tiny_model(seed: int = 0) -> torch.nn.Module:

@@ -59,25 +59,43 @@ class TransformersPolicy:
         name: str | None = None,
         cache_size: int = 256,
     ) -> None:
-        if temperature < 0 or not 0 < top_p <= 1 or max_new_tokens < 1 or batch_size < 1 or cache_size < 0:
-            raise ConfigError(
-                f"TransformersPolicy temperature={temperature}, top_p={top_p}, max_new_tokens={max_new_tokens}, "
-                f"batch_size={batch_size}, cache_size={cache_size}: need temperature >= 0, 0 < top_p <= 1, "
-                "max_new_tokens and batch_size >= 1, cache_size >= 0."
-            )
+        _check_sampling(temperature, top_p, max_new_tokens, batch_size, cache_size)
+        lm, tokenizer = load_causal_lm(model, device, dtype)
+        self._configure(lm, tokenizer, name or f"hf:{model}", temperature=temperature, top_p=top_p,
+                        max_new_tokens=max_new_tokens, batch_size=batch_size, max_context=max_context, seed=seed,
+                        cache_size=cache_size)
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, *, name: str = "hf:in-memory", temperature: float = 1.0,
+                   top_p: float = 1.0, max_new_tokens: int = 512, batch_size: int = 8,
+                   max_context: int | None = None, seed: int = 0, cache_size: int = 256) -> "TransformersPolicy":
+        """A policy around a model already in memory (e.g. the one a learner trains, shared, not copied).
+
+        Call :meth:`weights_changed` after each update of the shared weights.
+        """
+        _check_sampling(temperature, top_p, max_new_tokens, batch_size, cache_size)
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        policy = cls.__new__(cls)
+        policy._configure(model, tokenizer, name, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                          batch_size=batch_size, max_context=max_context, seed=seed, cache_size=cache_size)
+        return policy
+
+    def _configure(self, model: Any, tokenizer: Any, name: str, *, temperature: float, top_p: float,
+                   max_new_tokens: int, batch_size: int, max_context: int | None, seed: int, cache_size: int) -> None:
         import torch
 
-        self.model, self.tokenizer = load_causal_lm(model, device, dtype)
-        self.device = self.model.device
-        limit = max_context or getattr(self.model.config, "max_position_embeddings", None) or 4096
+        self.model, self.tokenizer = model, tokenizer
+        self.device = next(model.parameters()).device
+        limit = max_context or getattr(model.config, "max_position_embeddings", None) or 4096
         if limit <= max_new_tokens + 16:
             raise ConfigError(f"max_context={limit} leaves no room for a prompt with max_new_tokens={max_new_tokens}.")
         self.max_prompt_tokens = limit - max_new_tokens
         self.temperature, self.top_p = temperature, top_p
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.stop_ids = _stop_ids(self.tokenizer, self.model)
-        self.name = name or f"hf:{model}"
+        self.stop_ids = _stop_ids(tokenizer, model)
+        self.name = name
         self.truncated_prompts = 0
         self.cache_size = cache_size
         self._cache: dict[tuple[int, ...], tuple[list[int], list[float]]] = {}
@@ -142,6 +160,15 @@ class TransformersPolicy:
 
         with torch.inference_mode():
             return _decode(self, prompts)
+
+
+def _check_sampling(temperature: float, top_p: float, max_new_tokens: int, batch_size: int, cache_size: int) -> None:
+    if temperature < 0 or not 0 < top_p <= 1 or max_new_tokens < 1 or batch_size < 1 or cache_size < 0:
+        raise ConfigError(
+            f"TransformersPolicy temperature={temperature}, top_p={top_p}, max_new_tokens={max_new_tokens}, "
+            f"batch_size={batch_size}, cache_size={cache_size}: need temperature >= 0, 0 < top_p <= 1, "
+            "max_new_tokens and batch_size >= 1, cache_size >= 0."
+        )
 
 
 def _decode(policy: TransformersPolicy, prompts: list[list[int]]) -> list[tuple[list[int], list[float]]]:

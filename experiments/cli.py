@@ -7,13 +7,17 @@
     args = parse_dataclass(Args, argv, presets={"quick": {"epochs": 1}}, description=__doc__)
 
 Each field is a ``--flag`` (underscores become dashes); its type comes from its default: a list takes
-one or more values, a bool is a switch, ``None`` takes a string. ``--preset NAME`` (when the dataclass
+one or more values, a bool is a switch, ``None`` takes a value of the annotated type (``int | None``: an
+integer; otherwise a string). ``--preset NAME`` (when the dataclass
 has a ``preset`` field) fills in the preset's values for every flag not given on the command line.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import types
+import typing
 from dataclasses import MISSING, Field, field, fields
 from typing import Any, Mapping, Sequence, TypeVar
 
@@ -35,15 +39,16 @@ def parse_dataclass(cls: type[T], argv: Sequence[str] | None, *, presets: Mappin
                     choices: Mapping[str, Sequence[str]] = {}, description: str | None = None) -> T:
     """Parse ``argv`` into ``cls``: defaults, then the preset's values, then the flags given."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    hints = typing.get_type_hints(cls)
     for f in fields(cls):  # type: ignore[arg-type]
-        options = _flag_options(f, choices.get(f.name) or (sorted(presets) if f.name == "preset" else None))
+        options = _flag_options(f, hints[f.name], choices.get(f.name) or (sorted(presets) if f.name == "preset" else None))
         parser.add_argument("--" + f.name.replace("_", "-"), **options)
     given = vars(parser.parse_args(argv))  # only the flags on the command line (defaults are suppressed)
     preset = presets.get(given.get("preset") or "", {})
     return cls(**{**preset, **given})
 
 
-def _flag_options(f: Field, choices: Sequence[str] | None) -> dict[str, Any]:
+def _flag_options(f: Field, hint: Any, choices: Sequence[str] | None) -> dict[str, Any]:
     default = field_default(f)
     shown = (" ".join(map(str, default)) or "none") if isinstance(default, list) else repr(default)
     options: dict[str, Any] = {"default": argparse.SUPPRESS, "help": f"{f.metadata.get('help', '')} (default: {shown})"}
@@ -52,7 +57,26 @@ def _flag_options(f: Field, choices: Sequence[str] | None) -> dict[str, Any]:
     elif isinstance(default, bool):  # before int: bool is a subclass of int
         options["action"] = "store_true"
     else:
-        options["type"] = str if default is None else type(default)
+        options["type"] = _scalar_type(hint) if default is None else type(default)
     if choices is not None:
         options["choices"] = list(choices)
     return options
+
+
+def _scalar_type(hint: Any) -> type:
+    """The type a ``None``-defaulted field parses to: ``int | None`` → int; ``str | None`` → str."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        kinds = [a for a in typing.get_args(hint) if a is not type(None)]
+        return kinds[0] if len(kinds) == 1 and kinds[0] in (int, float, str) else str
+    return hint if hint in (int, float, str) else str
+
+
+def json_object(flag: str, text: str, example: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object; exits with a message naming ``flag`` otherwise."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"{flag} is not valid JSON ({error}); e.g. '{example}'.") from None
+    if not isinstance(value, dict):
+        raise SystemExit(f"{flag} must be a JSON object, e.g. '{example}'.")
+    return value

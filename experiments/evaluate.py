@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 import atommem_env  # registers the ids
 from agents.registry import make_policy, parse_spec
+from experiments.cli import json_object
 from atommem_env.errors import ConfigError
 from experiments.metrics import summarize
 from experiments.rollout import Trajectory, rollout
@@ -102,17 +103,6 @@ class Args:
             if self.resume:
                 raise SystemExit("--resume continues an earlier run: name its folder with --out-dir.")
             self.out_dir = fresh_run_dir(self.policy)
-
-
-def json_object(flag: str, text: str, example: str) -> dict[str, Any]:
-    """``text`` parsed as a JSON object; exits with a message naming ``flag`` otherwise."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise SystemExit(f"{flag} is not valid JSON ({error}); e.g. '{example}'.") from None
-    if not isinstance(value, dict):
-        raise SystemExit(f"{flag} must be a JSON object, e.g. '{example}'.")
-    return value
 
 
 def fresh_run_dir(policy: str, root: Path = Path("runs/evaluate")) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import atommem_env
-from experiments.evaluate import json_object
+from experiments.cli import json_object
 from experiments.tracking import BACKENDS
 
 DTYPES = ("float32", "bfloat16", "float16")

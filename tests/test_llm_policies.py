@@ -20,6 +20,8 @@ from agents import models  # noqa: E402
 from agents.hf_policy import TransformersPolicy, _unpad  # noqa: E402
 from tests.tiny_lm import build_tiny_lm  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
+
 OBS = [
     {"system": "who is the answer", "user": "where was the document born"},
     {"system": "who", "user": "what"},

@@ -45,6 +45,7 @@ def test_baselines_play_real_episodes(data_dir, dataset, protocol, name):
     assert summary["episodes"] == 2
 
 
+@pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 @pytest.mark.parametrize("dataset", BENCHMARKS)
 def test_a_local_model_plays_real_episodes(data_dir, dataset, protocol, tmp_path_factory):

@@ -1,0 +1,306 @@
+"""GRPO on one machine: sample groups of episodes, score them, update the model, repeat (SPEC §8).
+
+    python experiments/grpo_train.py --preset cpu-small --out-dir runs/grpo/smoke          # minutes on a CPU
+    python experiments/grpo_train.py --preset cpu-small --out-dir runs/grpo/smoke --resume # continue it
+    python experiments/grpo_train.py --preset paper --data-dir ../shared/data --device cuda --out-dir runs/grpo/paper
+
+Each step takes ``prompts_per_step`` training episodes and rolls each out ``group_size`` times from the
+same start (same index and seed; the samples differ), with the model being trained as the policy
+(shared in memory, not copied: the weights the learner updates are the weights the next step samples
+from). Every turn of every episode becomes one training sample carrying its episode's advantage
+(reward minus its group's mean), and one optimizer step follows. Held-out episodes (the last
+``eval_episodes`` of the source, never trained on) are played greedily every ``eval_every`` steps.
+
+Writes into ``--out-dir``: checkpoints (``checkpoints/step-XXXXXXXX``, with optimizer, scheduler and RNG
+states, so ``--resume`` continues exactly), ``metrics.csv`` and TensorBoard events (``train/*``,
+``rollout/*`` including the per-turn Create/Read/Update/Delete rates, ``eval/*``, ``time/*``),
+``config.json`` and ``final/`` (the last weights, loadable with ``--policy hf:<out-dir>/final``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import gymnasium as gym
+
+import atommem_env  # registers the ids
+from experiments.cli import arg, json_object, parse_dataclass
+from experiments.metrics import summarize
+from experiments.rollout import Trajectory, rollout
+
+log = logging.getLogger(__name__)
+
+# Options that may change when a run is resumed; any other difference is refused.
+RESUMABLE = ("preset", "steps", "resume", "logger", "eval_every", "save_every", "keep_checkpoints", "device")
+
+
+@dataclass
+class GRPOArgs:
+    """Command-line arguments (each field is a ``--flag``); defaults are the paper's recipe (SPEC §8)."""
+
+    preset: str | None = arg(None, "a name of PRESETS; fills every flag not given")
+    model: str = arg("smollm2", "smollm2, a hub name or a local folder (e.g. an SFT run's final/)")
+    env_id: str = arg("AtomMem-Synthetic-v0", "the env to train on (any registered id)")
+    env_kwargs: str = arg("{}", "JSON object of env options")
+    data_dir: str | None = arg(None, "folder of the benchmark files (real-data env ids)")
+    steps: int = arg(100, "optimizer steps (the paper: about 100)")
+    prompts_per_step: int = arg(8, "episodes per step (the paper: 8 prompts)")
+    group_size: int = arg(8, "rollouts per episode (the paper: 8)")
+    rollout_batch_size: int = arg(16, "envs stepped together, i.e. prompts per generation batch")
+    temperature: float = arg(1.0, "sampling temperature (the paper: 1.0)")
+    top_p: float = arg(0.99, "nucleus sampling mass (the paper: 0.99)")
+    max_new_tokens: int = arg(4096, "response budget per turn (the paper: 4096)")
+    max_context: int | None = arg(None, "prompt + response tokens; default: the model's limit")
+    lr: float = arg(1e-6, "learning rate after warm-up (the paper: 1e-6)")
+    warmup_steps: int = arg(20, "linear warm-up steps (the paper: 20)")
+    kl_coef: float = arg(0.001, "k3 KL penalty to the initial model (the paper: 0.001; 0 runs no reference)")
+    clip_low: float = arg(0.2, "policy-ratio floor is 1 - clip_low (the paper: 0.2)")
+    clip_high: float = arg(0.28, "policy-ratio cap is 1 + clip_high (the paper: 0.28)")
+    micro_batch_tokens: int = arg(16_384, "padded tokens per forward/backward pass (gradients accumulate)")
+    scale_by_std: bool = arg(False, "the paper: no std scaling of advantages")
+    lora_r: int = arg(0, "> 0 trains LoRA adapters of this rank instead of all weights")
+    eval_every: int = arg(10, "steps between greedy evaluations of the held-out episodes")
+    eval_episodes: int = arg(16, "held-out episodes (the last ones of the source; never trained on)")
+    save_every: int = arg(10, "steps between checkpoints (and the last step)")
+    keep_checkpoints: int = arg(2, "newest checkpoints kept")
+    out_dir: str = arg("", "the run's folder (required)")
+    resume: bool = arg(False, "continue the run in --out-dir from its last checkpoint")
+    logger: str = arg("tensorboard", "tensorboard, wandb or none (metrics.csv is always written)")
+    seed: int = arg(0, "seeds episode choice and sampling")
+    device: str | None = arg(None, "cpu, cuda, cuda:1...; default: CUDA when available")
+
+    def validate(self) -> None:
+        """Exit with a message saying what to fix when an argument is invalid."""
+        problems = [
+            message for ok, message in [
+                (self.steps >= 1, f"--steps {self.steps}: train at least one step."),
+                (self.prompts_per_step >= 1, f"--prompts-per-step {self.prompts_per_step}: need at least 1."),
+                (self.group_size >= 2, f"--group-size {self.group_size}: GRPO compares at least 2 rollouts "
+                                       "of an episode (the paper: 8)."),
+                (self.rollout_batch_size >= 1, f"--rollout-batch-size {self.rollout_batch_size}: need at least 1."),
+                (self.temperature > 0, f"--temperature {self.temperature}: GRPO samples; use a positive "
+                                       "temperature (the paper: 1.0)."),
+                (0 < self.top_p <= 1, f"--top-p {self.top_p}: must be in (0, 1]."),
+                (self.max_new_tokens >= 1, f"--max-new-tokens {self.max_new_tokens}: need at least 1."),
+                (self.eval_every >= 1 and self.save_every >= 1,
+                 f"--eval-every {self.eval_every} / --save-every {self.save_every}: need at least 1."),
+                (self.eval_episodes >= 0, f"--eval-episodes {self.eval_episodes}: need 0 or more."),
+                (self.keep_checkpoints >= 1, f"--keep-checkpoints {self.keep_checkpoints}: keep at least 1."),
+                (self.lora_r >= 0, f"--lora-r {self.lora_r}: 0 trains all weights; > 0 is the adapter rank."),
+                (self.logger in ("tensorboard", "wandb", "none"),
+                 f"--logger {self.logger}: choose tensorboard, wandb or none."),
+                (bool(self.out_dir), "--out-dir is required: the run's checkpoints and metrics go there."),
+            ] if not ok
+        ]
+        if problems:
+            raise SystemExit("Invalid arguments:\n  " + "\n  ".join(problems))
+        json_object("--env-kwargs", self.env_kwargs, '{"num_documents": 6}')
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # SPEC §8 on the paper's training data (HotpotQA); set --model to your SFT checkpoint of Qwen3-8B.
+    "paper": {"model": "Qwen/Qwen3-8B", "env_id": "AtomMem-HotpotQA-200-v0", "max_context": 16_384 + 4_096},
+    # A compact Synthetic setting SmolLM2-135M can be trained on in minutes on 2 CPU cores.
+    "cpu-small": {
+        "model": "smollm2", "env_id": "AtomMem-Synthetic-v0",
+        "env_kwargs": json.dumps({"num_documents": 6, "chunk_tokens": 256, "prompt_style": "compact"}),
+        "steps": 4, "prompts_per_step": 2, "group_size": 4, "rollout_batch_size": 8, "max_new_tokens": 48,
+        "lr": 1e-5, "warmup_steps": 0, "kl_coef": 0.0, "micro_batch_tokens": 8_192, "eval_every": 2,
+        "eval_episodes": 4, "save_every": 2,
+    },
+}
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Parse ``argv``, train, and return the last logged metrics."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_dataclass(GRPOArgs, argv, description=__doc__, presets=PRESETS)
+    args.validate()
+    return train(args)
+
+
+def train(args: GRPOArgs) -> dict[str, float]:
+    """Run (or resume) a GRPO training run as described by ``args``; returns the last metrics."""
+    from experiments.checkpoint import export_model, latest_checkpoint, load_checkpoint, save_checkpoint
+    from experiments.tracking import Tracker
+
+    run_dir = Path(args.out_dir)
+    _check_run_dir(args, run_dir)
+    run = GRPORun(args)
+    start = 0
+    if args.resume:
+        path = latest_checkpoint(run_dir)
+        if path is None:
+            raise SystemExit(f"--resume: {run_dir} has no checkpoint to continue from; start without --resume.")
+        start, _ = load_checkpoint(path, run.learner, generators=run.generators())
+        log.info("Resumed %s at step %d", path, start)
+    metrics: dict[str, float] = {}
+    with Tracker(run_dir, backend=args.logger, config=asdict(args), resume=args.resume) as tracker:
+        if args.resume:
+            tracker.truncate_after(start)
+        bar = _progress(start, args.steps)
+        for step in range(start, args.steps):
+            metrics = run.step(step)
+            if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+                metrics.update(run.evaluate())
+            tracker.log(metrics, step + 1)
+            if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
+                save_checkpoint(run_dir, run.learner, step + 1, tokenizer=run.tokenizer, state={"step": step + 1},
+                                generators=run.generators(), keep=args.keep_checkpoints)
+            bar.update(1)
+            bar.set_postfix(reward=f"{metrics['rollout/reward']:.3f}")
+        bar.close()
+    export_model(run.learner, run_dir / "final", tokenizer=run.tokenizer)
+    return metrics
+
+
+class GRPORun:
+    """The model, its learner, the sampling and evaluation policies sharing it, and the episode plan."""
+
+    def __init__(self, args: GRPOArgs) -> None:
+        from agents.hf_policy import TransformersPolicy
+        from agents.models import load_causal_lm
+        from experiments.learner import Learner, LearnerConfig, LoraSettings
+
+        self.args = args
+        model, self.tokenizer = load_causal_lm(args.model, args.device, dtype="float32")
+        lora = LoraSettings(r=args.lora_r, alpha=2.0 * args.lora_r) if args.lora_r else None
+        reference = copy.deepcopy(model) if args.kl_coef > 0 and lora is None else None
+        config = LearnerConfig(
+            lr=args.lr, warmup_steps=args.warmup_steps, kl_coef=args.kl_coef, clip_low=args.clip_low,
+            clip_high=args.clip_high, micro_batch_tokens=args.micro_batch_tokens, temperature=args.temperature,
+            pad_token_id=self.tokenizer.pad_token_id, lora=lora,
+        )
+        self.learner = Learner(model, config, reference=reference)
+        shared = {"max_new_tokens": args.max_new_tokens, "batch_size": args.rollout_batch_size,
+                  "max_context": args.max_context}
+        self.sampler = TransformersPolicy.from_model(
+            self.learner.model, self.tokenizer, name=f"grpo:{args.model}", temperature=args.temperature,
+            top_p=args.top_p, seed=args.seed, cache_size=0, **shared,
+        )
+        self.greedy = TransformersPolicy.from_model(
+            self.learner.model, self.tokenizer, name=f"grpo:{args.model}", temperature=0.0, cache_size=0, **shared,
+        )
+        self.make_env = _env_factory(args)
+        self.plan = EpisodePlan(len(self.make_env().unwrapped.source), args.eval_episodes, args.prompts_per_step,
+                                args.seed)
+
+    def generators(self) -> dict[str, Any]:
+        """Random state outside the global RNGs that a checkpoint must carry (the sampler's)."""
+        return {"sampler": self.sampler.generator}
+
+    def step(self, step: int) -> dict[str, float]:
+        """Roll out this step's groups, update once, and return the step's metrics."""
+        from experiments.grpo import grpo_samples
+
+        indices, seeds = self.plan.groups(step)
+        group = self.args.group_size
+        started = time.perf_counter()
+        self.learner.model.eval()
+        trajectories = rollout(
+            self.make_env, self.sampler, [s for s in seeds for _ in range(group)], env_id=self.args.env_id,
+            indices=[i for i in indices for _ in range(group)], batch_size=self.args.rollout_batch_size,
+        )
+        rollout_s = time.perf_counter() - started
+        samples = grpo_samples(trajectories, scale_by_std=self.args.scale_by_std)
+        self.learner.model.train()
+        train = self.learner.grpo_step(samples)
+        self.learner.model.eval()
+        metrics = {f"train/{k}": v for k, v in train.items()}
+        metrics.update(rollout_metrics(trajectories, group))
+        metrics.update({"time/rollout_s": rollout_s, "time/update_s": time.perf_counter() - started - rollout_s})
+        return metrics
+
+    def evaluate(self) -> dict[str, float]:
+        """Greedy play of the held-out episodes: ``eval/*`` metrics (empty with no held-out episodes)."""
+        indices = self.plan.held_out()
+        if not indices:
+            return {}
+        self.learner.model.eval()
+        trajectories = rollout(self.make_env, self.greedy, [self.plan.eval_seed(i) for i in indices],
+                               env_id=self.args.env_id, indices=indices, batch_size=self.args.rollout_batch_size)
+        return {f"eval/{k}": float(v) for k, v in summarize(trajectories).items()}
+
+
+class EpisodePlan:
+    """Which episodes each step trains on, and which are held out for evaluation.
+
+    The last ``held_out_count`` episodes of the source are never trained on; training cycles through
+    the others in order, ``per_step`` per step. Seeds are fixed by (run seed, step, slot), so a resumed
+    run trains on exactly the episodes the uninterrupted run would have.
+    """
+
+    def __init__(self, size: int, held_out_count: int, per_step: int, seed: int) -> None:
+        if size - held_out_count < 1:
+            raise SystemExit(
+                f"The source has {size} episodes and --eval-episodes {held_out_count} holds them all out; "
+                "lower --eval-episodes."
+            )
+        self.train_size, self.size, self.per_step, self.seed = size - held_out_count, size, per_step, seed
+
+    def groups(self, step: int) -> tuple[list[int], list[int]]:
+        """(episode index, seed) of each group of ``step``."""
+        first = step * self.per_step
+        indices = [(first + j) % self.train_size for j in range(self.per_step)]
+        seeds = [self.seed * 1_000_003 + first + j for j in range(self.per_step)]
+        return indices, seeds
+
+    def held_out(self) -> list[int]:
+        return list(range(self.train_size, self.size))
+
+    def eval_seed(self, index: int) -> int:
+        return self.seed + index
+
+
+def rollout_metrics(trajectories: list[Trajectory], group_size: int) -> dict[str, float]:
+    """``rollout/*``: the usual summary (EM, reward, per-turn op rates...) plus GRPO-specific figures."""
+    metrics = {f"rollout/{k}": float(v) for k, v in summarize(trajectories).items()}
+    rewards = [t.reward for t in trajectories]
+    groups = [rewards[i:i + group_size] for i in range(0, len(rewards), group_size)]
+    metrics["rollout/flat_groups"] = sum(max(g) == min(g) for g in groups) / len(groups)  # no learning signal
+    lengths = [len(turn.response_ids or ()) for t in trajectories for turn in t.turns]
+    metrics["rollout/response_tokens"] = sum(lengths) / max(1, len(lengths))
+    return metrics
+
+
+def _env_factory(args: GRPOArgs) -> Callable[[], gym.Env]:
+    kwargs = json.loads(args.env_kwargs)
+    if args.data_dir and atommem_env.needs_data(args.env_id):
+        kwargs.setdefault("data_dir", args.data_dir)
+    return lambda: gym.make(args.env_id, **kwargs)
+
+
+def _check_run_dir(args: GRPOArgs, run_dir: Path) -> None:
+    """Refuse to mix runs: a fresh run needs an empty folder; a resumed one, the same settings."""
+    saved = run_dir / "config.json"
+    if not args.resume:
+        if (run_dir / "checkpoints").exists() or saved.exists():
+            raise SystemExit(f"{run_dir} already holds a run; continue it with --resume or pick another --out-dir.")
+        return
+    if not saved.exists():
+        raise SystemExit(f"--resume: {run_dir} holds no run (no config.json); start without --resume.")
+    before = json.loads(saved.read_text())
+    changed = {k: (before.get(k), v) for k, v in asdict(args).items() if k not in RESUMABLE and before.get(k) != v}
+    if changed:
+        details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
+        raise SystemExit(f"--resume with different settings ({details}); resume with the run's own settings.")
+
+
+def _progress(start: int, total: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc="grpo", unit="step")
+
+
+if __name__ == "__main__":
+    main()

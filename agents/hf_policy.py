@@ -195,9 +195,20 @@ def _decode(policy: TransformersPolicy, prompts: list[list[int]]) -> list[tuple[
         positions = positions[:, -1:] + 1
         out = policy.model(
             input_ids=token[:, None], attention_mask=mask, position_ids=positions,
-            past_key_values=out.past_key_values, use_cache=True,
+            use_cache=True, **_cache_kwargs(out),
         )
     return _unpad(torch.stack(tokens, 1).tolist(), torch.stack(logprobs, 1).tolist(), policy.stop_ids)
+
+
+def _cache_kwargs(out: Any) -> dict[str, Any]:
+    """The KV cache of ``out`` as the next forward call's keyword argument.
+
+    transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name warns and goes in 5.40);
+    earlier releases only know the old name.
+    """
+    if "cache" in getattr(out, "__dataclass_fields__", {}):
+        return {"cache": out.cache}
+    return {"past_key_values": out.past_key_values}
 
 
 def _sample(policy: TransformersPolicy, logits: Any) -> tuple[Any, Any]:

@@ -17,7 +17,7 @@ DEFAULT_DOCUMENTS = 200  # env ids without a size suffix (e.g. AtomMem-HotpotQA-
 _ENV_ID = re.compile(r"^AtomMem-(?P<benchmark>.+?)(?:-(?P<documents>\d+))?-v\d+$")
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     """Return ``matplotlib.pyplot`` on the headless Agg backend, or explain how to get it."""
     try:
         import matplotlib
@@ -61,7 +61,7 @@ def plot_ops_per_turn(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     Returns:
         ``path``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     labels = [row["env_id"].removeprefix("AtomMem-") for row in rows]
     width = 0.8 / len(OP_RATE_KEYS)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(rows) + 2), 4.5))
@@ -94,7 +94,7 @@ def plot_em_by_documents(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     Returns:
         ``path``.
     """
-    plt = _pyplot()
+    plt = pyplot()
     series: dict[str, dict[int, float]] = {}
     for row in rows:
         if "em" not in row:  # an env id with no episodes has no EM to draw

@@ -1,0 +1,67 @@
+"""Curves of a training run: chosen columns of its ``metrics.csv`` against the step, as one PNG.
+
+    python experiments/plot_metrics.py runs/sft/smollm2/metrics.csv --keys train/loss --out sft_loss.png
+    python experiments/plot_metrics.py runs/grpo/smollm2/metrics.csv \\
+        --keys rollout/reward eval/em --out grpo_reward.png
+
+One panel per key. Rows without a value for a key (an evaluation logged only every few steps) are
+skipped for that key, so sparse and dense metrics share the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+from typing import Sequence
+
+from experiments.plots import pyplot
+
+
+def read_curves(csv_path: str | Path, keys: Sequence[str]) -> dict[str, list[tuple[int, float]]]:
+    """``{key: [(step, value), ...]}`` from a Tracker ``metrics.csv``; raises ``KeyError`` naming a missing key."""
+    with open(csv_path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        columns = reader.fieldnames or []
+    missing = [key for key in keys if key not in columns]
+    if missing:
+        raise KeyError(f"{csv_path} has no column {', '.join(missing)}; it has: {', '.join(columns)}")
+    return {key: [(int(row["step"]), float(row[key])) for row in rows if row.get(key)] for key in keys}
+
+
+def plot_curves(curves: dict[str, list[tuple[int, float]]], path: str | Path, title: str = "") -> Path:
+    """Write one panel per curve (step on x) to ``path`` and return it."""
+    plt = pyplot()
+    fig, axes = plt.subplots(len(curves), 1, figsize=(6.5, 2.4 * len(curves) + 0.6), sharex=True, squeeze=False)
+    for ax, (key, points) in zip(axes[:, 0], curves.items()):
+        ax.plot([s for s, _ in points], [v for _, v in points], marker="o" if len(points) < 30 else None)
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("step")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("metrics_csv", help="a run's metrics.csv (written by experiments/tracking.py)")
+    parser.add_argument("--keys", nargs="+", required=True, help="columns to draw, one panel each")
+    parser.add_argument("--out", required=True, help="the PNG to write")
+    parser.add_argument("--title", default="", help="figure title")
+    args = parser.parse_args(argv)
+    if not Path(args.metrics_csv).is_file():
+        parser.error(f"{args.metrics_csv}: no such file; pass a run's metrics.csv")
+    try:
+        curves = read_curves(args.metrics_csv, args.keys)
+    except KeyError as problem:
+        parser.error(str(problem.args[0]))
+    return plot_curves(curves, args.out, args.title)
+
+
+if __name__ == "__main__":
+    print(main())

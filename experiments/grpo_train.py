@@ -110,13 +110,16 @@ class GRPOArgs:
 PRESETS: dict[str, dict[str, Any]] = {
     # SPEC §8 on the paper's training data (HotpotQA); set --model to your SFT checkpoint of Qwen3-8B.
     "paper": {"model": "Qwen/Qwen3-8B", "env_id": "AtomMem-HotpotQA-200-v0", "max_context": 16_384 + 4_096},
-    # A compact Synthetic setting SmolLM2-135M can be trained on in minutes on 2 CPU cores.
+    # The compact Synthetic setting of docs/TRAINING.md, for SmolLM2-135M on 2 CPU cores (about 15 minutes
+    # a step there); responses of its SFT teacher run to about 260 tokens.
     "cpu-small": {
         "model": "smollm2", "env_id": "AtomMem-Synthetic-v0",
-        "env_kwargs": json.dumps({"num_documents": 6, "chunk_tokens": 256, "prompt_style": "compact"}),
-        "steps": 4, "prompts_per_step": 2, "group_size": 4, "rollout_batch_size": 8, "max_new_tokens": 48,
-        "lr": 1e-5, "warmup_steps": 0, "kl_coef": 0.0, "micro_batch_tokens": 8_192, "eval_every": 2,
-        "eval_episodes": 4, "save_every": 2,
+        "env_kwargs": json.dumps({"num_documents": 4, "chunk_tokens": 128, "prompt_style": "compact"}),
+        "steps": 4, "prompts_per_step": 2, "group_size": 4, "rollout_batch_size": 8, "max_new_tokens": 256,
+        "lr": 1e-5, "warmup_steps": 0, "kl_coef": 0.0, "eval_every": 2, "eval_episodes": 8, "save_every": 2,
+        # Float32 activations kept for backward cost SmolLM2 (30 layers) about 2 MB per token: 8K-token
+        # micro-batches were OOM-killed on a 24 GB machine; with 2K the whole run peaks at about 6.5 GB.
+        "micro_batch_tokens": 2_048,
     },
 }
 

@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,6 +47,8 @@ RESUMABLE = ("preset", "steps", "resume", "logger", "eval_every", "save_every", 
 @dataclass
 class GRPOArgs:
     """Command-line arguments (each field is a ``--flag``); defaults are the paper's recipe (SPEC §8)."""
+
+    resumable: ClassVar[tuple[str, ...]] = RESUMABLE  # may differ between a run and its --resume
 
     preset: str | None = arg(None, "a name of PRESETS; fills every flag not given")
     model: str = arg("smollm2", "smollm2, a hub name or a local folder (e.g. an SFT run's final/)")
@@ -81,7 +83,14 @@ class GRPOArgs:
 
     def validate(self) -> None:
         """Exit with a message saying what to fix when an argument is invalid."""
-        problems = [
+        problems = self.problems()
+        if problems:
+            raise SystemExit("Invalid arguments:\n  " + "\n  ".join(problems))
+        json_object("--env-kwargs", self.env_kwargs, '{"num_documents": 6}')
+
+    def problems(self) -> list[str]:
+        """What is wrong with the arguments, one line per problem (empty when they are valid)."""
+        return [
             message for ok, message in [
                 (self.steps >= 1, f"--steps {self.steps}: train at least one step."),
                 (self.prompts_per_step >= 1, f"--prompts-per-step {self.prompts_per_step}: need at least 1."),
@@ -102,9 +111,6 @@ class GRPOArgs:
                 (bool(self.out_dir), "--out-dir is required: the run's checkpoints and metrics go there."),
             ] if not ok
         ]
-        if problems:
-            raise SystemExit("Invalid arguments:\n  " + "\n  ".join(problems))
-        json_object("--env-kwargs", self.env_kwargs, '{"num_documents": 6}')
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -331,7 +337,8 @@ def _check_run_dir(args: GRPOArgs, run_dir: Path) -> None:
     if not saved.exists():
         raise SystemExit(f"--resume: {run_dir} holds no run (no config.json); start without --resume.")
     before = json.loads(saved.read_text())
-    changed = {k: (before.get(k), v) for k, v in asdict(args).items() if k not in RESUMABLE and before.get(k) != v}
+    changed = {k: (before.get(k), v) for k, v in asdict(args).items()
+               if k not in args.resumable and before.get(k) != v}
     if changed:
         details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
         raise SystemExit(f"--resume with different settings ({details}); resume with the run's own settings.")

@@ -42,6 +42,7 @@ class Slot:
         gpus: GPU share the actor reserves inside the bundle (0 on CPU; 0.5 when colocated).
         gpu_ids: the node-local GPUs the actor uses (a tensor-parallel engine spans several bundles,
             one per GPU; its actor sits in the first).
+        cpus: CPUs the actor reserves inside the bundle.
     """
 
     role: str
@@ -50,6 +51,7 @@ class Slot:
     bundle: int
     gpus: float = 0.0
     gpu_ids: tuple[int, ...] = ()
+    cpus: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -156,8 +158,8 @@ def _cpu_plan(learners: int, workers: int, cpus: int) -> PlacementPlan:
     bundles = tuple({"CPU": float(cpus)} for _ in range(learners + workers))
     return PlacementPlan(
         mode="split", num_gpus=0, gpus_per_node=0, tensor_parallel_size=1, nodes=(bundles,),
-        learners=tuple(Slot("learner", r, 0, r) for r in range(learners)),
-        engines=tuple(Slot("engine", e, 0, learners + e) for e in range(workers)),
+        learners=tuple(Slot("learner", r, 0, r, cpus=cpus) for r in range(learners)),
+        engines=tuple(Slot("engine", e, 0, learners + e, cpus=cpus) for e in range(workers)),
     )
 
 
@@ -170,9 +172,9 @@ def _split_plan(num_gpus: int, per_node: int, tp: int, learners: int | None, cpu
             f"--tensor-parallel-size {tp}; the engine GPUs must be a positive multiple of it. Change "
             "--num-learners or --tensor-parallel-size, or use --placement colocated."
         )
-    learner_slots = tuple(_gpu_slot("learner", r, r, per_node, 1.0) for r in range(learners))
+    learner_slots = tuple(_gpu_slot("learner", r, r, per_node, 1.0, cpus) for r in range(learners))
     engine_slots = tuple(
-        _engine_slot(e, learners + e * tp, tp, per_node, 1.0) for e in range(engine_gpus // tp)
+        _engine_slot(e, learners + e * tp, tp, per_node, 1.0, cpus) for e in range(engine_gpus // tp)
     )
     return PlacementPlan("split", num_gpus, per_node, tp, _gpu_nodes(num_gpus, per_node, cpus),
                          learner_slots, engine_slots)
@@ -188,8 +190,8 @@ def _colocated_plan(num_gpus: int, per_node: int, tp: int, learners: int | None,
         raise PlacementError(f"--num-gpus {num_gpus} is not a multiple of --tensor-parallel-size {tp}.")
     # Two actors share each GPU bundle, so each reserves half of it (Ray's fractional GPUs) and the
     # bundle holds CPUs for both.
-    learner_slots = tuple(_gpu_slot("learner", r, r, per_node, 0.5) for r in range(num_gpus))
-    engine_slots = tuple(_engine_slot(e, e * tp, tp, per_node, 0.5) for e in range(num_gpus // tp))
+    learner_slots = tuple(_gpu_slot("learner", r, r, per_node, 0.5, cpus) for r in range(num_gpus))
+    engine_slots = tuple(_engine_slot(e, e * tp, tp, per_node, 0.5, cpus) for e in range(num_gpus // tp))
     return PlacementPlan("colocated", num_gpus, per_node, tp, _gpu_nodes(num_gpus, per_node, 2 * cpus),
                          learner_slots, engine_slots)
 
@@ -200,11 +202,11 @@ def _gpu_nodes(num_gpus: int, per_node: int, cpus: int) -> tuple[tuple[dict[str,
     return tuple(tuple({"GPU": 1.0, "CPU": float(cpus)} for _ in range(gpus)) for gpus in on_node)
 
 
-def _gpu_slot(role: str, rank: int, gpu: int, per_node: int, share: float) -> Slot:
-    return Slot(role, rank, gpu // per_node, gpu % per_node, share, (gpu % per_node,))
+def _gpu_slot(role: str, rank: int, gpu: int, per_node: int, share: float, cpus: int) -> Slot:
+    return Slot(role, rank, gpu // per_node, gpu % per_node, share, (gpu % per_node,), float(cpus))
 
 
-def _engine_slot(rank: int, first_gpu: int, tp: int, per_node: int, share: float) -> Slot:
+def _engine_slot(rank: int, first_gpu: int, tp: int, per_node: int, share: float, cpus: int) -> Slot:
     last_gpu = first_gpu + tp - 1
     if first_gpu // per_node != last_gpu // per_node:
         raise PlacementError(
@@ -215,7 +217,7 @@ def _engine_slot(rank: int, first_gpu: int, tp: int, per_node: int, share: float
     local = tuple(range(first_gpu % per_node, first_gpu % per_node + tp))
     # With tensor parallelism vLLM starts one worker per GPU in the engine's bundles itself; the
     # engine actor only coordinates them, so it reserves a GPU share only when it runs the model alone.
-    return Slot("engine", rank, first_gpu // per_node, local[0], share if tp == 1 else 0.0, local)
+    return Slot("engine", rank, first_gpu // per_node, local[0], share if tp == 1 else 0.0, local, float(cpus))
 
 
 def _with_embedders(plan: PlacementPlan, cpus: int) -> PlacementPlan:
@@ -223,7 +225,7 @@ def _with_embedders(plan: PlacementPlan, cpus: int) -> PlacementPlan:
     nodes = [list(bundles) for bundles in plan.nodes]
     embedders = []
     for node in sorted({slot.node for slot in plan.engines}):
-        embedders.append(Slot("embedding", len(embedders), node, len(nodes[node])))
+        embedders.append(Slot("embedding", len(embedders), node, len(nodes[node]), cpus=float(cpus)))
         nodes[node].append({"CPU": float(cpus)})
     return PlacementPlan(plan.mode, plan.num_gpus, plan.gpus_per_node, plan.tensor_parallel_size,
                          tuple(tuple(b) for b in nodes), plan.learners, plan.engines, tuple(embedders))

@@ -200,7 +200,7 @@ class LearnerGroup:
             for s in plan.learners
         ]
         if size > 1:
-            host, port = self._call(self.actors[0].address.remote())
+            [(host, port)] = self._call(self.actors[0].address.remote())
             self._call(*[a.join.remote(plan.backend, host, port) for a in self.actors])
 
     def update(self, samples: Sequence[Sample]) -> dict[str, float]:

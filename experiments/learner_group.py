@@ -240,13 +240,26 @@ class LearnerGroup:
         self.actors = []
 
     def _call(self, *refs: Any) -> list[Any]:
+        """The refs' values in order; a dead rank stops the whole group at once.
+
+        Refs are awaited as they finish, not in order: when one rank dies, the others may be blocked
+        in an all-reduce waiting for it, and would never return.
+        """
         import ray
         from ray.exceptions import RayActorError
 
-        try:
-            return ray.get(list(refs))
-        except RayActorError as error:
-            raise LearnerFailure(
-                f"A learner rank died ({type(error).__name__}); the run stops here. Its last checkpoint is intact: "
-                "continue with --resume (the actor's log under /tmp/ray/session_latest/logs says why it died)."
-            ) from error
+        index = {ref: i for i, ref in enumerate(refs)}
+        values: list[Any] = [None] * len(refs)
+        pending = list(refs)
+        while pending:
+            [ready], pending = ray.wait(pending, num_returns=1)
+            try:
+                values[index[ready]] = ray.get(ready)
+            except RayActorError as error:
+                self.shutdown()  # frees the ranks still waiting in a collective for the dead one
+                raise LearnerFailure(
+                    f"A learner rank died ({type(error).__name__}); the run stops here. Its last checkpoint is "
+                    "intact: continue with --resume (the actor's log under /tmp/ray/session_latest/logs says why "
+                    "it died)."
+                ) from error
+        return values

@@ -258,13 +258,14 @@ class RayWorkerPool:
 # The cluster
 
 
-def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
+def connect(address: str | None, *, num_cpus: int | None = None, log_to_driver: bool = True) -> bool:
     """Join the cluster at ``address`` or start a local one; returns whether this call started Ray.
 
     A local cluster is given ``num_cpus`` logical CPUs (the plan's need; more than the cores means
     the actors time-share them). Its workers inherit this process's environment, so the repository is
     put on their ``PYTHONPATH``: they import the same code as the driver. On an existing cluster the
-    code must be installed on every node (see docs/DISTRIBUTED.md).
+    code must be installed on every node (see docs/DISTRIBUTED.md). ``log_to_driver`` forwards the
+    actors' output to this process.
     """
     import ray
 
@@ -282,7 +283,16 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> bool:
         return True
     paths = [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+    for attempt in (1, 2):
+        try:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver)
+            return True
+        except Exception as error:  # Ray raises a bare Exception when its raylet is slow to register
+            ray.shutdown()
+            if attempt == 2 or "timed out during startup" not in str(error):
+                raise
+            # Ray waits a fixed 30 s for its raylet; a machine busy with other work can take longer once.
+            log.warning("local Ray did not start in time (%s); trying once more", error)
     return True
 
 

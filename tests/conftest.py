@@ -82,15 +82,13 @@ def ray_session():
     """One local Ray instance for the whole test session (starting one costs about 10 s here).
 
     Four logical CPUs on the 2-core machine: tests run at most four single-CPU actors at a time, and
-    each test removes its actors and placement groups. The workers import this checkout's code (the
-    editable install may point at another one), as a local ray_train.py run arranges too.
+    each test removes its actors and placement groups. Started like a local ray_train.py run, so the
+    workers import this checkout's code (the editable install may point at another one).
     """
     ray = pytest.importorskip("ray", reason="Ray tests need ray (pip install -e '.[ray]')")
-    import os
+    from experiments.ray_workers import connect
 
-    root = str(Path(__file__).resolve().parents[1])
-    os.environ["PYTHONPATH"] = os.pathsep.join([root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    connect(None, num_cpus=4, log_to_driver=False)
     yield ray
     ray.shutdown()
 

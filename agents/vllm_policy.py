@@ -14,6 +14,7 @@ for the sampled token only). vLLM reports them from the raw model distribution b
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any, Sequence
 
@@ -76,6 +77,19 @@ class VLLMPolicy:
         self.sampling = vllm.SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, logprobs=0)
         self.name = name or f"vllm:{model}"
         self.truncated_prompts = 0
+
+    def with_sampling(self, *, temperature: float, top_p: float = 1.0, name: str | None = None) -> "VLLMPolicy":
+        """A policy on the same engine (no second copy of the model) with other sampling settings,
+        e.g. ``temperature=0`` for greedy evaluation next to the training sampler."""
+        if temperature < 0 or not 0 < top_p <= 1:
+            raise ConfigError(f"with_sampling(temperature={temperature}, top_p={top_p}): need temperature >= 0 "
+                              "and 0 < top_p <= 1.")
+        other = copy.copy(self)
+        other.sampling = _import_vllm().SamplingParams(
+            temperature=temperature, top_p=top_p, max_tokens=self.sampling.max_tokens, logprobs=0
+        )
+        other.name = name or self.name
+        return other
 
     def act(self, observations: Sequence[dict[str, Any]]) -> list[Completion]:
         """One completion per observation, in input order (one engine call for the batch)."""

@@ -26,7 +26,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,6 +47,8 @@ RESUMABLE = ("preset", "steps", "resume", "logger", "eval_every", "save_every", 
 @dataclass
 class GRPOArgs:
     """Command-line arguments (each field is a ``--flag``); defaults are the paper's recipe (SPEC §8)."""
+
+    resumable: ClassVar[tuple[str, ...]] = RESUMABLE  # may differ between a run and its --resume
 
     preset: str | None = arg(None, "a name of PRESETS; fills every flag not given")
     model: str = arg("smollm2", "smollm2, a hub name or a local folder (e.g. an SFT run's final/)")
@@ -81,7 +83,14 @@ class GRPOArgs:
 
     def validate(self) -> None:
         """Exit with a message saying what to fix when an argument is invalid."""
-        problems = [
+        problems = self.problems()
+        if problems:
+            raise SystemExit("Invalid arguments:\n  " + "\n  ".join(problems))
+        json_object("--env-kwargs", self.env_kwargs, '{"num_documents": 6}')
+
+    def problems(self) -> list[str]:
+        """What is wrong with the arguments, one line per problem (empty when they are valid)."""
+        return [
             message for ok, message in [
                 (self.steps >= 1, f"--steps {self.steps}: train at least one step."),
                 (self.prompts_per_step >= 1, f"--prompts-per-step {self.prompts_per_step}: need at least 1."),
@@ -102,9 +111,6 @@ class GRPOArgs:
                 (bool(self.out_dir), "--out-dir is required: the run's checkpoints and metrics go there."),
             ] if not ok
         ]
-        if problems:
-            raise SystemExit("Invalid arguments:\n  " + "\n  ".join(problems))
-        json_object("--env-kwargs", self.env_kwargs, '{"num_documents": 6}')
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -132,21 +138,27 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     return train(args)
 
 
-def train(args: GRPOArgs) -> dict[str, float]:
-    """Run (or resume) a GRPO training run as described by ``args``; returns the last metrics."""
-    from experiments.checkpoint import export_model, latest_checkpoint, load_checkpoint, save_checkpoint
-    from experiments.tracking import Tracker
+def train(args: GRPOArgs, make_run: Callable[[Any], Any] | None = None) -> dict[str, float]:
+    """Run (or resume) a GRPO training run as described by ``args``; returns the last metrics.
 
+    Args:
+        make_run: builds the run from ``args`` (default :class:`GRPORun`, one process). Any object
+            with ``step``, ``evaluate``, ``save``, ``restore``, ``export`` and ``close`` as on
+            :class:`GRPORun` drives the same loop (``experiments/ray_train.py`` passes its Ray run).
+    """
     run_dir = Path(args.out_dir)
     _check_run_dir(args, run_dir)
-    run = GRPORun(args)
-    start = 0
-    if args.resume:
-        path = latest_checkpoint(run_dir)
-        if path is None:
-            raise SystemExit(f"--resume: {run_dir} has no checkpoint to continue from; start without --resume.")
-        start, _ = load_checkpoint(path, run.learner, generators=run.generators())
-        log.info("Resumed %s at step %d", path, start)
+    run = (make_run or GRPORun)(args)
+    try:
+        return _loop(args, run, run_dir)
+    finally:
+        run.close()
+
+
+def _loop(args: GRPOArgs, run: Any, run_dir: Path) -> dict[str, float]:
+    from experiments.tracking import Tracker
+
+    start = run.restore(run_dir) if args.resume else 0
     metrics: dict[str, float] = {}
     with Tracker(run_dir, backend=args.logger, config=asdict(args), resume=args.resume) as tracker:
         if args.resume:
@@ -158,12 +170,11 @@ def train(args: GRPOArgs) -> dict[str, float]:
                 metrics.update(run.evaluate())
             tracker.log(metrics, step + 1)
             if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
-                save_checkpoint(run_dir, run.learner, step + 1, tokenizer=run.tokenizer, state={"step": step + 1},
-                                generators=run.generators(), keep=args.keep_checkpoints)
+                run.save(run_dir, step + 1)
             bar.update(1)
             bar.set_postfix(reward=f"{metrics['rollout/reward']:.3f}")
         bar.close()
-    export_model(run.learner, run_dir / "final", tokenizer=run.tokenizer)
+    run.export(run_dir / "final")
     return metrics
 
 
@@ -202,27 +213,63 @@ class GRPORun:
         """Random state outside the global RNGs that a checkpoint must carry (the sampler's)."""
         return {"sampler": self.sampler.generator}
 
+    def save(self, run_dir: Path, step: int) -> None:
+        """Checkpoint the learner, the tokenizer and every RNG after ``step`` steps."""
+        from experiments.checkpoint import save_checkpoint
+
+        save_checkpoint(run_dir, self.learner, step, tokenizer=self.tokenizer, state={"step": step},
+                        generators=self.generators(), keep=self.args.keep_checkpoints)
+
+    def restore(self, run_dir: Path) -> int:
+        """Load the newest checkpoint of ``run_dir``; returns the step to continue from."""
+        from experiments.checkpoint import latest_checkpoint, load_checkpoint
+
+        path = latest_checkpoint(run_dir)
+        if path is None:
+            raise SystemExit(f"--resume: {run_dir} has no checkpoint to continue from; start without --resume.")
+        start, _ = load_checkpoint(path, self.learner, generators=self.generators())
+        log.info("Resumed %s at step %d", path, start)
+        return start
+
+    def export(self, folder: Path) -> None:
+        """Write the trained model as a ``from_pretrained`` folder."""
+        from experiments.checkpoint import export_model
+
+        export_model(self.learner, folder, tokenizer=self.tokenizer)
+
+    def close(self) -> None:
+        """Nothing to release in one process (the Ray run shuts its actors down here)."""
+
     def step(self, step: int) -> dict[str, float]:
         """Roll out this step's groups, update once, and return the step's metrics."""
-        from experiments.grpo import grpo_samples
+        started = time.perf_counter()
+        trajectories = self.collect(step)
+        rollout_s = time.perf_counter() - started
+        train = self.learn(trajectories)
+        metrics = {f"train/{k}": v for k, v in train.items()}
+        metrics.update(rollout_metrics(trajectories, self.args.group_size))
+        metrics.update({"time/rollout_s": rollout_s, "time/update_s": time.perf_counter() - started - rollout_s})
+        return metrics
 
+    def collect(self, step: int) -> list[Trajectory]:
+        """The step's episodes: ``group_size`` rollouts of each of its groups, group by group."""
         indices, seeds = self.plan.groups(step)
         group = self.args.group_size
-        started = time.perf_counter()
         self.learner.model.eval()
-        trajectories = rollout(
+        return rollout(
             self.make_env, self.sampler, [s for s in seeds for _ in range(group)], env_id=self.args.env_id,
             indices=[i for i in indices for _ in range(group)], batch_size=self.args.rollout_batch_size,
         )
-        rollout_s = time.perf_counter() - started
+
+    def learn(self, trajectories: list[Trajectory]) -> dict[str, float]:
+        """One GRPO update on the step's episodes; returns the learner's metrics."""
+        from experiments.grpo import grpo_samples
+
         samples = grpo_samples(trajectories, scale_by_std=self.args.scale_by_std)
         self.learner.model.train()
         train = self.learner.grpo_step(samples)
         self.learner.model.eval()
-        metrics = {f"train/{k}": v for k, v in train.items()}
-        metrics.update(rollout_metrics(trajectories, group))
-        metrics.update({"time/rollout_s": rollout_s, "time/update_s": time.perf_counter() - started - rollout_s})
-        return metrics
+        return train
 
     def evaluate(self) -> dict[str, float]:
         """Greedy play of the held-out episodes: ``eval/*`` metrics (empty with no held-out episodes)."""
@@ -293,7 +340,8 @@ def _check_run_dir(args: GRPOArgs, run_dir: Path) -> None:
     if not saved.exists():
         raise SystemExit(f"--resume: {run_dir} holds no run (no config.json); start without --resume.")
     before = json.loads(saved.read_text())
-    changed = {k: (before.get(k), v) for k, v in asdict(args).items() if k not in RESUMABLE and before.get(k) != v}
+    changed = {k: (before.get(k), v) for k, v in asdict(args).items()
+               if k not in args.resumable and before.get(k) != v}
     if changed:
         details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
         raise SystemExit(f"--resume with different settings ({details}); resume with the run's own settings.")

@@ -98,31 +98,47 @@ class Learner:
 
     def _step(self, samples: Sequence[Sample], objective: Objective) -> dict[str, float]:
         started = time.perf_counter()
-        lr = self.scheduler.get_last_lr()[0]
         self.optimizer.zero_grad(set_to_none=True)
         metrics = self.compute_gradients(samples, objective)
+        metrics.update(self.apply_gradients())
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        metrics["tokens_per_s"] = sum(len(s) for s in samples) / elapsed
+        return metrics
+
+    def apply_gradients(self) -> dict[str, float]:
+        """Clip the accumulated gradients, step the optimizer and the schedule.
+
+        Returns:
+            ``grad_norm`` (before clipping) and ``lr`` (the rate this step used).
+        """
+        lr = self.scheduler.get_last_lr()[0]
         grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.steps += 1
-        elapsed = max(time.perf_counter() - started, 1e-9)
-        metrics.update(
-            grad_norm=float(grad_norm), lr=lr, tokens_per_s=sum(len(s) for s in samples) / elapsed
-        )
-        return metrics
+        return {"grad_norm": float(grad_norm), "lr": lr}
 
-    def compute_gradients(self, samples: Sequence[Sample], objective: Objective) -> dict[str, float]:
+    def compute_gradients(self, samples: Sequence[Sample], objective: Objective, *,
+                          step_tokens: int | None = None) -> dict[str, float]:
         """Add the gradient of the step's token-mean loss to ``.grad``; no optimizer step.
 
         Each micro-batch's loss is its token *sum* divided by the response tokens of the whole step,
         so the accumulated gradient is that of one token-mean over the step, whatever the split.
 
+        Args:
+            step_tokens: the response tokens of the whole step when ``samples`` is one learner's
+                shard of it (data parallel): the shards' gradients and metrics then *sum* to the
+                step's token-mean. Default: the tokens of ``samples``.
+
         Returns:
-            The step's token-mean loss terms and ``entropy``, plus ``response_tokens`` and
-            ``micro_batches``.
+            The step's token-mean loss terms and ``entropy``, plus ``response_tokens`` (of these
+            samples) and ``micro_batches``.
         """
         _check_samples(samples, objective)
-        step_tokens = sum(len(s.response_ids) for s in samples)
+        own_tokens = sum(len(s.response_ids) for s in samples)
+        step_tokens = own_tokens if step_tokens is None else step_tokens
+        if step_tokens < own_tokens:
+            raise ValueError(f"step_tokens={step_tokens} is less than these samples' {own_tokens} response tokens.")
         micro_batches = pack_micro_batches(samples, self.config.micro_batch_tokens)
         sums: dict[str, float] = defaultdict(float)
         for chunk in micro_batches:
@@ -132,7 +148,7 @@ class Learner:
             for name, values in terms.items():
                 sums[name] += float(token_sum(values.detach(), batch.response_mask))
         metrics = {name: total / step_tokens for name, total in sums.items()}
-        metrics.update(response_tokens=float(step_tokens), micro_batches=float(len(micro_batches)))
+        metrics.update(response_tokens=float(own_tokens), micro_batches=float(len(micro_batches)))
         return metrics
 
     def _token_terms(self, batch: Batch, objective: Objective) -> dict[str, torch.Tensor]:

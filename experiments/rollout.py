@@ -44,6 +44,7 @@ class Trajectory:
     terminated: bool = False
     truncated: bool = False
     result: dict[str, Any] = field(default_factory=dict)
+    version: int | None = None  # the weights version that produced it (distributed training), else None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

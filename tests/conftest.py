@@ -75,3 +75,28 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance for the whole test session (starting one costs about 10 s here).
+
+    Four logical CPUs on the 2-core machine: tests run at most four single-CPU actors at a time, and
+    each test removes its actors and placement groups. Started like a local ray_train.py run, so the
+    workers import this checkout's code (the editable install may point at another one).
+    """
+    ray = pytest.importorskip("ray", reason="Ray tests need ray (pip install -e '.[ray]')")
+    from experiments.ray_workers import connect
+
+    connect(None, num_cpus=4, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_path(tmp_path_factory):
+    """A tiny random Llama folder (tests/tiny_lm.py), built once per session."""
+    pytest.importorskip("transformers")
+    from tests.tiny_lm import build_tiny_lm
+
+    return str(build_tiny_lm(tmp_path_factory.mktemp("tiny-lm-session"), max_positions=1024))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import sys
-import types
 
 import pytest
 
@@ -236,38 +235,14 @@ def test_make_policy_builds_model_policies_with_their_options(tiny_path):
 # --- in-process vLLM (a fake engine with vLLM's interface; vLLM does not run on this CPU) -----------
 
 
-class _FakeLLM:
-    """Mimics ``vllm.LLM``: ``generate`` takes token-id prompts and returns RequestOutput-like objects."""
-
-    def __init__(self, model, tokenizer, **kwargs):
-        self.kwargs = {"model": model, **kwargs}
-        self._tokenizer = tokenizer
-        self.llm_engine = types.SimpleNamespace(model_config=types.SimpleNamespace(max_model_len=64))
-        self.calls = []
-
-    def get_tokenizer(self):
-        return self._tokenizer
-
-    def generate(self, prompts, params, use_tqdm=True):
-        self.calls.append((prompts, params))
-        outputs = []
-        for prompt in prompts:
-            ids = [7, 8, 2]
-            steps = [{t: types.SimpleNamespace(logprob=-0.5 * (i + 1))} for i, t in enumerate(ids)]
-            completion = types.SimpleNamespace(token_ids=ids, logprobs=steps, text=f"echo {len(prompt['prompt_token_ids'])}")
-            outputs.append(types.SimpleNamespace(prompt_token_ids=prompt["prompt_token_ids"], outputs=[completion]))
-        return outputs
-
-
 @pytest.fixture
 def fake_vllm(monkeypatch, tiny_path):
     from transformers import AutoTokenizer
 
+    from tests import fake_vllm
+
     tokenizer = AutoTokenizer.from_pretrained(tiny_path)
-    module = types.ModuleType("vllm")
-    module.LLM = lambda model, **kwargs: _FakeLLM(model, tokenizer, **kwargs)
-    module.SamplingParams = lambda **kwargs: types.SimpleNamespace(**kwargs)
-    monkeypatch.setitem(sys.modules, "vllm", module)
+    fake_vllm.install(monkeypatch, tokenizer)
     return tokenizer
 
 

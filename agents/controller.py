@@ -26,7 +26,7 @@ from gymnasium import spaces
 import atommem_env  # noqa: F401 - registers the AtomMem ids that make_controller_env builds
 from agents import scripted as S
 from agents import text as T
-from agents.macros import MACROS, MacroSettings, render_macro
+from agents.macros import MACROS, MacroSettings, applicable, render_macro
 from atommem_env.env import MemoryQAEnv
 from atommem_env.errors import ConfigError
 
@@ -96,19 +96,26 @@ class ControllerEnv(gym.Env[np.ndarray, np.int64]):
         super().reset(seed=seed)
         self._text, info = self.inner.reset(seed=seed, options=options)
         self._max_turns, self._store_size = info["max_turns"], info["memory_size"]
-        return self._features(), info
+        self._last = self._features()
+        return self._last, info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self.action_space.contains(action):
             raise ValueError(f"action={action!r} is not a macro index in 0..{len(MACROS) - 1} ({', '.join(MACROS)}).")
         macro = MACROS[int(action)]
-        text = render_macro(macro, self.text_observation, self._base.tokenizer, self.settings)
+        text = render_macro(macro, self.text_observation, self._base.tokenizer, self.settings,
+                            self._base.config.max_reads)
         self._text, reward, terminated, truncated, info = self.inner.step(text)
         self._store_size = info["memory_size"]
-        return self._features(), float(reward), terminated, truncated, {**info, "macro": macro, "action": text}
+        self._last = self._features()
+        return self._last, float(reward), terminated, truncated, {**info, "macro": macro, "action": text}
 
     def close(self) -> None:
         self.inner.close()
+
+    def action_mask(self) -> np.ndarray:
+        """Which macros can act now (see :func:`action_mask`)."""
+        return action_mask(self._last)
 
     def _features(self) -> np.ndarray:
         values = observation_features(self.text_observation, store_size=self._store_size,
@@ -154,6 +161,31 @@ def observation_features(obs: dict[str, Any], *, store_size: int, max_turns: int
         "comparison_question": float(any(S.is_comparison(q) for q in questions)),
     }
     return {name: min(1.0, max(0.0, value)) for name, value in values.items()}
+
+
+def _mask_table() -> np.ndarray:
+    # Applicability depends on three booleans only: tabulate it once, index it per batch row.
+    table = np.zeros((2, 2, 2, len(MACROS)), dtype=bool)
+    for phase, shown, reads_left in np.ndindex(2, 2, 2):
+        table[phase, shown, reads_left] = [applicable(m, phase, shown, bool(reads_left)) for m in MACROS]
+    return table
+
+
+_MASKS = _mask_table()
+
+
+def action_mask(features: np.ndarray) -> np.ndarray:
+    """Boolean ``(..., len(MACROS))``: the macros that can act, from feature vectors alone.
+
+    The same rule as :func:`agents.macros.applicable` (a masked macro would send an empty response),
+    read off the ``phase``, ``shown`` and ``reads`` features, so a policy network can apply it to
+    its own input.
+    """
+    f = np.asarray(features)
+    phase = f[..., FEATURE_INDEX["phase"]] >= 0.5
+    shown = f[..., FEATURE_INDEX["shown"]] > 0
+    reads_left = phase | (f[..., FEATURE_INDEX["reads"]] < 1.0)
+    return _MASKS[phase.astype(int), shown.astype(int), reads_left.astype(int)]
 
 
 def _share(items: list[str] | tuple[str, ...], hit: Any) -> float:

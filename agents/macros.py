@@ -23,9 +23,12 @@ macro              action text (from the text observation)
 =================  ============================================================================
 
 The first five write memory and belong to the reading phase; ``answer`` to the answering phase; the
-reads to both. A macro that does not apply (a reading macro while answering, ``answer`` while
-reading, ``delete_worst`` with nothing shown) renders an empty
-response: the env reports ``no_action`` and the turn is spent, as it would be for a model.
+reads to both. :func:`applicable` says when a macro can act: not outside its phase, ``delete_worst``
+only with something shown, and no read while reading once ``max_reads`` consecutive reads were made
+(the env refuses it). A macro that does not apply renders an empty response: the env reports
+``no_action`` and the turn is spent without changing anything, as it would be for a model. A
+controller masks those macros out (every applicable macro changes the env's state, so a greedy
+policy cannot loop on a refused action).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from agents import scripted as S
+from agents.scripted import READS
 from agents import text as T
 from atommem_env.actions import (
     ADD_MEMORY, DELETE_MEMORY, FINAL_ANSWER, MODIFY_MEMORY, UPDATE_QUERY, Op, render_op,
@@ -45,6 +49,7 @@ MACROS = (
     "skip", "store_matches", "store_chunk", "update_best", "delete_worst", "read_question", "read_bridge",
     "answer",
 )
+READING, ANSWERING = 0, 1  # observation["phase"]
 
 
 @dataclass(frozen=True)
@@ -72,18 +77,34 @@ class MacroSettings:
                 raise ConfigError(f"MacroSettings({name}={value!r}): need an int >= 1.")
 
 
-def render_macro(macro: str, obs: dict[str, Any], tokenizer: Tokenizer, settings: MacroSettings) -> str:
+def applicable(macro: str, phase: int, shown: int, reads_left: bool) -> bool:
+    """Whether ``macro`` can act in ``phase`` (0 reading, 1 answering) with ``shown`` memories listed.
+
+    ``reads_left`` is False while reading once the consecutive-read limit is reached.
+    """
+    if macro == "delete_worst" and shown == 0:
+        return False
+    if macro in ("read_question", "read_bridge") and not reads_left:
+        return False
+    macro_phase = _BUILDERS[macro][0]
+    return macro_phase is None or macro_phase == phase
+
+
+def render_macro(macro: str, obs: dict[str, Any], tokenizer: Tokenizer, settings: MacroSettings,
+                 max_reads: int = 3) -> str:
     """The action text of ``macro`` for the text observation ``obs`` ("" when it does not apply).
+
+    ``max_reads`` is the env's consecutive-read limit while reading (its ``max_reads`` option).
 
     Raises:
         ConfigError: ``macro`` is not one of :data:`MACROS`.
     """
     if macro not in _BUILDERS:
         raise ConfigError(f"Unknown macro-action {macro!r}; choose one of {', '.join(MACROS)}.")
-    phase, build = _BUILDERS[macro]
-    if phase is not None and obs["phase"] != phase:
+    reads_left = obs["phase"] == ANSWERING or int(obs["progress"][READS]) < max_reads
+    if not applicable(macro, obs["phase"], len(obs["memories"]), reads_left):
         return ""
-    ops = build(obs, _Context(tokenizer, settings))
+    ops = _BUILDERS[macro][1](obs, _Context(tokenizer, settings))
     return "\n".join(text for text in map(_render, ops) if text)
 
 
@@ -181,7 +202,6 @@ def _answer(obs: dict[str, Any], ctx: _Context) -> list[Op]:
     return [Op(FINAL_ANSWER, S.answer_from_memories(obs["question"], obs["memories"]))]
 
 
-READING, ANSWERING = 0, 1
 # macro -> (the phase it applies in, or None for both; its op builder)
 _BUILDERS: dict[str, tuple[int | None, Callable[[dict[str, Any], _Context], list[Op]]]] = {
     "skip": (READING, _skip),

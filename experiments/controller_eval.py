@@ -15,7 +15,7 @@ import numpy as np
 
 import atommem_env
 
-from agents.controller import ControllerEnv, make_controller_env
+from agents.controller import ControllerEnv, action_mask, make_controller_env
 from agents.macros import MACROS
 from agents.workflows import ControllerPolicy
 from experiments.rollout import Trajectory, Turn
@@ -56,9 +56,9 @@ def play_config(env_config: dict[str, Any], policy: ControllerPolicy, episodes: 
 
 
 def random_policy(seed: int = 0) -> ControllerPolicy:
-    """Uniformly random macros (the floor a learned controller must clear)."""
+    """A uniformly random applicable macro each turn (the floor a learned controller must clear)."""
     rng = np.random.default_rng(seed)
-    return lambda features, obs: int(rng.integers(len(MACROS)))
+    return lambda features, obs: int(rng.choice(np.flatnonzero(action_mask(features))))
 
 
 def macro_rates(trajectories: Sequence[Trajectory]) -> dict[str, float]:
@@ -101,8 +101,6 @@ def module_policy(checkpoint: str | Path) -> ControllerPolicy:
     Raises:
         FileNotFoundError: no RLModule checkpoint under that path.
     """
-    from ray.rllib.core.rl_module.rl_module import RLModule
-
     path = Path(checkpoint)
     module_dir = path / "learner_group" / "learner" / "rl_module" / "default_policy"
     if not module_dir.is_dir():
@@ -112,4 +110,6 @@ def module_policy(checkpoint: str | Path) -> ControllerPolicy:
             f"No RLlib module checkpoint at {path} (looked for module_state.pkl there and under "
             "learner_group/learner/rl_module/default_policy); pass a folder written by rllib_controller.py."
         )
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
     return greedy_policy(RLModule.from_checkpoint(str(module_dir.resolve())))

@@ -75,3 +75,30 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance for the whole test session (starting one costs about 10 s here).
+
+    Four logical CPUs on the 2-core machine: tests run at most four single-CPU actors at a time, and
+    each test removes its actors and placement groups. The workers import this checkout's code (the
+    editable install may point at another one), as a local ray_train.py run arranges too.
+    """
+    ray = pytest.importorskip("ray", reason="Ray tests need ray (pip install -e '.[ray]')")
+    import os
+
+    root = str(Path(__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join([root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_path(tmp_path_factory):
+    """A tiny random Llama folder (tests/tiny_lm.py), built once per session."""
+    pytest.importorskip("transformers")
+    from tests.tiny_lm import build_tiny_lm
+
+    return str(build_tiny_lm(tmp_path_factory.mktemp("tiny-lm-session"), max_positions=1024))

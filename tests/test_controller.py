@@ -11,7 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from agents import text as T
-from agents.controller import FEATURES, ControllerEnv, make_controller_env
+from agents.controller import FEATURES, ControllerEnv, action_mask, make_controller_env
 from agents.scripted import bridge_entity
 from agents.macros import MACROS, MacroSettings, render_macro
 from agents.workflows import WORKFLOWS
@@ -104,18 +104,34 @@ def test_answer_phase_reads_then_answers(env):
     assert terminated and info["op_counts"]["answer"] == 1 and reward == info["reward"]
 
 
-def test_every_rendered_macro_parses_cleanly():
+def test_rendered_macros_parse_cleanly_and_the_mask_says_which_render():
     env = make_controller_env({"env_id": "AtomMem-Synthetic-v0", "env_kwargs": {"questions_per_episode": 3}})
     rng = np.random.default_rng(0)
     for episode in range(6):
-        env.reset(seed=episode)
+        features, _ = env.reset(seed=episode)
         done = False
         while not done:
-            for macro in MACROS:
+            mask = env.action_mask()
+            np.testing.assert_array_equal(mask, action_mask(features))
+            for macro, allowed in zip(MACROS, mask):
                 text = render_macro(macro, env.text_observation, env.inner.unwrapped.tokenizer, env.settings)
+                assert (text != "") == allowed, macro
                 assert text == "" or parse_action(text).errors == ()
-            _, _, terminated, truncated, _ = env.step(int(rng.integers(len(MACROS))))
+            features, _, terminated, truncated, info = env.step(int(rng.integers(len(MACROS))))
+            if mask[MACROS.index(info["macro"])]:  # applicable: never refused (a 4th read while
+                # answering is allowed: by the env's rule it skips the question)
+                assert {e["code"] for e in info["errors"]} <= {"too_many_reads"}, info
+                assert info["phase"] != "reading" or info["errors"] == []
             done = terminated or truncated
+
+
+def test_mask_stops_reads_at_the_consecutive_read_limit(env):
+    env.reset(seed=0, options={"index": 1})
+    for _ in range(3):
+        assert env.action_mask()[M("read_question")]
+        env.step(M("read_question"))
+    assert not env.action_mask()[M("read_question")] and not env.action_mask()[M("read_bridge")]
+    assert not env.action_mask()[M("delete_worst")]  # nothing stored yet, so nothing shown
 
 
 def test_bad_inputs_raise_clear_errors(env):
@@ -165,6 +181,9 @@ def test_play_records_trajectories_that_summarize(env):
     trajectories = play(env, random_policy(0), seeds=[0, 1, 2], indices=[5, 6, 7], env_id="x")
     assert [t.index for t in trajectories] == [5, 6, 7]
     assert all(len(t.turns) == len(t.result["macros"]) for t in trajectories)
+    for traj in trajectories:
+        # random picks applicable macros: at worst a 4th read while answering skips the question
+        assert all({e["code"] for e in t.errors} <= {"too_many_reads"} for t in traj.turns)
     rates = macro_rates(trajectories)
     assert set(rates) == {f"macro/{m}" for m in MACROS} and sum(rates.values()) == pytest.approx(1.0)
     assert summarize(trajectories)["episodes"] == 3

@@ -35,12 +35,16 @@ COLUMNS = ("env_id", "policy", "episodes", "questions", "em", "f1", "turns", "cr
            "truncated", *(f"macro/{m}" for m in MACROS))
 
 
+LEARNED = "learned"  # the policy name of the trained controller
+
+
 @dataclass
 class CompareArgs:
     """Command-line arguments (each field is a ``--flag``)."""
 
     env_ids: list[str] = arg(["AtomMem-Synthetic-v0"], "AtomMem ids to compare on")
     checkpoint: str | None = arg(None, "a trained controller (rllib_controller.py's <out-dir>/final)")
+    policies: list[str] = arg([], "run only these (names of workflows, random, learned); default: all")
     episodes: int = arg(200, "episodes per env id (fewer when the benchmark has fewer)")
     seed: int = arg(0, "episode i is reset with seed + i")
     env_kwargs: str = arg("{}", "JSON object of options for every gym.make")
@@ -49,22 +53,32 @@ class CompareArgs:
 
 
 def policies(args: CompareArgs) -> dict[str, ControllerPolicy]:
-    """The static workflows, random, and the learned controller when a checkpoint is given."""
-    found = {**WORKFLOWS, "random": random_policy(args.seed)}
-    if args.checkpoint:
-        found["learned (PPO)"] = module_policy(args.checkpoint)
-    return found
+    """The static workflows, random, and the learned controller when a checkpoint is given.
+
+    Raises:
+        SystemExit: ``--policies`` names an unknown policy, or ``learned`` without ``--checkpoint``.
+    """
+    known = [*WORKFLOWS, "random", LEARNED]
+    chosen = args.policies or [name for name in known if name != LEARNED or args.checkpoint]
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise SystemExit(f"--policies {' '.join(unknown)}: unknown; choose from {', '.join(known)}.")
+    if LEARNED in chosen and not args.checkpoint:
+        raise SystemExit("--policies learned needs --checkpoint (rllib_controller.py's <out-dir>/final).")
+    make = {**WORKFLOWS, "random": random_policy(args.seed)}
+    return {name: module_policy(args.checkpoint) if name == LEARNED else make[name] for name in chosen}
 
 
 def compare(args: CompareArgs) -> list[dict[str, Any]]:
     """One results row per (env id, policy)."""
     rows = []
+    chosen = policies(args)
     for env_id in args.env_ids:
         kwargs = json_object("--env-kwargs", args.env_kwargs, '{"top_k": 3}')
         if args.data_dir and atommem_env.needs_data(env_id):
             kwargs.setdefault("data_dir", args.data_dir)
         config = eval_env_config({"env_id": env_id, "env_kwargs": kwargs})
-        for name, policy in policies(args).items():
+        for name, policy in chosen.items():
             trajectories = play_config(config, policy, args.episodes, args.seed)
             rows.append({"env_id": env_id, "policy": name, **summarize(trajectories), **macro_rates(trajectories)})
     return rows

@@ -69,3 +69,9 @@ def test_compare_table_without_a_checkpoint(tmp_path):
         C.main(["--episodes", "0"])
     with pytest.raises(FileNotFoundError, match="No RLlib module checkpoint"):
         C.main(["--episodes", "1", "--checkpoint", str(tmp_path)])
+    with pytest.raises(SystemExit, match="needs --checkpoint"):
+        C.main(["--policies", "learned"])
+    with pytest.raises(SystemExit, match="unknown"):
+        C.main(["--policies", "always_store"])
+    only = C.main(["--episodes", "2", "--policies", "never-read", "random"])
+    assert [r["policy"] for r in only] == ["never-read", "random"]

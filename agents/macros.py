@@ -81,7 +81,11 @@ def applicable(macro: str, phase: int, shown: int, reads_left: bool) -> bool:
     """Whether ``macro`` can act in ``phase`` (0 reading, 1 answering) with ``shown`` memories listed.
 
     ``reads_left`` is False while reading once the consecutive-read limit is reached.
+
+    Raises:
+        ConfigError: ``macro`` is not one of :data:`MACROS`.
     """
+    _check_macro(macro)
     if macro == "delete_worst" and shown == 0:
         return False
     if macro in ("read_question", "read_bridge") and not reads_left:
@@ -99,13 +103,17 @@ def render_macro(macro: str, obs: dict[str, Any], tokenizer: Tokenizer, settings
     Raises:
         ConfigError: ``macro`` is not one of :data:`MACROS`.
     """
-    if macro not in _BUILDERS:
-        raise ConfigError(f"Unknown macro-action {macro!r}; choose one of {', '.join(MACROS)}.")
+    _check_macro(macro)
     reads_left = obs["phase"] == ANSWERING or int(obs["progress"][READS]) < max_reads
     if not applicable(macro, obs["phase"], len(obs["memories"]), reads_left):
         return ""
     ops = _BUILDERS[macro][1](obs, _Context(tokenizer, settings))
     return "\n".join(text for text in map(_render, ops) if text)
+
+
+def _check_macro(macro: str) -> None:
+    if macro not in _BUILDERS:
+        raise ConfigError(f"Unknown macro-action {macro!r}; choose one of {', '.join(MACROS)}.")
 
 
 @dataclass(frozen=True)

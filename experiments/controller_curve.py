@@ -1,9 +1,17 @@
-"""The learning curve of a controller run: ``curve.csv`` and ``curve.png`` (small enough for docs/)."""
+"""The learning curve of a controller run: ``curve.csv`` and ``curve.png`` (small enough for docs/).
+
+``rllib_controller.py`` writes them when it finishes; for a run stopped early, rebuild them from
+the run folder's ``metrics.csv`` and ``baselines.json``::
+
+    python experiments/controller_curve.py runs/controller/synthetic-seed0
+"""
 
 from __future__ import annotations
 
 import csv
+import json
 import math
+import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -73,3 +81,27 @@ def _plot(plt: Any, table: list[dict[str, Any]], baselines: Mapping[str, float],
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def curve_from_run(run_dir: Path) -> list[Path]:
+    """Rebuild ``curve.csv`` / ``curve.png`` of a run folder from its ``metrics.csv`` and ``baselines.json``.
+
+    Raises:
+        FileNotFoundError: the folder lacks one of the two files (it is not a controller run).
+    """
+    run_dir = Path(run_dir)
+    missing = [name for name in ("metrics.csv", "baselines.json") if not (run_dir / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"{run_dir} has no {' or '.join(missing)}: pass a rllib_controller.py --out-dir.")
+    with open(run_dir / "metrics.csv", encoding="utf-8") as handle:
+        rows = [{"iteration": int(row["step"]), **{k: float(v) for k, v in row.items() if v and k != "step"}}
+                for row in csv.DictReader(handle)]
+    baselines = json.loads((run_dir / "baselines.json").read_text(encoding="utf-8"))
+    return write_curve(rows, baselines, run_dir)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python experiments/controller_curve.py RUN_DIR")
+    for written in curve_from_run(Path(sys.argv[1])):
+        print(written)

@@ -13,7 +13,7 @@ from gymnasium.utils.env_checker import check_env
 from agents import text as T
 from agents.controller import FEATURES, ControllerEnv, action_mask, make_controller_env
 from agents.scripted import bridge_entity
-from agents.macros import MACROS, MacroSettings, render_macro
+from agents.macros import MACROS, MacroSettings, applicable, render_macro
 from agents.workflows import WORKFLOWS
 from atommem_env import parse_action
 from atommem_env.errors import ConfigError
@@ -149,6 +149,8 @@ def test_bad_inputs_raise_clear_errors(env):
         MacroSettings(max_entries=0)
     with pytest.raises(ConfigError, match="Unknown macro"):
         render_macro("store_all", {}, None, MacroSettings())
+    with pytest.raises(ConfigError, match="Unknown macro"):
+        applicable("store_all", 0, 0, True)
     env.reset(seed=0)
     with pytest.raises(ValueError, match="macro index"):
         env.step(len(MACROS))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import pytest
 
 from agents.macros import MACROS
 from experiments import controller_compare as C
-from experiments.controller_curve import write_curve
+from experiments.controller_curve import curve_from_run, write_curve
+from experiments.tracking import Tracker
 from experiments.rllib_controller import ControllerArgs, rows_last, train_metrics
 
 
@@ -55,6 +57,18 @@ def test_curve_files(tmp_path):
     assert table == [{"iteration": "1", "env_steps": "100", "train_return": "0.1", "eval_em": ""},
                      {"iteration": "2", "env_steps": "200", "train_return": "0.3", "eval_em": "0.4"}]
     assert rows_last(rows, "eval/em") == 0.4 and math.isnan(rows_last(rows[:1], "eval/em"))
+
+
+def test_curve_rebuilt_from_a_run_folder(tmp_path):
+    with Tracker(tmp_path, backend="none") as tracker:
+        tracker.log({"train/env_steps": 100, "train/episode_return_mean": 0.1}, step=1)
+        tracker.log({"train/env_steps": 200, "train/episode_return_mean": 0.3, "eval/em": 0.4}, step=2)
+    with pytest.raises(FileNotFoundError, match="baselines.json"):
+        curve_from_run(tmp_path)
+    (tmp_path / "baselines.json").write_text(json.dumps({"random": 0.05}))
+    curve_from_run(tmp_path)
+    table = list(csv.DictReader((tmp_path / "curve.csv").read_text().splitlines()[1:]))
+    assert [(r["iteration"], r["env_steps"], r["eval_em"]) for r in table] == [("1", "100", ""), ("2", "200", "0.4")]
 
 
 def test_compare_table_without_a_checkpoint(tmp_path):

@@ -54,7 +54,7 @@ class ControllerArgs:
     env_id: str = arg("AtomMem-Synthetic-v0", "AtomMem id the controller plays (AtomMem protocol)")
     env_kwargs: str = arg("{}", "JSON object of options for gym.make, e.g. '{\"num_documents\": 80}'")
     data_dir: str | None = arg(None, "folder of the benchmark files (real-data env ids)")
-    iterations: int = arg(40, "PPO iterations (algo.train() calls)")
+    iterations: int = arg(20, "PPO iterations (algo.train() calls)")
     batch_size: int = arg(2000, "env steps sampled per iteration (train_batch_size_per_learner)")
     minibatch_size: int = arg(256, "SGD minibatch")
     epochs: int = arg(8, "passes over each batch")

@@ -53,57 +53,129 @@ class HeuristicMemoryPolicy(_Scripted):
 
     # ------------------------------------------------------------------------------------ reading
     def _read(self, obs: dict[str, Any]) -> list[Op]:
-        question_entities = [e for q in obs["questions"] for e in T.entities(q)]
-        bridges = _bridges(obs["scratchpad"])
-        facts = self._relevant_sentences(obs["chunk"], question_entities + bridges, obs["memories"])
-        ops = [Op(ADD_MEMORY, fact) for fact in facts]
-        new_bridges = [e for f in facts for e in T.entities(f) if not T.mentions(e, question_entities)]
-        merged = list(dict.fromkeys(bridges + new_bridges))[: self.max_bridges]
-        if merged != bridges:
-            ops.insert(0, Op(UPDATE_MEMORY, _BRIDGE_PREFIX + "; ".join(merged)))
-        query = " ".join(T.keywords(" ".join(obs["questions"])))
+        ops = store_matching_ops(obs, self.max_entries_per_turn, self.max_bridges)
+        query = question_query(obs)
         if query and obs["query"] != query:
             ops.insert(0, Op(UPDATE_QUERY, query))
-        if not facts:  # the chunk only advances after a Create: leave a compact trace of it
-            titles = [title for title, _ in T.documents(obs["chunk"]) if title]
-            ops.append(Op(ADD_MEMORY, "Section titles: " + "; ".join(titles) if titles else "Section read."))
         return ops
-
-    def _relevant_sentences(self, chunk: str, names: list[str], shown: Sequence[str]) -> list[str]:
-        facts: list[str] = []
-        for title, body in T.documents(chunk):
-            for sentence in T.sentences(body):
-                fact = sentence if not title or T.mentions(sentence, [title]) else f"{title}: {sentence}"
-                if T.mentions(fact, names) and fact not in facts and fact not in shown:
-                    facts.append(fact)
-        return facts[: self.max_entries_per_turn]
 
     # ---------------------------------------------------------------------------------- answering
     def _answer(self, obs: dict[str, Any]) -> list[Op]:
         question = obs["question"]
-        base_query = " ".join(T.keywords(question))
+        base_query = question_query(obs)
         reads = int(obs["progress"][READS])
         if reads == 0 and obs["query"] != base_query:
             return [Op(UPDATE_QUERY, base_query or question)]
-        if _YES_NO.match(question.strip()):  # comparison questions of HotpotQA answer yes/no
-            return [Op(FINAL_ANSWER, "yes")]
-        names = T.entities(question)
-        if " or " in question and len(names) >= 2:
-            return [Op(FINAL_ANSWER, _compared_entity(question, names, obs["memories"]))]
-        hop1 = _best_new_entity(obs["memories"], names, exclude=names, question=question)
-        if hop1 is None:
-            return [Op(FINAL_ANSWER, DONT_KNOW)]
         # A second hop: look up the bridge entity once, then answer from what it links to.
-        hop2 = _best_new_entity(obs["memories"], [hop1], exclude=names + [hop1], question=question)
-        if hop2 is None and reads < 2 and hop1.lower() not in obs["query"].lower():
-            return [Op(UPDATE_QUERY, f"{hop1} {base_query}")]
-        return [Op(FINAL_ANSWER, hop2 or hop1)]
+        hop = bridge_entity(question, obs["memories"])
+        if hop is not None and reads < 2 and hop.lower() not in obs["query"].lower():
+            return [Op(UPDATE_QUERY, f"{hop} {base_query}")]
+        return [Op(FINAL_ANSWER, answer_from_memories(question, obs["memories"]))]
 
 
-def _bridges(scratchpad: str) -> list[str]:
+# ------------------------------------------------------------------- extractive pieces (shared)
+# The heuristic agent is built from these; the macro-actions of :mod:`agents.macros` reuse them.
+def question_entities(obs: dict[str, Any]) -> list[str]:
+    """Entities of the questions that matter now: all of them while reading, the current one after."""
+    if obs["phase"] == 0:
+        return [e for q in obs["questions"] for e in T.entities(q)]
+    return T.entities(obs["question"])
+
+
+def question_query(obs: dict[str, Any]) -> str:
+    """Keyword query for the questions that matter now (all while reading, the current one after)."""
+    text = " ".join(obs["questions"]) if obs["phase"] == 0 else obs["question"]
+    return " ".join(T.keywords(text))
+
+
+def relevant_sentences(chunk: str, names: list[str], shown: Sequence[str], limit: int) -> list[str]:
+    """Up to ``limit`` chunk sentences that mention one of ``names`` and are not already shown.
+
+    A sentence that does not name its document's title gets it as a ``"Title: "`` prefix, so the
+    entry stays self-contained once stored.
+    """
+    facts: list[str] = []
+    for title, body in T.documents(chunk):
+        for sentence in T.sentences(body):
+            fact = sentence if not title or T.mentions(sentence, [title]) else f"{title}: {sentence}"
+            if T.mentions(fact, names) and fact not in facts and fact not in shown:
+                facts.append(fact)
+    return facts[:limit]
+
+
+def section_trace(chunk: str) -> str:
+    """A compact trace of a chunk (its document titles): the cheapest write that moves past it."""
+    titles = [title for title, _ in T.documents(chunk) if title]
+    return "Section titles: " + "; ".join(titles) if titles else "Section read."
+
+
+def bridges(scratchpad: str) -> list[str]:
+    """Bridge entities noted in a scratchpad written by :func:`bridge_note_op`."""
     if not scratchpad.startswith(_BRIDGE_PREFIX):
         return []
     return [b for b in scratchpad[len(_BRIDGE_PREFIX) :].split("; ") if b]
+
+
+def bridge_note_op(obs: dict[str, Any], facts: list[str], max_bridges: int) -> Op | None:
+    """Scratchpad write adding the new entities of ``facts`` to the bridge list (None if unchanged)."""
+    known = bridges(obs["scratchpad"])
+    names = question_entities(obs)
+    new = [e for f in facts for e in T.entities(f) if not T.mentions(e, names)]
+    merged = list(dict.fromkeys(known + new))[:max_bridges]
+    return Op(UPDATE_MEMORY, _BRIDGE_PREFIX + "; ".join(merged)) if merged != known else None
+
+
+def store_matching_ops(obs: dict[str, Any], max_entries: int, max_bridges: int) -> list[Op]:
+    """The heuristic's reading writes: note bridges, store matching sentences (else a trace)."""
+    facts = relevant_sentences(obs["chunk"], question_entities(obs) + bridges(obs["scratchpad"]),
+                               obs["memories"], max_entries)
+    ops = [Op(ADD_MEMORY, fact) for fact in facts]
+    note = bridge_note_op(obs, facts, max_bridges)
+    if note is not None:
+        ops.insert(0, note)
+    if not facts:  # the chunk only advances after a Create: leave a compact trace of it
+        ops.append(Op(ADD_MEMORY, section_trace(obs["chunk"])))
+    return ops
+
+
+def hops(question: str, memories: Sequence[str]) -> tuple[str | None, str | None]:
+    """(first-hop entity, second-hop entity) that the shown memories support for ``question``."""
+    names = T.entities(question)
+    hop1 = _best_new_entity(memories, names, exclude=names, question=question)
+    if hop1 is None:
+        return None, None
+    return hop1, _best_new_entity(memories, [hop1], exclude=names + [hop1], question=question)
+
+
+def bridge_entity(question: str, memories: Sequence[str]) -> str | None:
+    """The first-hop entity worth looking up: shown memories name it, but not yet what it links to.
+
+    None for yes/no and "A or B?" questions, whose answer needs no second hop.
+    """
+    if is_yes_no(question) or is_comparison(question):
+        return None
+    hop1, hop2 = hops(question, memories)
+    return hop1 if hop2 is None else None
+
+
+def is_yes_no(question: str) -> bool:
+    """A question that opens like "Is / Did / Were ..." (HotpotQA's comparisons answer yes or no)."""
+    return bool(_YES_NO.match(question.strip()))
+
+
+def is_comparison(question: str) -> bool:
+    """An "A or B?" question naming at least two entities: the answer is one of them."""
+    return " or " in question and len(T.entities(question)) >= 2
+
+
+def answer_from_memories(question: str, memories: Sequence[str]) -> str:
+    """The heuristic's answer: yes for yes/no questions, a compared entity, else the best hop."""
+    if is_yes_no(question):
+        return "yes"
+    if is_comparison(question):
+        return _compared_entity(question, T.entities(question), memories)
+    hop1, hop2 = hops(question, memories)
+    return hop2 or hop1 or DONT_KNOW
 
 
 _YES_NO = re.compile(r"^(are|is|was|were|do|does|did|can|could|has|have)\b", re.IGNORECASE)

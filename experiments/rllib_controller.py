@@ -1,0 +1,213 @@
+"""Train a neural memory controller with RLlib PPO (new API stack) on ControllerEnv, on a CPU in minutes.
+
+    python experiments/rllib_controller.py --out-dir runs/controller/synthetic            # the defaults
+    python experiments/rllib_controller.py --iterations 3 --batch-size 400 --out-dir runs/controller/smoke
+
+The controller picks one macro-action per turn (:mod:`agents.macros`: store matching sentences, store the
+chunk, update the best entry, read, answer, ...) from the numeric features of
+:class:`~agents.controller.ControllerEnv`; extractive code fills in the content and the AtomMem env
+scores the answers as usual. Every ``eval_every`` iterations the greedy policy plays held-out episodes
+(Synthetic: the ``seed_salt=1`` family, disjoint from training's), next to the static workflows of
+:mod:`agents.workflows` and a random policy on the same episodes, computed once at the start.
+
+Writes into ``--out-dir``: ``metrics.csv`` and TensorBoard events (``train/*`` from RLlib's results,
+``eval/*``, ``time/*``), ``config.json``, ``baselines.json`` (the static workflows' held-out EM),
+checkpoints (``checkpoints/iter-NNNN``, ``algo.save_to_path``; the newest ``keep_checkpoints``
+kept), ``final/`` (load with ``Algorithm.from_checkpoint`` or ``experiments.controller_eval.module_policy``),
+and ``curve.csv`` / ``curve.png`` (training return and held-out EM against env steps, with the static
+workflows as horizontal lines).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tqdm import tqdm
+
+from agents.workflows import WORKFLOWS
+from experiments.cli import arg, json_object, parse_dataclass
+from experiments.controller_curve import write_curve
+from experiments.controller_eval import (
+    eval_env_config, greedy_policy, macro_rates, play_config, random_policy,
+)
+from experiments.metrics import summarize
+from experiments.tracking import BACKENDS, Tracker
+
+log = logging.getLogger(__name__)
+ENV_NAME = "AtomMem-Controller"  # the name RLlib knows the env creator by (tune.register_env)
+
+
+@dataclass
+class ControllerArgs:
+    """Command-line arguments (each field is a ``--flag``)."""
+
+    env_id: str = arg("AtomMem-Synthetic-v0", "AtomMem id the controller plays (AtomMem protocol)")
+    env_kwargs: str = arg("{}", "JSON object of options for gym.make, e.g. '{\"num_documents\": 80}'")
+    data_dir: str | None = arg(None, "folder of the benchmark files (real-data env ids)")
+    iterations: int = arg(20, "PPO iterations (algo.train() calls)")
+    batch_size: int = arg(2000, "env steps sampled per iteration (train_batch_size_per_learner)")
+    minibatch_size: int = arg(256, "SGD minibatch")
+    epochs: int = arg(8, "passes over each batch")
+    lr: float = arg(1e-3, "Adam learning rate")
+    gamma: float = arg(0.99, "discount: < 1 prefers the same answer in fewer turns (the env's reward is unchanged)")
+    entropy_coeff: float = arg(0.01, "entropy bonus")
+    hidden: list[int] = arg([64, 64], "hidden layer sizes of the policy and value networks")
+    num_env_runners: int = arg(0, "remote sampling actors (0 samples in the driver process)")
+    eval_episodes: int = arg(100, "held-out episodes for the greedy policy and the static workflows")
+    eval_every: int = arg(5, "iterations between held-out evaluations (and the last iteration)")
+    checkpoint_every: int = arg(10, "iterations between checkpoints")
+    keep_checkpoints: int = arg(2, "newest checkpoints kept")
+    seed: int = arg(0, "seeds RLlib (network init, sampling) and the evaluation episodes")
+    logger: str = arg("tensorboard", "tensorboard, wandb or none (metrics.csv is always written)")
+    out_dir: str = arg("", "the run's folder (required)")
+
+    def validate(self) -> None:
+        """Exit with a message naming the flag when a value cannot work."""
+        if not self.out_dir:
+            raise SystemExit("--out-dir is required (e.g. runs/controller/synthetic).")
+        positive = ("iterations", "batch_size", "minibatch_size", "epochs", "eval_episodes", "eval_every",
+                    "checkpoint_every", "keep_checkpoints")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise SystemExit(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
+        if self.minibatch_size > self.batch_size:
+            raise SystemExit(f"--minibatch-size {self.minibatch_size} exceeds --batch-size {self.batch_size}.")
+        if self.num_env_runners < 0 or not 0 < self.gamma <= 1 or self.lr <= 0 or not self.hidden:
+            raise SystemExit("need --num-env-runners >= 0, 0 < --gamma <= 1, --lr > 0 and at least one --hidden size.")
+        if self.logger not in BACKENDS:
+            raise SystemExit(f"--logger {self.logger!r}: choose one of {', '.join(BACKENDS)}.")
+        json_object("--env-kwargs", self.env_kwargs, '{"num_documents": 80}')
+
+    def env_config(self) -> dict[str, Any]:
+        """The training env's config for :func:`agents.controller.make_controller_env`."""
+        kwargs = json.loads(self.env_kwargs)
+        if self.data_dir:
+            kwargs.setdefault("data_dir", self.data_dir)
+        return {"env_id": self.env_id, "env_kwargs": kwargs}
+
+
+def ppo_config(args: ControllerArgs) -> Any:
+    """The PPO configuration (new API stack: RLModule, Learner, EnvRunner) with the masked module."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    from experiments.controller_module import MaskedPPOTorchRLModule
+
+    return (
+        PPOConfig()
+        .environment(ENV_NAME, env_config=args.env_config())
+        .env_runners(num_env_runners=args.num_env_runners, num_envs_per_env_runner=1)
+        .training(lr=args.lr, gamma=args.gamma, train_batch_size_per_learner=args.batch_size,
+                  minibatch_size=args.minibatch_size, num_epochs=args.epochs, entropy_coeff=args.entropy_coeff)
+        .rl_module(rl_module_spec=RLModuleSpec(module_class=MaskedPPOTorchRLModule),
+                   model_config=DefaultModelConfig(fcnet_hiddens=list(args.hidden), fcnet_activation="tanh"))
+        .debugging(seed=args.seed)
+    )
+
+
+def register_env() -> None:
+    """Make :data:`ENV_NAME` known to RLlib (in every process of the Ray session)."""
+    from ray import tune
+
+    from agents.controller import make_controller_env
+
+    tune.register_env(ENV_NAME, make_controller_env)
+
+
+def baselines(args: ControllerArgs) -> dict[str, float]:
+    """Held-out EM of every static workflow and of the random policy (the curve's reference lines)."""
+    config = eval_env_config(args.env_config())
+    policies = {**WORKFLOWS, "random": random_policy(args.seed)}
+    return {name: summarize(play_config(config, policy, args.eval_episodes, args.seed))["em"]
+            for name, policy in policies.items()}
+
+
+def train_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """The scalars of one ``algo.train()`` result worth a curve (RLlib 2.x result keys)."""
+    runners, learner = result["env_runners"], result["learners"]["default_policy"]
+    metrics = {
+        "train/episode_return_mean": runners.get("episode_return_mean", float("nan")),
+        "train/episode_len_mean": runners.get("episode_len_mean", float("nan")),
+        "train/episodes": runners.get("num_episodes", 0),
+        "train/env_steps": result["num_env_steps_sampled_lifetime"],
+        "time/iteration_s": result["time_this_iter_s"],
+    }
+    for key in ("policy_loss", "vf_loss", "entropy", "mean_kl_loss", "vf_explained_var"):
+        if key in learner:
+            metrics[f"train/{key}"] = learner[key]
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def evaluate(args: ControllerArgs, module: Any) -> dict[str, float]:
+    """Greedy play of the current module on the held-out episodes: EM, op and macro rates."""
+    trajectories = play_config(eval_env_config(args.env_config()), greedy_policy(module), args.eval_episodes,
+                               args.seed)
+    summary = summarize(trajectories)
+    keys = ("em", "f1", "turns", "create_per_turn", "read_per_turn", "update_per_turn", "delete_per_turn",
+            "invalid_per_turn", "truncated")
+    return {**{f"eval/{k}": float(summary[k]) for k in keys},
+            **{f"eval/{k}": v for k, v in macro_rates(trajectories).items()}}
+
+
+def save(algo: Any, out: Path, iteration: int, keep: int) -> None:
+    """``checkpoints/iter-NNNN`` via ``algo.save_to_path``; only the newest ``keep`` stay."""
+    root = out / "checkpoints"
+    algo.save_to_path(str((root / f"iter-{iteration:04d}").resolve()))  # RLlib wants absolute paths
+    for old in sorted(root.glob("iter-*"))[:-keep]:
+        shutil.rmtree(old)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train, evaluate and write the run folder; returns the last iteration's metrics and the baselines."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_dataclass(ControllerArgs, argv, description=__doc__)
+    args.validate()
+    out = Path(args.out_dir)
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=args.num_env_runners + 1, include_dashboard=False, log_to_driver=False)
+    register_env()
+    reference = baselines(args)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "baselines.json").write_text(json.dumps(reference, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    algo = ppo_config(args).build_algo()
+    rows: list[dict[str, float]] = []
+    with Tracker(out, backend=args.logger, config=asdict(args)) as tracker:
+        bar = tqdm(range(1, args.iterations + 1), desc="PPO", unit="iter")
+        for iteration in bar:
+            started = time.perf_counter()
+            metrics = train_metrics(algo.train())
+            if iteration % args.eval_every == 0 or iteration == args.iterations:
+                metrics.update(evaluate(args, algo.get_module()))
+            metrics["time/wall_s"] = time.perf_counter() - started
+            tracker.log(metrics, step=iteration)
+            rows.append({"iteration": iteration, **metrics})
+            bar.set_postfix(ret=f"{metrics['train/episode_return_mean']:.3f}",
+                            eval_em=f"{rows_last(rows, 'eval/em'):.3f}")
+            if iteration % args.checkpoint_every == 0:
+                save(algo, out, iteration, args.keep_checkpoints)
+    algo.save_to_path(str((out / "final").resolve()))
+    algo.stop()
+    write_curve(rows, reference, out)
+    return {"last": rows[-1], "baselines": reference}
+
+
+def rows_last(rows: list[dict[str, float]], key: str) -> float:
+    """The newest value of ``key`` among ``rows`` (NaN when none has it yet)."""
+    return next((row[key] for row in reversed(rows) if key in row), float("nan"))
+
+
+if __name__ == "__main__":
+    main()

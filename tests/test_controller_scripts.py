@@ -1,0 +1,91 @@
+"""The controller scripts' Ray-free parts: arguments, the comparison table, the learning curve."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+
+from agents.macros import MACROS
+from experiments import controller_compare as C
+from experiments.controller_curve import curve_from_run, write_curve
+from experiments.tracking import Tracker
+from experiments.rllib_controller import ControllerArgs, rows_last, train_metrics
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({}, "--out-dir is required"),
+    ({"out_dir": "x", "iterations": 0}, "--iterations must be at least 1"),
+    ({"out_dir": "x", "minibatch_size": 4000}, "exceeds --batch-size"),
+    ({"out_dir": "x", "gamma": 1.5}, "0 < --gamma <= 1"),
+    ({"out_dir": "x", "logger": "csv"}, "choose one of"),
+    ({"out_dir": "x", "env_kwargs": "[1]"}, "must be a JSON object"),
+])
+def test_bad_arguments_stop_with_the_flag_named(flags, message):
+    with pytest.raises(SystemExit, match=message):
+        ControllerArgs(**flags).validate()
+
+
+def test_env_config_adds_the_data_dir():
+    args = ControllerArgs(out_dir="x", env_id="AtomMem-HotpotQA-200-v0", env_kwargs='{"top_k": 3}', data_dir="d")
+    assert args.env_config() == {"env_id": "AtomMem-HotpotQA-200-v0", "env_kwargs": {"top_k": 3, "data_dir": "d"}}
+
+
+def test_train_metrics_reads_rllib_result_keys():
+    result = {
+        "env_runners": {"episode_return_mean": 0.25, "episode_len_mean": 7.0, "num_episodes": 12},
+        "learners": {"default_policy": {"policy_loss": -0.1, "entropy": 1.5, "vf_loss": 0.2}},
+        "num_env_steps_sampled_lifetime": 4000, "time_this_iter_s": 3.5,
+    }
+    metrics = train_metrics(result)
+    assert metrics["train/episode_return_mean"] == 0.25 and metrics["train/env_steps"] == 4000
+    assert metrics["train/entropy"] == 1.5 and "train/mean_kl_loss" not in metrics
+    no_episode = train_metrics({**result, "env_runners": {}})
+    assert math.isnan(no_episode["train/episode_return_mean"]) and no_episode["train/episodes"] == 0
+
+
+def test_curve_files(tmp_path):
+    rows = [{"iteration": 1, "train/env_steps": 100, "train/episode_return_mean": 0.1},
+            {"iteration": 2, "train/env_steps": 200, "train/episode_return_mean": 0.3, "eval/em": 0.4}]
+    paths = write_curve(rows, {"store-then-answer": 0.35, "random": 0.05}, tmp_path)
+    assert [p.name for p in paths] == ["curve.csv", "curve.png"] and paths[1].stat().st_size > 0
+    lines = paths[0].read_text().splitlines()
+    assert lines[:2] == ["# held-out EM of random: 0.0500", "# held-out EM of store-then-answer: 0.3500"]
+    table = list(csv.DictReader(lines[2:]))
+    assert table == [{"iteration": "1", "env_steps": "100", "train_return": "0.1", "eval_em": ""},
+                     {"iteration": "2", "env_steps": "200", "train_return": "0.3", "eval_em": "0.4"}]
+    assert rows_last(rows, "eval/em") == 0.4 and math.isnan(rows_last(rows[:1], "eval/em"))
+
+
+def test_curve_rebuilt_from_a_run_folder(tmp_path):
+    with Tracker(tmp_path, backend="none") as tracker:
+        tracker.log({"train/env_steps": 100, "train/episode_return_mean": 0.1}, step=1)
+        tracker.log({"train/env_steps": 200, "train/episode_return_mean": 0.3, "eval/em": 0.4}, step=2)
+    with pytest.raises(FileNotFoundError, match="baselines.json"):
+        curve_from_run(tmp_path)
+    (tmp_path / "baselines.json").write_text(json.dumps({"random": 0.05}))
+    curve_from_run(tmp_path)
+    table = list(csv.DictReader((tmp_path / "curve.csv").read_text().splitlines()[1:]))
+    assert [(r["iteration"], r["env_steps"], r["eval_em"]) for r in table] == [("1", "100", ""), ("2", "200", "0.4")]
+
+
+def test_compare_table_without_a_checkpoint(tmp_path):
+    rows = C.main(["--episodes", "3", "--out-dir", str(tmp_path)])
+    assert [r["policy"] for r in rows] == ["always-store", "store-then-answer", "memagent-overwrite", "never-read",
+                                           "random"]
+    assert all(r["episodes"] == 3 and sum(r[f"macro/{m}"] for m in MACROS) == pytest.approx(1.0) for r in rows)
+    written = list(csv.DictReader(open(tmp_path / "results.csv", encoding="utf-8")))
+    assert [r["policy"] for r in written] == [r["policy"] for r in rows]
+    assert (tmp_path / "results.md").read_text().startswith("| env_id | policy |")
+    with pytest.raises(SystemExit, match="--episodes"):
+        C.main(["--episodes", "0"])
+    with pytest.raises(FileNotFoundError, match="No RLlib module checkpoint"):
+        C.main(["--episodes", "1", "--checkpoint", str(tmp_path)])
+    with pytest.raises(SystemExit, match="needs --checkpoint"):
+        C.main(["--policies", "learned"])
+    with pytest.raises(SystemExit, match="unknown"):
+        C.main(["--policies", "always_store"])
+    only = C.main(["--episodes", "2", "--policies", "never-read", "random"])
+    assert [r["policy"] for r in only] == ["never-read", "random"]

@@ -77,6 +77,14 @@ def test_regex_offsets_cover_text_losslessly(text: str) -> None:
 
 
 @SETTINGS
+@given(st.one_of(TEXTS, st.text()))
+def test_regex_offsets_are_the_pattern_match_starts(text: str) -> None:
+    # offsets() sums token lengths instead of reading match starts: that relies on the matches tiling
+    # the text with no gap, for any character at all.
+    assert REGEX.offsets(text) == [m.start() for m in RegexTokenizer._PATTERN.finditer(text)]
+
+
+@SETTINGS
 @given(TEXTS, st.integers(1, 40), st.integers(0, 15))
 def test_chunks_recover_text_and_overlap_sizes(text: str, chunk_tokens: int, overlap: int) -> None:
     cores = chunk_text(text, REGEX, chunk_tokens, 0)

@@ -1,0 +1,106 @@
+"""The reference design side by side with ours: the same memory trace, the same embedder, per-op ratios.
+
+Usage:
+    pip install -e '.[bench]'          # LangChain + faiss-cpu, for this script only
+    python benchmarks/bench_reference.py [--episodes 8 64] [--embedders hashing minilm] [--json out.json]
+
+For each batch size, :func:`benchmarks.trace.make_trace` draws the paper's GRPO batch trace (8 prompts x
+8 rollouts = 64 episodes, 30 turns, about 4 Creates, 0.3 Updates, 0.03 Deletes and one retrieval per
+episode per turn); it runs through :class:`~benchmarks.reference_store.ReferenceStore` (one LangChain
+FAISS store for the batch) and :class:`~benchmarks.reference_store.OurStores` (a MemoryStore per
+episode). The table gives each operation's mean time on both and the ratio of total times; "all" is
+the whole trace. Both stores must show the same lists (the same scores, best first; tied entries may differ):
+mismatches are counted and printed.
+The reference's retrieval cost grows with every entry stored by any episode of the batch: the slope
+of its retrieval time against the batch's store size is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.bench_env import build_embedder, minilm_missing  # noqa: E402
+from benchmarks.common import format_table, machine, write_json  # noqa: E402
+from benchmarks.reference_store import OurStores, ReferenceStore, reference_missing  # noqa: E402
+from benchmarks.trace import OPS, PlayResult, TraceConfig, count_mismatches, make_trace, play  # noqa: E402
+
+
+def compare(spec: str, episodes: int, turns: int = 30, seed: int = 0) -> dict[str, Any]:
+    """Run one trace through both designs; per-op counts, totals and the ratio reference / ours."""
+    config = TraceConfig(episodes=episodes, turns=turns, seed=seed)
+    trace = make_trace(config)
+    results = {}
+    for name, make in (("reference", lambda e: ReferenceStore(e)), ("ours", lambda e: OurStores(e, episodes))):
+        embedder = build_embedder(spec, cache_size=4096)
+        embedder.embed(["warm up"])  # model load outside the timings
+        results[name] = play(make(embedder), trace, config.top_k)
+    ref, ours = results["reference"], results["ours"]
+    ops = {op: _op_row(ref.seconds[op], ours.seconds[op]) for op in OPS}
+    ops["all"] = _op_row([t for op in OPS for t in ref.seconds[op]], [t for op in OPS for t in ours.seconds[op]])
+    return {"embedder": spec, "episodes": episodes, "turns": turns, "ops": ops,
+            "mismatched_lists": count_mismatches(ref, ours, build_embedder(spec, cache_size=4096)),
+            "retrievals": len(ref.retrieved), "final_store_size": ref.size_at_retrieve[-1],
+            "reference_retrieve_us_per_entry": _slope_us(ref)}
+
+
+def _op_row(ref: list[float], ours: list[float]) -> dict[str, Any]:
+    ref_total, our_total = float(np.sum(ref)), float(np.sum(ours))
+    return {"count": len(ref), "count_ours": len(ours), "reference_total_s": ref_total,
+            "ours_total_s": our_total, "reference_mean_us": 1e6 * ref_total / max(1, len(ref)),
+            "ours_mean_us": 1e6 * our_total / max(1, len(ours)),
+            "ratio": ref_total / our_total if our_total > 0 else float("nan")}
+
+
+def _slope_us(result: PlayResult) -> float:
+    """Least-squares slope of the reference's retrieval time against the batch's store size (µs/entry)."""
+    sizes = np.asarray(result.size_at_retrieve, dtype=float)
+    if np.ptp(sizes) == 0:
+        return float("nan")
+    return float(np.polyfit(sizes, np.asarray(result.seconds["retrieve"]) * 1e6, 1)[0])
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    headers = ["embedder", "episodes", "op", "count", "reference mean us", "ours mean us", "reference s",
+               "ours s", "ratio"]
+    body = []
+    for row in rows:
+        for op, r in row["ops"].items():
+            body.append([row["embedder"], row["episodes"], op, r["count"], r["reference_mean_us"],
+                         r["ours_mean_us"], r["reference_total_s"], r["ours_total_s"], r["ratio"]])
+    notes = [f"{row['embedder']} x {row['episodes']} episodes: {row['final_store_size']:,} entries at the end, "
+             f"reference retrieval +{row['reference_retrieve_us_per_entry']:.2f} us per stored entry, "
+             f"{row['mismatched_lists']} of {row['retrievals']:,} retrieved lists differ" for row in rows]
+    return format_table(headers, body) + "\n" + "\n".join(notes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--episodes", type=int, nargs="+", default=[8, 64])
+    parser.add_argument("--embedders", nargs="+", default=["hashing"])
+    parser.add_argument("--turns", type=int, default=30)
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    args = parser.parse_args(argv)
+    if why := reference_missing():
+        print(why)
+        return 0
+    start = machine()
+    rows = []
+    for spec in args.embedders:
+        if spec == "minilm" and (why := minilm_missing()):
+            print(why)
+            continue
+        rows += [compare(spec, episodes, args.turns) for episodes in args.episodes]
+    print(table(rows))
+    write_json(args.json, {"machine_at_start": start, "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -259,6 +259,10 @@ def _boundaries(text: str, tokenizer: Tokenizer) -> list[int]:
 
 def truncate_tokens(text: str, max_tokens: int, tokenizer: Tokenizer) -> tuple[str, bool]:
     """Cut ``text`` to its first ``max_tokens`` tokens. Returns the text and whether it was cut."""
+    if isinstance(tokenizer, RegexTokenizer) and len(text) <= max_tokens:
+        # A regex token is at least one character: no need to count. This skips a scan of every
+        # response, scratchpad and shown entry that is shorter than its budget in characters.
+        return text, False
     if tokenizer.count(text) <= max_tokens:
         return text, False
     bounds = _boundaries(text, tokenizer)

@@ -135,6 +135,26 @@ def test_rollout_benchmark_counts_calls_turns_and_splits_prefill_from_decode(tmp
     assert policy.model is model, "the timing wrapper is removed afterwards"
 
 
+def test_gpu_benchmark_runs_a_tiny_qwen3_on_cpu_and_skips_without_cuda(tmp_path, capsys, one_torch_thread):
+    pytest.importorskip("transformers")
+    import json
+
+    import torch
+
+    from benchmarks import bench_gpu
+
+    out = tmp_path / "gpu.json"
+    args = ["--shape", "tiny", "--device", "cpu", "--dtype", "float32", "--batch", "2", "--prompt-tokens", "8",
+            "--new-tokens", "3", "--json", str(out)]
+    assert bench_gpu.main(args) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (row["batch"], row["prompt_tokens"], row["new_tokens"]) == (2, 8, 3)
+    assert row["generated_tokens_per_s"] > 0 and row["learner_tokens_per_s"] > 0
+    if not torch.cuda.is_available():
+        assert bench_gpu.main(["--shape", "tiny"]) == 0
+        assert "skipped: no CUDA device" in capsys.readouterr().out
+
+
 # ------------------------------------------------------------------------------------- helpers
 def test_summarize_reports_microseconds():
     row = summarize([0.001] * 99 + [0.002])

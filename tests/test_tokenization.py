@@ -122,6 +122,20 @@ def test_truncate_tokens_never_exceeds_budget(text: str, budget: int) -> None:
         assert REGEX.count(text) <= budget
 
 
+class _CountingRegex:
+    """The regex tokenizer behind the generic protocol (no RegexTokenizer fast path applies)."""
+
+    name = "regex-generic"
+    count, offsets = REGEX.count, REGEX.offsets
+
+
+@SETTINGS
+@given(st.one_of(TEXTS, st.text()), st.integers(0, 60))
+def test_truncate_tokens_fast_path_for_regex_agrees_with_counting(text: str, budget: int) -> None:
+    # truncate_tokens skips counting when a RegexTokenizer text has no more characters than the budget.
+    assert truncate_tokens(text, budget, REGEX) == truncate_tokens(text, budget, _CountingRegex())
+
+
 @SETTINGS
 @given(TEXTS, st.integers(0, 60))
 def test_truncate_center_keeps_head_and_tail(text: str, budget: int) -> None:

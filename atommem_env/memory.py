@@ -16,7 +16,7 @@ import numpy as np
 
 from atommem_env.embedders import Embedder
 from atommem_env.errors import ConfigError, MemoryOpError
-from atommem_env.tokenization import Tokenizer, truncate_tokens
+from atommem_env.tokenization import Tokenizer, truncate_tokens, within_budget
 
 
 @dataclass(frozen=True)
@@ -210,11 +210,10 @@ class MemoryStore:
         text = text.strip()
         if not text:
             raise MemoryOpError("empty_content", "Memory entries cannot be empty.")
-        n_tokens = self.tokenizer.count(text)
-        if n_tokens > self.max_entry_tokens:
+        if not within_budget(text, self.max_entry_tokens, self.tokenizer):
             raise MemoryOpError(
                 "entry_too_long",
-                f"The entry has {n_tokens} tokens; the limit is {self.max_entry_tokens}. "
+                f"The entry has {self.tokenizer.count(text)} tokens; the limit is {self.max_entry_tokens}. "
                 "Split it into several shorter entries.",
             )
         return text

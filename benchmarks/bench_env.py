@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/bench_env.py [--sizes 10 100 1000 10000] [--embedders hashing minilm]
-                                   [--steps 200] [--short] [--json out.json]
+                                   [--steps 200] [--torch-threads 1] [--short] [--json out.json]
 
 Each (embedder, size) row resets a reading-phase episode (synthetic documents, the paper's 4,000-token
 chunks and default budgets), fills the store with ``size`` entries, then times ``steps`` calls of
@@ -170,17 +170,35 @@ def minilm_missing() -> str | None:
     return None
 
 
+TORCH_THREADS = 1
+TORCH_THREADS_HELP = ("threads for MiniLM (default 1: on the shared 2-core machine a second torch thread made "
+                      "one embedding 6x slower, 159 vs 26 ms, waiting for a core)")
+SPARES = 64  # fillers beyond the store size, to refill the entries that Deletes remove
+
+
+def limit_torch_threads(threads: int) -> None:
+    """MiniLM runs on torch: set its thread count (when torch is installed)."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
+
+
 def run(embedders: list[str], sizes: list[int], steps: int) -> list[dict[str, Any]]:
     rows = []
-    fillers = filler_texts(max(sizes) + 64)  # 64 spares refill the entries that Deletes remove
+    fillers = filler_texts(max(sizes) + SPARES)
     for spec in embedders:
         if spec == "minilm" and (why := minilm_missing()):
             print(why)
             continue
         embedder = build_embedder(spec, cache_size=len(fillers) + 4096)
-        embedder.embed(fillers)  # warm-up; MiniLM: batched pre-embedding of the fillers into its cache
         env = make_env(embedder, steps)
         for size in sizes:
+            # MiniLM: forget the previous row's texts (the same responses come back), then embed
+            # this row's fillers in batches so that filling the store is quick. Hashing: warm-up.
+            getattr(embedder, "clear_cache", lambda: None)()
+            embedder.embed(fillers[: size + SPARES])
             rows.append({"embedder": spec, **measure(env, size, steps, fillers)})
     return rows
 
@@ -204,14 +222,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embedders", nargs="+", default=["hashing", "minilm"])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--short", action="store_true", help="CI: hashing, sizes 10/100/1000, 30 steps")
+    parser.add_argument("--torch-threads", type=int, default=TORCH_THREADS, help=TORCH_THREADS_HELP)
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.short:
         args.sizes, args.embedders, args.steps = [10, 100, 1000], ["hashing"], 30
+    if "minilm" in args.embedders:
+        limit_torch_threads(args.torch_threads)
     start = machine()
     rows = run(args.embedders, args.sizes, args.steps)
     print(table(rows))
-    write_json(args.json, {"machine_at_start": start, "steps": args.steps, "rows": rows})
+    write_json(args.json, {"machine_at_start": start, "steps": args.steps, "torch_threads": args.torch_threads,
+                           "rows": rows})
     return 0
 
 

@@ -26,7 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_env import build_embedder, minilm_missing  # noqa: E402
+from benchmarks.bench_env import (  # noqa: E402
+    TORCH_THREADS, TORCH_THREADS_HELP, build_embedder, limit_torch_threads, minilm_missing,
+)
 from benchmarks.common import format_table, machine, write_json  # noqa: E402
 from benchmarks.reference_store import OurStores, ReferenceStore, reference_missing  # noqa: E402
 from benchmarks.trace import OPS, PlayResult, TraceConfig, count_mismatches, make_trace, play  # noqa: E402
@@ -85,11 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, nargs="+", default=[8, 64])
     parser.add_argument("--embedders", nargs="+", default=["hashing"])
     parser.add_argument("--turns", type=int, default=30)
+    parser.add_argument("--torch-threads", type=int, default=TORCH_THREADS, help=TORCH_THREADS_HELP)
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     if why := reference_missing():
         print(why)
         return 0
+    if "minilm" in args.embedders:
+        limit_torch_threads(args.torch_threads)
     start = machine()
     rows = []
     for spec in args.embedders:

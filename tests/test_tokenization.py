@@ -22,6 +22,7 @@ from atommem_env.tokenization import (
     make_tokenizer,
     truncate_center,
     truncate_tokens,
+    within_budget,
 )
 
 REGEX = RegexTokenizer()
@@ -131,8 +132,9 @@ class _CountingRegex:
 
 @SETTINGS
 @given(st.one_of(TEXTS, st.text()), st.integers(0, 60))
-def test_truncate_tokens_fast_path_for_regex_agrees_with_counting(text: str, budget: int) -> None:
-    # truncate_tokens skips counting when a RegexTokenizer text has no more characters than the budget.
+def test_the_regex_fast_path_agrees_with_counting(text: str, budget: int) -> None:
+    # within_budget skips counting when a RegexTokenizer text has no more characters than the budget.
+    assert within_budget(text, budget, REGEX) == (REGEX.count(text) <= budget)
     assert truncate_tokens(text, budget, REGEX) == truncate_tokens(text, budget, _CountingRegex())
 
 

@@ -5,8 +5,9 @@ Usage:
 
 The episode is played by the heuristic baseline as in bench_episode.py; the profiler is on only
 during ``env.reset`` and ``env.step``. Writes a header (command, machine, episode) and the top
-entries by cumulative and by own time. cProfile adds a fixed cost to every Python call, so many
-small calls look heavier than they are; read it for where time goes, and time fixes without it.
+entries by cumulative and by own time, in CPU time (so that a shared machine's waits for a core are
+left out). cProfile adds a fixed cost to every Python call, so many small calls look heavier than
+they are; read it for where time goes, and time fixes without it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import cProfile
 import io
 import pstats
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,7 +29,7 @@ from benchmarks.common import DATA_DIR, REPO, machine  # noqa: E402
 
 def profile(data_dir: str, documents: int, index: int, top: int) -> str:
     env = make_env(data_dir, documents)
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)  # CPU time: waits for a busy machine's cores left out
     run = play_episode(env, index, profiler)
     stats = io.StringIO()
     for key in ("cumulative", "tottime"):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -104,50 +104,51 @@ class BatchStore(Protocol):
 
 @dataclass
 class PlayResult:
-    """Per-operation timings (seconds), each retrieval's query and list, and the store size then."""
+    """Per-operation wall and CPU seconds, each retrieval's query and list, and the store size then.
+
+    CPU time (``time.process_time``: every thread of the process, no time spent waiting for a core)
+    estimates what a dedicated machine would show when this one is shared; wall time includes the waits.
+    """
 
     seconds: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPS})
+    cpu_seconds: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPS})
     queries: list[str] = field(default_factory=list)
     retrieved: list[list[str]] = field(default_factory=list)
     size_at_retrieve: list[int] = field(default_factory=list)
+
+    def timed(self, op: str, call: Callable[..., Any], *args: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = call(*args)
+        self.seconds[op].append(time.perf_counter() - wall)
+        self.cpu_seconds[op].append(time.process_time() - cpu)
+        return out
 
 
 def play(store: BatchStore, trace: list[list[Turn]], top_k: int = 6) -> PlayResult:
     """Run ``trace`` through ``store`` turn by turn, as the reference's rollout loop does: first every
     episode's observation (a retrieval), then every episode's response."""
     result = PlayResult()
-    clock = time.perf_counter
     for row in trace:
         shown = []
         for episode, turn in enumerate(row):
-            size = store.size()
-            start = clock()
-            texts = store.retrieve(episode, turn.query, top_k)
-            result.seconds["retrieve"].append(clock() - start)
-            result.size_at_retrieve.append(size)
+            result.size_at_retrieve.append(store.size())
+            texts = result.timed("retrieve", store.retrieve, episode, turn.query, top_k)
             result.queries.append(turn.query)
             result.retrieved.append(texts)
             shown.append(len(texts))
         for episode, turn in enumerate(row):
-            _respond(store, episode, turn, shown[episode], result.seconds)
+            _respond(store, episode, turn, shown[episode], result)
     return result
 
 
-def _respond(store: BatchStore, episode: int, turn: Turn, shown: int, seconds: dict[str, list[float]]) -> None:
-    clock = time.perf_counter
+def _respond(store: BatchStore, episode: int, turn: Turn, shown: int, result: PlayResult) -> None:
     update, delete = resolve_ranks(turn.update[0] if turn.update else None, turn.delete, shown)
     if update is not None:
-        start = clock()
-        store.update(episode, update, turn.update[1])
-        seconds["update"].append(clock() - start)
+        result.timed("update", store.update, episode, update, turn.update[1])
     if delete is not None:
-        start = clock()
-        store.delete(episode, delete)
-        seconds["delete"].append(clock() - start)
+        result.timed("delete", store.delete, episode, delete)
     for text in turn.creates:
-        start = clock()
-        store.create(episode, text)
-        seconds["create"].append(clock() - start)
+        result.timed("create", store.create, episode, text)
 
 
 def count_mismatches(a: PlayResult, b: PlayResult, embedder: Embedder, tolerance: float = 1e-4) -> int:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import threading
+from itertools import accumulate
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 from atommem_env.errors import ConfigError, DependencyError
@@ -57,7 +58,10 @@ class RegexTokenizer:
         return len(self._PATTERN.findall(text))
 
     def offsets(self, text: str) -> list[int]:
-        return [m.start() for m in self._PATTERN.finditer(text)]
+        # Every character starts a match of some alternative, so the tokens tile the text and each
+        # starts where the previous one ended: running sums of the lengths. findall makes no match
+        # object per token, which made chunking an 800-document context (115K tokens) about 20% faster.
+        return list(accumulate(map(len, self._PATTERN.findall(text)), initial=0))[:-1]
 
     def __repr__(self) -> str:
         return "RegexTokenizer()"
@@ -253,9 +257,18 @@ def _boundaries(text: str, tokenizer: Tokenizer) -> list[int]:
     return [0, *starts, len(text)] if text else [0]
 
 
+def within_budget(text: str, max_tokens: int, tokenizer: Tokenizer) -> bool:
+    """Whether ``text`` has at most ``max_tokens`` tokens."""
+    if isinstance(tokenizer, RegexTokenizer) and len(text) <= max_tokens:
+        # A regex token is at least one character: no need to count. This skips a scan of every
+        # response, scratchpad and entry shorter than its budget in characters (~70 us a response).
+        return True
+    return tokenizer.count(text) <= max_tokens
+
+
 def truncate_tokens(text: str, max_tokens: int, tokenizer: Tokenizer) -> tuple[str, bool]:
     """Cut ``text`` to its first ``max_tokens`` tokens. Returns the text and whether it was cut."""
-    if tokenizer.count(text) <= max_tokens:
+    if within_budget(text, max_tokens, tokenizer):
         return text, False
     bounds = _boundaries(text, tokenizer)
     return text[: bounds[max_tokens]], True

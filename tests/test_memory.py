@@ -1,7 +1,7 @@
 import pickle
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -67,6 +67,27 @@ def test_retrieve_trims_the_list_to_its_token_budget():
     assert len(m.shown_ids) == len(shown)
     total = sum(RegexTokenizer().count(f"Memory {r}: {e.text}\n") for r, e in enumerate(shown, 1))
     assert total <= 70
+
+
+@settings(max_examples=200, deadline=None)
+@given(lengths=st.lists(st.integers(1, 40), min_size=1, max_size=8), budget=st.integers(1, 120))
+def test_retrieve_keeps_whole_entries_until_one_is_cut(lengths, budget):
+    m = store()
+    for i, n in enumerate(lengths):
+        m.create(" ".join(["word"] * n) + f" tag{i}")
+    ranked = m.search("word", len(lengths))
+    shown = m.retrieve("word", len(lengths), max_tokens=budget)
+    tok = RegexTokenizer()
+    left = budget
+    for rank, (entry, full) in enumerate(zip(shown, ranked), 1):
+        assert entry.id == full.id
+        left -= tok.count(f"Memory {rank}: \n") + tok.count(entry.text)
+        if entry.text != full.text:  # only the last shown entry may be cut, to exactly what was left
+            assert rank == len(shown) and full.text.startswith(entry.text) and left == 0
+    assert left >= 0
+    if len(shown) < len(ranked) and (not shown or shown[-1].text == ranked[len(shown) - 1].text):
+        # The next entry was left out: not even its prefix and one token would have fitted.
+        assert left - tok.count(f"Memory {len(shown) + 1}: \n") <= 0 or not shown
 
 
 def test_bad_writes_raise_coded_errors():

@@ -22,6 +22,7 @@ from atommem_env.tokenization import (
     make_tokenizer,
     truncate_center,
     truncate_tokens,
+    within_budget,
 )
 
 REGEX = RegexTokenizer()
@@ -77,6 +78,14 @@ def test_regex_offsets_cover_text_losslessly(text: str) -> None:
 
 
 @SETTINGS
+@given(st.one_of(TEXTS, st.text()))
+def test_regex_offsets_are_the_pattern_match_starts(text: str) -> None:
+    # offsets() sums token lengths instead of reading match starts: that relies on the matches tiling
+    # the text with no gap, for any character at all.
+    assert REGEX.offsets(text) == [m.start() for m in RegexTokenizer._PATTERN.finditer(text)]
+
+
+@SETTINGS
 @given(TEXTS, st.integers(1, 40), st.integers(0, 15))
 def test_chunks_recover_text_and_overlap_sizes(text: str, chunk_tokens: int, overlap: int) -> None:
     cores = chunk_text(text, REGEX, chunk_tokens, 0)
@@ -112,6 +121,21 @@ def test_truncate_tokens_never_exceeds_budget(text: str, budget: int) -> None:
     assert was_cut == (cut != text)
     if not was_cut:
         assert REGEX.count(text) <= budget
+
+
+class _CountingRegex:
+    """The regex tokenizer behind the generic protocol (no RegexTokenizer fast path applies)."""
+
+    name = "regex-generic"
+    count, offsets = REGEX.count, REGEX.offsets
+
+
+@SETTINGS
+@given(st.one_of(TEXTS, st.text()), st.integers(0, 60))
+def test_the_regex_fast_path_agrees_with_counting(text: str, budget: int) -> None:
+    # within_budget skips counting when a RegexTokenizer text has no more characters than the budget.
+    assert within_budget(text, budget, REGEX) == (REGEX.count(text) <= budget)
+    assert truncate_tokens(text, budget, REGEX) == truncate_tokens(text, budget, _CountingRegex())
 
 
 @SETTINGS

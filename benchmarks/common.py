@@ -1,0 +1,69 @@
+"""What every benchmark script shares: percentiles, the machine record, tables and JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = REPO.parent / "shared" / "data"
+
+
+def summarize(seconds: Sequence[float]) -> dict[str, float]:
+    """p50 / p99 / mean of timings in seconds, reported in microseconds (n is the sample count)."""
+    if not seconds:
+        return {"n": 0, "p50_us": float("nan"), "p99_us": float("nan"), "mean_us": float("nan")}
+    us = np.asarray(seconds, dtype=float) * 1e6
+    return {"n": len(us), "p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99)),
+            "mean_us": float(us.mean())}
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on, including the load: a shared machine inflates absolute times."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain aligned text table (floats with 3 significant digits, ints with thousands separators)."""
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return str(value)
+
+    cells = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def write_json(path: str | None, results: dict[str, Any]) -> None:
+    """Write ``results`` (with the machine record) when ``--json PATH`` was given."""
+    if path:
+        Path(path).write_text(json.dumps({"machine": machine(), **results}, indent=2) + "\n")
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))

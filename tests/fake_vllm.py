@@ -1,10 +1,19 @@
-"""A stand-in for the parts of ``vllm`` this project calls (vLLM needs a GPU this machine lacks).
+"""A stand-in for the parts of ``vllm`` this project calls, so that the default suite needs no vLLM
+(tests/test_vllm_real.py runs the real one where it is installed).
 
-It keeps vLLM's contracts: ``LLM(model, **kwargs)`` with ``tensor_parallel_size`` GPU workers, each of
-which has ``model_runner.model`` and inherits the class named by ``worker_extension_cls`` (imported by
-its dotted name, as vLLM does); ``collective_rpc(method, args=...)`` calls the method on every worker
-and returns their results; ``sleep(level=1)`` / ``wake_up()`` need ``enable_sleep_mode=True``; a
-sleeping engine cannot generate. ``generate`` answers every prompt with the same three tokens.
+It keeps vLLM's contracts (as of vLLM 0.32): ``LLM(model, **kwargs)`` with ``tensor_parallel_size``
+workers, each of which has ``model_runner.model`` and ``reload_weights(weights_iterator=...,
+is_checkpoint_format=True)`` (vLLM's in-place reload; the loaded model's own ``load_weights`` fails
+outside it, as on vLLM's CPU build) and inherits the class named by ``worker_extension_cls`` (imported
+by its dotted name, as vLLM does); ``collective_rpc(method, args=...)`` calls the method on every worker
+and returns their results, with the arguments carried as vLLM's engine-core messages carry them
+(msgpack: bytes stay bytes, tuples become lists, a tensor becomes a bare ``[dtype, shape, index]``
+list); ``sleep(level=1)`` / ``wake_up()`` need ``enable_sleep_mode=True``; a sleeping engine cannot
+generate. ``generate`` answers every prompt with the same three tokens.
+
+``vllm.platforms.current_platform`` is the GPU build's (``device="cuda"``) or the CPU build's
+(``device="cpu"``): on the CPU build ``enable_sleep_mode`` fails as in vLLM ("Sleep mode is not
+supported on current platform.") and ``sleep`` / ``wake_up`` do nothing (vLLM's CPU worker ignores them).
 """
 
 from __future__ import annotations
@@ -18,12 +27,16 @@ RESPONSE_IDS = [7, 8, 2]
 
 
 class FakeModel:
-    """``model_runner.model``: ``load_weights`` takes (name, tensor) pairs, like vLLM's models."""
+    """``model_runner.model``: ``load_weights`` takes (name, tensor) pairs, like vLLM's models, but only
+    inside the worker's ``reload_weights``: vLLM's CPU build repacks the linear layers after loading."""
 
     def __init__(self) -> None:
         self.weights: dict[str, Any] = {}
+        self.reloading = False
 
     def load_weights(self, weights: Any) -> set[str]:
+        if not self.reloading:
+            raise AttributeError("'Parameter' object has no attribute 'weight_loader'")
         loaded = set()
         for name, tensor in weights:
             self.weights[name] = tensor.clone()
@@ -31,8 +44,39 @@ class FakeModel:
         return loaded
 
 
+class FakePlatform:
+    def __init__(self, device: str) -> None:
+        self.device_type = device
+
+    def is_cpu(self) -> bool:
+        return self.device_type == "cpu"
+
+    def is_sleep_mode_available(self) -> bool:
+        return self.device_type == "cuda"
+
+
+class FakeWorker:
+    """vLLM's worker: ``reload_weights`` restores the model's loaders, loads, and repacks."""
+
+    model_runner: Any
+
+    def reload_weights(self, weights_iterator: Any = None, weights_path: Any = None,
+                       is_checkpoint_format: bool = True) -> None:
+        assert weights_iterator is not None and is_checkpoint_format
+        model = self.model_runner.model
+        model.reloading = True
+        try:
+            model.load_weights(weights_iterator)
+        finally:
+            model.reloading = False
+        self.model_runner.reloads += 1
+
+
 class FakeLLM:
-    def __init__(self, model: str, tokenizer: Any, **kwargs: Any) -> None:
+    def __init__(self, model: str, tokenizer: Any, platform: FakePlatform, **kwargs: Any) -> None:
+        if kwargs.get("enable_sleep_mode") and not platform.is_sleep_mode_available():
+            raise ValueError("Sleep mode is not supported on current platform.")
+        self.platform = platform
         self.kwargs = {"model": model, **kwargs}
         self._tokenizer = tokenizer
         self.llm_engine = types.SimpleNamespace(model_config=types.SimpleNamespace(max_model_len=64))
@@ -40,12 +84,12 @@ class FakeLLM:
         self.events: list[str] = []
         self.asleep = False
         extension = kwargs.get("worker_extension_cls")
-        bases = (_import(extension),) if extension else ()
+        bases = (FakeWorker, _import(extension)) if extension else (FakeWorker,)  # vLLM appends the extension
         worker_class = type("FakeGPUWorker", bases, {})
         self.workers = []
         for _ in range(kwargs.get("tensor_parallel_size", 1)):
             worker = worker_class()
-            worker.model_runner = types.SimpleNamespace(model=FakeModel())
+            worker.model_runner = types.SimpleNamespace(model=FakeModel(), reloads=0)
             self.workers.append(worker)
 
     def get_tokenizer(self) -> Any:
@@ -67,30 +111,56 @@ class FakeLLM:
         if self.asleep:
             raise RuntimeError("collective_rpc() while the weights are offloaded")
         self.events.append(f"rpc:{method}")
-        return [getattr(worker, method)(*args) for worker in self.workers]
+        carried = _through_msgpack(args)
+        return [getattr(worker, method)(*carried) for worker in self.workers]
 
     def reset_prefix_cache(self) -> bool:
         self.events.append("reset_prefix_cache")
         return True
 
     def sleep(self, level: int = 1) -> None:
+        if self.platform.is_cpu():
+            self.events.append("sleep ignored on CPU")
+            return
         if not self.kwargs.get("enable_sleep_mode"):
             raise RuntimeError("sleep() needs LLM(enable_sleep_mode=True)")
         self.events.append(f"sleep:{level}")
         self.asleep = True
 
     def wake_up(self) -> None:
+        if self.platform.is_cpu():
+            self.events.append("wake_up ignored on CPU")
+            return
         self.events.append("wake_up")
         self.asleep = False
 
 
-def install(monkeypatch: Any, tokenizer: Any) -> types.ModuleType:
-    """Make ``import vllm`` return the fake for the rest of the test."""
+def install(monkeypatch: Any, tokenizer: Any, device: str = "cuda") -> types.ModuleType:
+    """Make ``import vllm`` return the fake (vLLM's GPU build, or its CPU build with ``device="cpu"``)
+    for the rest of the test."""
+    platform = FakePlatform(device)
     module = types.ModuleType("vllm")
-    module.LLM = lambda model, **kwargs: FakeLLM(model, tokenizer, **kwargs)
+    module.LLM = lambda model, **kwargs: FakeLLM(model, tokenizer, platform, **kwargs)
     module.SamplingParams = lambda **kwargs: types.SimpleNamespace(**kwargs)
+    module.platforms = types.ModuleType("vllm.platforms")
+    module.platforms.current_platform = platform
     monkeypatch.setitem(sys.modules, "vllm", module)
+    monkeypatch.setitem(sys.modules, "vllm.platforms", module.platforms)
     return module
+
+
+def _through_msgpack(value: Any) -> Any:
+    """What the other end of vLLM's msgpack message gets for ``value`` (an untyped utility argument):
+    a tensor arrives as ``[dtype, shape, buffer index]``, not as a tensor (vllm/v1/serial_utils.py)."""
+    if isinstance(value, (bytes, str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_through_msgpack(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _through_msgpack(v) for k, v in value.items()}
+    if type(value).__module__.startswith("torch") and hasattr(value, "shape"):
+        return [str(value.dtype).removeprefix("torch."), list(value.shape), 0]
+    raise TypeError(f"Object of type {type(value)} is not serializable")
 
 
 def _import(dotted: str) -> type:

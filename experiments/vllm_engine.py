@@ -34,7 +34,7 @@ from atommem_env.errors import ConfigError
 from experiments.engines import EngineConfig
 
 EXTENSION = "experiments.vllm_engine.WeightLoader"
-WEIGHT_CHUNK_BYTES = 256 * 1024**2  # tensor bytes per collective_rpc call of a weight sync
+WEIGHT_CHUNK_BYTES = 64 * 1024**2  # tensor bytes per collective_rpc call of a weight sync (copies in flight)
 CPU_KV_CACHE_GIB = 1  # KV cache of a CPU engine unless VLLM_CPU_KVCACHE_SPACE (GiB) says otherwise
 
 

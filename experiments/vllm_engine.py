@@ -43,12 +43,14 @@ class WeightLoader:
 
     _atommem_staged: list[tuple[str, Any]]
 
-    def stage_hf_weights(self, packed: bytes) -> int:
+    def stage_hf_weights(self, packed: bytes, first: bool = False) -> int:
         """Keep one chunk of :func:`pack_weights` (Hugging Face-named tensors) for
-        :meth:`load_staged_weights`; returns the number of tensors staged so far."""
-        staged = self.__dict__.setdefault("_atommem_staged", [])
-        staged.extend(unpack_weights(packed))
-        return len(staged)
+        :meth:`load_staged_weights`; ``first`` drops what an interrupted sync left. Returns the number
+        of tensors staged so far."""
+        if first or "_atommem_staged" not in self.__dict__:
+            self._atommem_staged = []
+        self._atommem_staged.extend(unpack_weights(packed))
+        return len(self._atommem_staged)
 
     def load_staged_weights(self) -> int:
         """Load every staged tensor in one in-place reload of vLLM (see the module docstring);
@@ -134,8 +136,8 @@ class VLLMEngine:
         was_asleep = self.asleep
         if was_asleep:
             self.wake()  # weights load into GPU memory, which a sleeping engine has released
-        for packed in pack_weights(state_dict, WEIGHT_CHUNK_BYTES):
-            self.llm.collective_rpc("stage_hf_weights", args=(packed,))
+        for number, packed in enumerate(pack_weights(state_dict, WEIGHT_CHUNK_BYTES)):
+            self.llm.collective_rpc("stage_hf_weights", args=(packed, number == 0))
         self.llm.collective_rpc("load_staged_weights")
         self.llm.reset_prefix_cache()
         if was_asleep:

@@ -79,6 +79,15 @@ def test_weights_travel_in_chunks_of_bytes_that_vllms_messages_keep(fake, monkey
         assert worker.model_runner.reloads == 1 and worker._atommem_staged == []  # nothing left for the next sync
 
 
+def test_a_sync_drops_what_an_interrupted_one_staged(fake):
+    vllm = engine()
+    (worker,) = vllm.llm.workers
+    stale = {"stale.weight": torch.ones(2)}
+    worker.stage_hf_weights(next(engine_module.pack_weights(stale, 1 << 20)))  # a sync that died before loading
+    vllm.load_weights({"w": torch.zeros(3)})
+    assert list(worker.model_runner.model.weights) == ["w"]
+
+
 def test_packed_weights_keep_names_values_dtypes_and_tied_tensors():
     embed = torch.randn(6, 4)
     big = torch.arange(1000.0)

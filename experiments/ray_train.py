@@ -12,7 +12,8 @@ The same GRPO loop as ``experiments/grpo_train.py`` (same flags, same metrics, c
 - rollout workers (one per inference engine; ``--engine hf`` or ``vllm``) each own a pool of
   ``--rollout-batch-size`` envs and play chunks of episodes that are handed out as workers free up;
   a worker that dies is replaced and its unfinished episodes are played again, each counted once;
-- ``--num-learners`` learner ranks train data-parallel (gloo on CPU, NCCL on GPUs);
+- ``--num-learners`` learner ranks train data-parallel (gloo on CPU, NCCL on GPUs), each with the whole
+  model (``--learner-strategy replicate``) or a shard of it (``fsdp``);
 - after each update the new weights go through Ray's object store to every engine, and every
   trajectory records the ``version`` of the weights that produced it;
 - ``--num-gpus N`` plans the GPUs (``--placement split`` or ``colocated``) into one placement group per
@@ -58,6 +59,7 @@ class RayArgs(GRPOArgs):
     placement: str = arg("split", "split (engines and learners on separate GPUs) or colocated (shared GPUs)")
     gpus_per_node: int = arg(8, "GPUs per node of the cluster")
     num_learners: int | None = arg(None, "learner ranks; default: half the GPUs (split), all (colocated), 1 (CPU)")
+    learner_strategy: str = arg("replicate", "replicate (each learner rank holds the whole model) or fsdp (sharded)")
     rollout_workers: int | None = arg(None, "rollout workers of a CPU run (default 1); on GPUs one per engine")
     engine: str = arg("hf", "inference engine of the rollout workers: hf (transformers) or vllm (GPU hosts)")
     tensor_parallel_size: int = arg(1, "GPUs per vLLM engine")
@@ -105,10 +107,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 def make_plan(args: RayArgs) -> Any:
     """The placement of ``args`` (exits with the planner's message when it cannot be made)."""
     from experiments.embedding_service import needs_service
+    from experiments.fsdp import strategy_problems
     from experiments.placement import PlacementError, plan_placement
 
     try:
-        return plan_placement(
+        plan = plan_placement(
             args.num_gpus, mode=args.placement, gpus_per_node=args.gpus_per_node,
             tensor_parallel_size=args.tensor_parallel_size, num_learners=args.num_learners,
             rollout_workers=args.rollout_workers, cpus_per_actor=args.cpus_per_actor,
@@ -116,6 +119,10 @@ def make_plan(args: RayArgs) -> Any:
         )
     except PlacementError as error:
         raise SystemExit(str(error)) from None
+    problems = strategy_problems(args.learner_strategy, len(plan.learners), args.lora_r)
+    if problems:
+        raise SystemExit("\n".join(problems))
+    return plan
 
 
 def dry_run(args: RayArgs) -> None:
@@ -179,6 +186,7 @@ class DistributedRun(GRPORun):
         args, device = self.args, "cuda" if self.args.num_gpus else "cpu"
         spec = LearnerSpec(
             model=args.model, device=device, lora_r=args.lora_r, keep_checkpoints=args.keep_checkpoints,
+            strategy=args.learner_strategy,
             config={"lr": args.lr, "warmup_steps": args.warmup_steps, "kl_coef": args.kl_coef,
                     "clip_low": args.clip_low, "clip_high": args.clip_high,
                     "micro_batch_tokens": args.micro_batch_tokens, "temperature": args.temperature},

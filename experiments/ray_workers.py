@@ -18,7 +18,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from experiments.dispatch import Chunk, Dispatcher, EpisodeSpec
 from experiments.engines import EngineConfig, make_engine
@@ -343,6 +343,27 @@ def create_placement_groups(plan: PlacementPlan, timeout_s: float = 120.0) -> li
             f"{cluster_nodes()}). Check with --dry-run, then lower --num-gpus or add nodes."
         ) from None
     return groups
+
+
+def wait_in_turn(refs: Sequence[Any], on_death: Callable[[Exception], BaseException]) -> list[Any]:
+    """The refs' values in order, awaited as they finish; an actor that died raises ``on_death(error)``.
+
+    Not awaited in order: when one member of a collective dies, the others block waiting for it and
+    never return, so the error must be seen as soon as it comes.
+    """
+    import ray
+    from ray.exceptions import RayActorError
+
+    index = {ref: i for i, ref in enumerate(refs)}
+    values: list[Any] = [None] * len(refs)
+    pending = list(refs)
+    while pending:
+        [ready], pending = ray.wait(pending, num_returns=1)
+        try:
+            values[index[ready]] = ray.get(ready)
+        except RayActorError as error:
+            raise on_death(error) from error
+    return values
 
 
 def _scheduling(group: Any, bundle: int, cpus: float, gpus: float) -> dict[str, Any]:

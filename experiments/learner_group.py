@@ -76,6 +76,7 @@ class LearnerWorker:
         torch.set_num_threads(spec.torch_threads)
         self.spec, self.rank, self.world_size = spec, rank, world_size
         self.sharded = spec.strategy == "fsdp"
+        self.channel, self.specs = None, []  # the weight channel to vLLM engines (collective sync)
         if not self.sharded:
             self._build()  # sharding needs the process group: an FSDP rank builds in join()
 
@@ -99,7 +100,8 @@ class LearnerWorker:
         self.learner.model.eval()
 
     def address(self) -> tuple[str, int]:
-        """This node's address and a free port, where rank 0 hosts the process group's rendezvous."""
+        """This node's address and a free port, where rank 0 hosts a rendezvous (the process group's,
+        or the weight channel's)."""
         import ray
 
         with socket.socket() as probe:
@@ -149,6 +151,28 @@ class LearnerWorker:
 
         state = full_state_dict(self.learner.model)
         return [ray.put(state) if self.rank == 0 else None]
+
+    def open_weight_channel(self, host: str, port: int, world_size: int, factory: str) -> list[tuple]:
+        """Rank 0 joins the weight channel to the engines as its rank 0 (a collective with the engines'
+        workers); returns the manifest of the tensors every update sends."""
+        from experiments.weight_sync import manifest, open_channel
+
+        self.channel = open_channel(factory, host, port, 0, world_size, self.learner.device)
+        self.specs = manifest(self.learner.model.state_dict().items())  # a shard's metadata is its whole tensor's
+        return self.specs
+
+    def send_weights(self, version: int) -> int:
+        """Rank 0 broadcasts the weights into the channel; the other ranks of a sharded model help
+        all-gather each tensor. Returns the tensors sent (0 on ranks > 0)."""
+        from experiments.fsdp import full_tensors
+        from experiments.weight_sync import send
+
+        tensors = full_tensors(self.learner.model)
+        if self.rank != 0:
+            for _ in tensors:  # takes part in each tensor's all-gather, in rank 0's order
+                pass
+            return 0
+        return send(self.channel, tensors, self.specs, version, self.learner.device)
 
     def save(self, run_dir: str, step: int, state: dict) -> str:
         from experiments.checkpoint import save_checkpoint
@@ -266,6 +290,18 @@ class LearnerGroup:
     def weights(self) -> Any:
         """An object ref of the current weights (rank 0's; every rank holds the same or a shard)."""
         return self._call(*[a.weights.remote() for a in self._writers()])[0][0]
+
+    def channel_address(self) -> tuple[str, int]:
+        """Where the weight channel to the engines meets: rank 0's node and a free port there."""
+        return self._call(self.actors[0].address.remote())[0]
+
+    def open_weight_channel(self, host: str, port: int, world_size: int, factory: str) -> Any:
+        """A ref: rank 0 joining the weight channel (its value is the manifest of each update)."""
+        return self.actors[0].open_weight_channel.remote(host, port, world_size, factory)
+
+    def send_weights(self, version: int) -> list[Any]:
+        """Refs of every rank's part in broadcasting one update (await them with the engines')."""
+        return [actor.send_weights.remote(version) for actor in self._writers()]
 
     def save(self, run_dir: Path, step: int, state: dict) -> str:
         return self._call(*[a.save.remote(str(run_dir), step, state) for a in self._writers()])[0]

@@ -55,6 +55,10 @@ def test_dry_run_for_sixteen_gpus_checks_a_two_node_cluster(capsys, monkeypatch)
     (["--num-gpus", "8", "--tensor-parallel-size", "3"], "positive multiple"),
     (["--max-worker-restarts", "-1"], "need 0 or more"),
     (["--learner-strategy", "zero3"], "choose replicate"),
+    (["--weight-sync", "rdma"], "choose object-store or collective"),
+    (["--weight-sync", "collective"], "needs --engine vllm"),
+    (["--num-gpus", "8", "--engine", "vllm", "--weight-sync", "collective", "--lora-r", "8"], "sends merged weights"),
+    (["--num-gpus", "8", "--engine", "vllm", "--weight-sync", "collective", "--placement", "colocated"], "use --placement split"),
     (["--learner-strategy", "fsdp"], "use --num-learners 2"),
     (["--learner-strategy", "fsdp", "--num-learners", "2", "--lora-r", "8"], "LoRA is not supported"),
 ])

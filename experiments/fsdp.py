@@ -12,9 +12,8 @@ backward. Every forward and backward therefore holds collectives, so every rank 
 number of passes (:func:`experiments.batching.pad_micro_batches` pads the shorter ranks).
 
 Gradients are *summed* over ranks, not averaged (divide factor 1, sum-only reductions): each rank's
-loss is already its token sum divided by the whole step's tokens, as in the replicate strategy. Sum is
-also the one reduction that gloo (CPU) gets right: FSDP2's average on gloo was silently wrong
-(pytorch/pytorch#162338).
+loss is already its token sum divided by the whole step's tokens, as in the replicate strategy. (Sum
+also sidesteps pytorch/pytorch#162338, FSDP2's average silently summing on gloo in 2025.)
 
 The full model and optimizer state exist only on rank 0 (CPU), for weight sync and checkpoints:
 ``torch.distributed.checkpoint.state_dict`` with ``full_state_dict=True, cpu_offload=True``; loading

@@ -1,13 +1,19 @@
 """A vLLM engine inside a rollout worker: generation, weight updates through vLLM's own loader, and
 sleep mode for colocated placement (GPU hosts; ``pip install vllm``).
 
-Weight sync: the learner's state dict reaches the worker through Ray's object store, and the engine
-hands it to every one of its GPU workers with ``LLM.collective_rpc``, which calls
-:meth:`WeightLoader.load_hf_weights` there (vLLM mixes the class named by ``worker_extension_cls``
-into its workers). That method passes the tensors to ``model_runner.model.load_weights``, the same
-loader vLLM uses for checkpoint files, which splits them for tensor parallelism and fuses q/k/v and
-gate/up projections as the model expects. Then the prefix cache is reset: cached KV blocks were
-computed by the old weights.
+Weight sync reaches every GPU worker of the engine through ``LLM.collective_rpc``, which calls the
+methods of :class:`WeightLoader` there (vLLM mixes the class named by ``worker_extension_cls`` into
+its workers). Two routes (``--weight-sync``, see :mod:`experiments.weight_sync`):
+
+- object store: the learner's state dict arrives in the rollout worker, and
+  :meth:`WeightLoader.load_hf_weights` passes the tensors to the worker's model;
+- collective: each GPU worker joins a channel to learner rank 0 once
+  (:meth:`WeightLoader.open_weight_channel`), and for every update receives the tensors straight into
+  GPU buffers (:meth:`WeightLoader.receive_weights`).
+
+Either way the tensors go to ``model_runner.model.load_weights``, the loader vLLM uses for checkpoint
+files, which splits them for tensor parallelism and fuses q/k/v and gate/up projections as the model
+expects. Then the prefix cache is reset: cached KV blocks were computed by the old weights.
 
 Colocated placement: the engine is built with ``enable_sleep_mode=True``; ``sleep`` (vLLM's
 ``LLM.sleep(level=1)``: weights offloaded to CPU memory, KV cache dropped) frees the GPU while the
@@ -19,7 +25,8 @@ this project's machines lack); see docs/DISTRIBUTED.md.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import contextlib
+from typing import Any, Iterator, Mapping
 
 from experiments.engines import EngineConfig
 
@@ -30,11 +37,28 @@ class WeightLoader:
     """Mixed into each vLLM GPU worker (``worker_extension_cls``); ``self`` is that worker."""
 
     model_runner: Any
+    device: Any
 
     def load_hf_weights(self, weights: list[tuple[str, Any]]) -> int:
         """Load Hugging Face-named tensors through the model's own ``load_weights``; returns their count."""
         self.model_runner.model.load_weights(weights=weights)
         return len(weights)
+
+    def open_weight_channel(self, host: str, port: int, rank_offset: int, world_size: int, factory: str) -> None:
+        """Join the weight channel as rank ``rank_offset`` + this worker's rank within its engine."""
+        from vllm.distributed.parallel_state import get_world_group
+
+        from experiments.weight_sync import open_channel
+
+        rank = get_world_group().rank + rank_offset
+        self.weight_channel = open_channel(factory, host, port, rank, world_size, self.device)
+
+    def receive_weights(self, specs: list[tuple], version: int) -> int:
+        """Receive one update announced as ``specs`` from learner rank 0 and load it; returns the count."""
+        from experiments.weight_sync import receive
+
+        return receive(self.weight_channel, specs, version,
+                       lambda pairs: self.model_runner.model.load_weights(weights=pairs), self.device)
 
 
 class VLLMEngine:
@@ -70,11 +94,27 @@ class VLLMEngine:
 
     def load_weights(self, state_dict: Mapping[str, Any]) -> None:
         """Every GPU worker of the engine loads the new weights; stale prefix-cache blocks are dropped."""
+        with self._awake():
+            self.llm.collective_rpc("load_hf_weights", args=(list(state_dict.items()),))
+            self.llm.reset_prefix_cache()
+
+    def open_weight_channel(self, host: str, port: int, rank_offset: int, world_size: int, factory: str) -> None:
+        """Every GPU worker joins the weight channel (ranks ``rank_offset`` onwards)."""
+        self.llm.collective_rpc("open_weight_channel", args=(host, port, rank_offset, world_size, factory))
+
+    def receive_weights(self, specs: list[tuple], version: int) -> None:
+        """Every GPU worker receives one broadcast update; stale prefix-cache blocks are dropped."""
+        with self._awake():
+            self.llm.collective_rpc("receive_weights", args=(specs, version))
+            self.llm.reset_prefix_cache()
+
+    @contextlib.contextmanager
+    def _awake(self) -> Iterator[None]:
+        """Weights load into GPU memory, which a sleeping engine has released: wake it for the load."""
         was_asleep = self.asleep
         if was_asleep:
-            self.wake()  # weights load into GPU memory, which a sleeping engine has released
-        self.llm.collective_rpc("load_hf_weights", args=(list(state_dict.items()),))
-        self.llm.reset_prefix_cache()
+            self.wake()
+        yield
         if was_asleep:
             self.sleep()
 

@@ -1,10 +1,15 @@
 """A stand-in for the parts of ``vllm`` this project calls (vLLM needs a GPU this machine lacks).
 
 It keeps vLLM's contracts: ``LLM(model, **kwargs)`` with ``tensor_parallel_size`` GPU workers, each of
-which has ``model_runner.model`` and inherits the class named by ``worker_extension_cls`` (imported by
-its dotted name, as vLLM does); ``collective_rpc(method, args=...)`` calls the method on every worker
-and returns their results; ``sleep(level=1)`` / ``wake_up()`` need ``enable_sleep_mode=True``; a
-sleeping engine cannot generate. ``generate`` answers every prompt with the same three tokens.
+which has ``model_runner.model`` and ``device`` and inherits the class named by ``worker_extension_cls``
+(imported by its dotted name, as vLLM does); ``collective_rpc(method, args=...)`` calls the method on
+every worker and returns their results, with ``vllm.distributed.parallel_state.get_world_group().rank``
+giving the worker's rank in its engine meanwhile; ``sleep(level=1)`` / ``wake_up()`` need
+``enable_sleep_mode=True``; a sleeping engine cannot generate. ``generate`` answers every prompt with
+the same three tokens.
+
+The fake's workers share one process and are called in turn, so a collective between a fake engine's
+workers (tensor parallel > 1) would wait for ever; the weight-channel tests use one worker.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ class FakeModel:
 
     def __init__(self) -> None:
         self.weights: dict[str, Any] = {}
+        self.loaded: list[str] = []  # every name in the order it arrived
 
     def load_weights(self, weights: Any) -> set[str]:
         loaded = set()
         for name, tensor in weights:
             self.weights[name] = tensor.clone()
+            self.loaded.append(name)
             loaded.add(name)
         return loaded
 
@@ -46,6 +53,7 @@ class FakeLLM:
         for _ in range(kwargs.get("tensor_parallel_size", 1)):
             worker = worker_class()
             worker.model_runner = types.SimpleNamespace(model=FakeModel())
+            worker.device = "cpu"
             self.workers.append(worker)
 
     def get_tokenizer(self) -> Any:
@@ -67,7 +75,11 @@ class FakeLLM:
         if self.asleep:
             raise RuntimeError("collective_rpc() while the weights are offloaded")
         self.events.append(f"rpc:{method}")
-        return [getattr(worker, method)(*args) for worker in self.workers]
+        results = []
+        for rank, worker in enumerate(self.workers):
+            WORLD_GROUP.rank = rank  # what get_world_group() says inside this worker's process
+            results.append(getattr(worker, method)(*args))
+        return results
 
     def reset_prefix_cache(self) -> bool:
         self.events.append("reset_prefix_cache")
@@ -84,13 +96,26 @@ class FakeLLM:
         self.asleep = False
 
 
+WORLD_GROUP = types.SimpleNamespace(rank=0)
+
+
+def modules(tokenizer: Any) -> dict[str, types.ModuleType]:
+    """The fake ``vllm`` package and the submodules this project imports, by module name."""
+    vllm = types.ModuleType("vllm")
+    vllm.LLM = lambda model, **kwargs: FakeLLM(model, tokenizer, **kwargs)
+    vllm.SamplingParams = lambda **kwargs: types.SimpleNamespace(**kwargs)
+    distributed, parallel_state = types.ModuleType("vllm.distributed"), types.ModuleType("vllm.distributed.parallel_state")
+    parallel_state.get_world_group = lambda: WORLD_GROUP
+    vllm.distributed, distributed.parallel_state = distributed, parallel_state
+    return {"vllm": vllm, "vllm.distributed": distributed, "vllm.distributed.parallel_state": parallel_state}
+
+
 def install(monkeypatch: Any, tokenizer: Any) -> types.ModuleType:
     """Make ``import vllm`` return the fake for the rest of the test."""
-    module = types.ModuleType("vllm")
-    module.LLM = lambda model, **kwargs: FakeLLM(model, tokenizer, **kwargs)
-    module.SamplingParams = lambda **kwargs: types.SimpleNamespace(**kwargs)
-    monkeypatch.setitem(sys.modules, "vllm", module)
-    return module
+    found = modules(tokenizer)
+    for name, module in found.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return found["vllm"]
 
 
 def _import(dotted: str) -> type:

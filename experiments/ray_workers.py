@@ -201,7 +201,6 @@ class RayWorkerPool:
             WorkerLost: a worker kept dying.
         """
         import ray
-        from ray.exceptions import RayActorError
 
         dispatcher = Dispatcher(specs, self.config.engine.batch_size)
         pending: dict[Any, tuple[int, Chunk]] = {}
@@ -219,7 +218,7 @@ class RayWorkerPool:
             i, chunk = pending.pop(ref)
             try:
                 trajectories = ray.get(ref)
-            except RayActorError:
+            except actor_deaths():
                 dispatcher.worker_lost(i)
                 for other in [r for r, (j, _) in pending.items() if j == i]:
                     del pending[other]  # the dead actor's other calls fail too; their chunks are re-queued
@@ -262,13 +261,12 @@ class RayWorkerPool:
 
     def _on_all(self, method: str, *args: Any) -> None:
         import ray
-        from ray.exceptions import RayActorError
 
         refs = [getattr(actor, method).remote(*args) for actor in self.actors]
         for i, ref in enumerate(refs):
             try:
                 ray.get(ref)
-            except RayActorError:
+            except actor_deaths():
                 self._replace(i)  # the new worker starts from self.weights, awake
 
     def pids(self) -> list[int]:
@@ -375,6 +373,14 @@ def create_placement_groups(plan: PlacementPlan, timeout_s: float = 120.0) -> li
     return groups
 
 
+def actor_deaths() -> tuple[type[Exception], ...]:
+    """The errors of a call whose actor died: it crashed or was killed (``RayActorError``), or Ray's
+    memory monitor killed it to save the node (``OutOfMemoryError``, which is not a ``RayActorError``)."""
+    from ray.exceptions import OutOfMemoryError, RayActorError
+
+    return RayActorError, OutOfMemoryError
+
+
 def wait_in_turn(refs: Sequence[Any], on_death: Callable[[Exception], BaseException]) -> list[Any]:
     """The refs' values in order, awaited as they finish; an actor that died raises ``on_death(error)``.
 
@@ -382,7 +388,6 @@ def wait_in_turn(refs: Sequence[Any], on_death: Callable[[Exception], BaseExcept
     never return, so the error must be seen as soon as it comes.
     """
     import ray
-    from ray.exceptions import RayActorError
 
     index = {ref: i for i, ref in enumerate(refs)}
     values: list[Any] = [None] * len(refs)
@@ -391,7 +396,7 @@ def wait_in_turn(refs: Sequence[Any], on_death: Callable[[Exception], BaseExcept
         [ready], pending = ray.wait(pending, num_returns=1)
         try:
             values[index[ready]] = ray.get(ready)
-        except RayActorError as error:
+        except actor_deaths() as error:
             raise on_death(error) from error
     return values
 

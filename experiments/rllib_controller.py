@@ -38,7 +38,7 @@ import atommem_env
 from agents.workflows import WORKFLOWS
 from atommem_env.datasets.sources import canonical_split
 from experiments.cli import arg, json_object, parse_dataclass
-from experiments.controller_curve import write_curve
+from experiments.controller_curve import run_label, write_curve
 from experiments.controller_eval import (
     eval_env_config, greedy_policy, macro_rates, play_config, random_policy,
 )
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 save(algo, out, iteration, args.keep_checkpoints)
     algo.save_to_path(str((out / "final").resolve()))
     algo.stop()
-    write_curve(rows, reference, out)
+    write_curve(rows, reference, out, run_label(asdict(args)))
     return {"last": rows[-1], "baselines": reference}
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import asdict
 
 import pytest
 
 from agents.macros import MACROS
 from experiments import controller_compare as C
-from experiments.controller_curve import curve_from_run, write_curve
+from experiments.controller_curve import curve_from_run, run_label, write_curve
 from experiments.tracking import Tracker
 from experiments import rllib_controller as R
 from experiments.rllib_controller import ControllerArgs, rows_last, train_metrics
@@ -48,10 +49,10 @@ def test_held_out_episodes_do_not_depend_on_the_training_seed(monkeypatch):
     monkeypatch.setattr(R, "summarize", lambda trajectories: {"em": 0.0})
     for seed in (0, 7):
         R.baselines(ControllerArgs(out_dir="x", seed=seed, eval_episodes=3))
-    assert calls[:5] == calls[5:] and {c for c in calls} == {(1, 3, 0)}
+    assert calls[:5] == calls[5:] and set(calls) == {(1, 3, 0)}
     calls.clear()
     R.baselines(ControllerArgs(out_dir="x", seed=7, eval_seed=2, eval_episodes=3))
-    assert {c for c in calls} == {(1, 3, 2)}
+    assert set(calls) == {(1, 3, 2)}
 
 
 def test_training_starts_ray_through_connect(monkeypatch, tmp_path):
@@ -111,6 +112,17 @@ def test_curve_rebuilt_from_a_run_folder(tmp_path):
     curve_from_run(tmp_path)
     table = list(csv.DictReader((tmp_path / "curve.csv").read_text().splitlines()[1:]))
     assert [(r["iteration"], r["env_steps"], r["eval_em"]) for r in table] == [("1", "100", ""), ("2", "200", "0.4")]
+    args = ControllerArgs(out_dir="x", env_id="AtomMem-HotpotQA-v0", env_kwargs='{"split": "train"}', seed=3)
+    (tmp_path / "config.json").write_text(json.dumps(asdict(args)))
+    curve_from_run(tmp_path)
+    lines = (tmp_path / "curve.csv").read_text().splitlines()
+    assert lines[:2] == ['# run: AtomMem-HotpotQA-v0 {"split": "train"}, seed 3', "# held-out EM of random: 0.0500"]
+
+
+def test_run_label_names_the_env_its_options_and_the_seed():
+    assert run_label(asdict(ControllerArgs(out_dir="x"))) == "AtomMem-Synthetic-v0, seed 0"
+    args = ControllerArgs(out_dir="x", env_kwargs='{"num_documents": 100, "chunk_tokens": 2000}', seed=1)
+    assert run_label(asdict(args)) == 'AtomMem-Synthetic-v0 {"num_documents": 100, "chunk_tokens": 2000}, seed 1'
 
 
 def test_compare_table_without_a_checkpoint(tmp_path):

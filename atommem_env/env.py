@@ -113,6 +113,8 @@ class MemoryQAEnv(LongContextQAEnv):
         parsed = A.parse_action(text)
         for error in parsed.errors:
             turn.fail(None, error.code, error.message)
+        if self.config.show_retrieval:
+            self.memory.prefetch([op.text for op in parsed.ops if op.kind in (A.ADD_MEMORY, A.MODIFY_MEMORY)])
         for op in parsed.ops:
             if self._phase == DONE:
                 turn.fail(op, "episode_over", "The episode ended before this action.")

@@ -3,7 +3,8 @@
 The store gives every entry a stable integer id that is never reused, so "Memory 2" in an action
 always means one entry of *this* episode (the reference matched texts across a whole batch of
 episodes, so one episode could delete another's entry). Retrieval is exact: an inner product over
-unit vectors held in one contiguous matrix, top-k by score with ties broken by id, so the same
+unit vectors held in one contiguous matrix (laid out by entry, or by dimension for sparse
+embedders: see :mod:`atommem_env.vectors`), top-k by score with ties broken by id, so the same
 operations always give the same lists. The store does no I/O and holds no model: it asks its
 embedder for vectors and its tokenizer for lengths.
 """
@@ -11,12 +12,14 @@ embedder for vectors and its tokenizer for lengths.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from atommem_env.embedders import Embedder
 from atommem_env.errors import ConfigError, MemoryOpError
 from atommem_env.tokenization import Tokenizer, truncate_tokens, within_budget
+from atommem_env.vectors import vectors_for
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class MemoryStore:
         self._texts: dict[int, str] = {}
         self._row_of: dict[int, int] = {}
         self._ids = np.zeros(16, dtype=np.int64)
-        self._vectors = np.zeros((16, self.embedder.dim), dtype=np.float32)
+        self._vectors = vectors_for(self.embedder)
         self._query_cache: tuple[str, np.ndarray] | None = None
         self.shown_ids: tuple[int, ...] = ()
 
@@ -110,7 +113,7 @@ class MemoryStore:
         row = len(self._texts)
         self._grow(row + 1)
         self._ids[row] = entry_id
-        self._vectors[row] = self.embedder.embed([text])[0]
+        self._vectors.set(row, self.embedder.embed([text])[0])
         self._row_of[entry_id] = row
         self._texts[entry_id] = text
         return entry_id
@@ -119,7 +122,7 @@ class MemoryStore:
         """Replace the text (and vector) of an entry, keeping its id."""
         self._require(entry_id)
         text = self._check_text(text)
-        self._vectors[self._row_of[entry_id]] = self.embedder.embed([text])[0]
+        self._vectors.set(self._row_of[entry_id], self.embedder.embed([text])[0])
         self._texts[entry_id] = text
 
     def delete(self, entry_id: int) -> None:
@@ -130,9 +133,25 @@ class MemoryStore:
         if row != last:  # keep rows contiguous: move the last row into the hole
             moved = int(self._ids[last])
             self._ids[row] = moved
-            self._vectors[row] = self._vectors[last]
+            self._vectors.move(last, row)
             self._row_of[moved] = row
         del self._texts[entry_id]
+
+    def prefetch(self, texts: Sequence[str]) -> None:
+        """Embed the entry texts of one response in one call before its Creates and Updates store them
+        one by one, when the embedder caches (``warm``): an embedding model then runs one batch and a
+        server gets one request, instead of one per entry. Texts that will be refused are skipped."""
+        warm = getattr(self.embedder, "warm", None)
+        if warm is None:
+            return
+        valid = []
+        for text in texts:
+            try:
+                valid.append(self._check_text(text))  # the exact string create() / update() will embed
+            except MemoryOpError:
+                continue  # its own operation reports the error
+        if len(valid) > 1:
+            warm(valid)
 
     # ---------------------------------------------------------------------------------- retrieval
     def search(self, query: str, k: int) -> list[MemoryEntry]:
@@ -140,11 +159,7 @@ class MemoryStore:
         n = len(self._texts)
         if n == 0 or k <= 0:
             return []
-        # Row by row (np.vecdot) rather than one BLAS matrix-vector product: BLAS spreads a product
-        # of this size over its thread pool, and waking those threads on a busy machine cost 6-12 ms
-        # per search at 1,000-10,000 entries, against 0.2-1.8 ms on the calling thread
-        # (docs/PERFORMANCE.md, "Env overhead per step").
-        scores = np.vecdot(self._vectors[:n], self._query_vector(query))
+        scores = self._vectors.scores(self._query_vector(query), n)
         ids = self._ids[:n]
         if n > k:  # partial selection, widened to keep every entry tied with the k-th score
             kth = np.partition(-scores, k - 1)[k - 1]
@@ -223,10 +238,6 @@ class MemoryStore:
             raise MemoryOpError("unknown_id", message or f"No memory entry has id {entry_id}.")
 
     def _grow(self, rows: int) -> None:
-        if rows <= len(self._ids):
-            return
-        size = max(rows, 2 * len(self._ids))
-        self._ids = np.resize(self._ids, size)
-        vectors = np.zeros((size, self._vectors.shape[1]), dtype=np.float32)
-        vectors[: len(self._vectors)] = self._vectors
-        self._vectors = vectors
+        if rows > len(self._ids):
+            self._ids = np.resize(self._ids, max(rows, 2 * len(self._ids)))
+        self._vectors.reserve(rows)

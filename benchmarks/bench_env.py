@@ -7,13 +7,14 @@ Usage:
 Each (embedder, size) row resets a reading-phase episode (synthetic documents, the paper's 4,000-token
 chunks and default budgets), fills the store with ``size`` entries, then times ``steps`` calls of
 ``env.step`` with responses in the paper's operation mix: a scratchpad write and 4 Creates every turn,
-an Update in 30% of turns, a new query in 30%, a Delete in 3% (SPEC §9, late RL). The store is held
+an Update in 30% of turns (drawn), a new query in exactly 3 of every 10, a Delete in 3% (drawn) (SPEC §9, late RL). The store is held
 at ``size``: after each timed step the entries it created are deleted again, untimed.
 
 Phases (they add up to the step; ``total`` is the whole ``env.step`` call in wall time; ``CPU`` is its
 CPU time, which on a shared machine leaves out the time spent waiting for a core):
 
-- ops: executing the memory operations (``_apply``: Create / Update / Delete, including embedding);
+- ops: executing the memory operations (``_apply``: Create / Update / Delete, including embedding,
+  and ``MemoryStore.prefetch``, which embeds a response's entries in one call for caching embedders);
 - retrieval: ``MemoryStore.retrieve`` for the next observation (query embedding, top-k, token fit);
 - render: the rest of the observation (user message) and the ``info`` dict;
 - parse: everything else in ``step``: the response-length check, ``parse_action``, the advance rule.
@@ -58,12 +59,22 @@ def filler_texts(count: int) -> list[str]:
     return list(source.episode(0, np.random.default_rng(0)).documents[:count])
 
 
-def response(chunk: str, rng: np.random.Generator) -> str:
+def changes_query(step: int) -> bool:
+    """Exactly 3 steps in every 10 set a new query (steps 0, 4, 7, ...).
+
+    A new query costs an embedding in the retrieval phase (a model forward pass with MiniLM), so the
+    share must be exact: drawn at random, 10 of the first 20 steps changed it and the median of a
+    20-step run fell between the two kinds of step.
+    """
+    return (3 * step) % 10 < 3
+
+
+def response(chunk: str, rng: np.random.Generator, new_query: bool) -> str:
     """One response in the paper's late-RL operation mix, built from the chunk's documents."""
     docs = [d.strip() for d in _DOC_SPLIT.split(chunk) if d.strip()]
     picks = [docs[i] for i in rng.choice(len(docs), size=min(5, len(docs)), replace=False)]
     parts = [f"<update_memory>1. Reading section; relevant: {picks[0][:300]}</update_memory>"]
-    if rng.random() < 0.3:
+    if new_query:
         parts.append(f"<update_query>{' '.join(picks[-1].split()[:8])}</update_query>")
     parts += [f"<add_memory>{text}</add_memory>" for text in picks[:4]]
     if rng.random() < 0.3:
@@ -91,6 +102,7 @@ def instrument(env: MemoryQAEnv) -> dict[str, float]:
     env._observe = timed("observe", env._observe)
     env._info = timed("info", env._info)
     env.memory.retrieve = timed("retrieval", env.memory.retrieve)
+    env.memory.prefetch = timed("ops", env.memory.prefetch)  # a response's entries embedded in one call
     return totals
 
 
@@ -105,8 +117,8 @@ def measure(env: MemoryQAEnv, size: int, steps: int, fillers: list[str], seed: i
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {phase: [] for phase in ("total", "total_cpu", *PHASES)}
     sizes = []
-    for _ in range(steps):
-        action = response(obs["chunk"], rng)
+    for step in range(steps):
+        action = response(obs["chunk"], rng, changes_query(step))
         before = dict(totals)
         start, start_cpu = time.perf_counter(), time.process_time()
         obs, _, terminated, truncated, info = env.step(action)
@@ -152,7 +164,8 @@ def _reretrieve(env: MemoryQAEnv, query: str) -> None:
 def _uninstrument(env: MemoryQAEnv) -> None:
     for name in ("_apply", "_observe", "_info"):
         del env.__dict__[name]
-    del env.memory.__dict__["retrieve"]
+    for name in ("retrieve", "prefetch"):
+        del env.memory.__dict__[name]
 
 
 def build_embedder(spec: str, cache_size: int) -> Any:

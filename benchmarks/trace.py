@@ -102,32 +102,59 @@ class BatchStore(Protocol):
     def size(self) -> int: ...
 
 
+class EmbedClock:
+    """An embedder that adds up the CPU time of its ``embed`` calls, so that a store's own work can be
+    told apart from the embedding both designs pay alike."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner, self.name, self.dim = inner, inner.name, inner.dim
+        self.sparse = getattr(inner, "sparse", False)
+        self.cpu = 0.0
+
+    def embed(self, texts: Any, *, query: bool = False) -> Any:
+        start = time.process_time()
+        try:
+            return self.inner.embed(texts, query=query)
+        finally:
+            self.cpu += time.process_time() - start
+
+
 @dataclass
 class PlayResult:
     """Per-operation wall and CPU seconds, each retrieval's query and list, and the store size then.
 
     CPU time (``time.process_time``: every thread of the process, no time spent waiting for a core)
     estimates what a dedicated machine would show when this one is shared; wall time includes the waits.
+    ``embed_cpu_seconds``: the part of each operation's CPU time spent in the embedder (with a clock).
     """
 
     seconds: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPS})
     cpu_seconds: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPS})
+    embed_cpu_seconds: dict[str, list[float]] = field(default_factory=lambda: {op: [] for op in OPS})
     queries: list[str] = field(default_factory=list)
     retrieved: list[list[str]] = field(default_factory=list)
     size_at_retrieve: list[int] = field(default_factory=list)
+    clock: EmbedClock | None = None
 
     def timed(self, op: str, call: Callable[..., Any], *args: Any) -> Any:
+        embed_cpu = self.clock.cpu if self.clock else 0.0
         wall, cpu = time.perf_counter(), time.process_time()
         out = call(*args)
         self.seconds[op].append(time.perf_counter() - wall)
         self.cpu_seconds[op].append(time.process_time() - cpu)
+        self.embed_cpu_seconds[op].append(self.clock.cpu - embed_cpu if self.clock else 0.0)
         return out
 
+    def store_cpu_seconds(self) -> dict[str, list[float]]:
+        """Each operation's CPU time without its embedding: the store's own work."""
+        return {op: [t - e for t, e in zip(self.cpu_seconds[op], self.embed_cpu_seconds[op])] for op in OPS}
 
-def play(store: BatchStore, trace: list[list[Turn]], top_k: int = 6) -> PlayResult:
+
+def play(store: BatchStore, trace: list[list[Turn]], top_k: int = 6, clock: EmbedClock | None = None) -> PlayResult:
     """Run ``trace`` through ``store`` turn by turn, as the reference's rollout loop does: first every
-    episode's observation (a retrieval), then every episode's response."""
-    result = PlayResult()
+    episode's observation (a retrieval), then every episode's response. ``clock``: the store's embedder,
+    wrapped, to split embedding time out of each operation's CPU time."""
+    result = PlayResult(clock=clock)
     for row in trace:
         shown = []
         for episode, turn in enumerate(row):

@@ -87,3 +87,28 @@ def pack_micro_batches(samples: Sequence[Sample], token_budget: int) -> list[lis
         else:
             micro_batches.append([sample])
     return micro_batches
+
+
+def micro_batch_passes(shards: Sequence[Sequence[Sample]], token_budget: int) -> int:
+    """Forward/backward passes of the busiest rank when each rank packs its shard by ``token_budget``.
+
+    Sharded (FSDP) ranks must all run this many passes: each pass holds collectives.
+    """
+    return max((len(pack_micro_batches(shard, token_budget)) for shard in shards), default=0)
+
+
+def pad_micro_batches(micro_batches: Sequence[Sequence[Sample]], passes: int,
+                      pad_token_id: int) -> list[tuple[list[Sample], float]]:
+    """``(micro_batch, weight)`` for ``passes`` passes: the real micro-batches (weight 1), then fillers.
+
+    A filler is one two-token sample with weight 0: its pass takes part in every collective of a
+    forward and backward while adding exactly zero to the gradients and metrics.
+
+    Raises:
+        ValueError: fewer passes than micro-batches (the plan and the packing disagree).
+    """
+    if passes < len(micro_batches):
+        raise ValueError(f"{len(micro_batches)} micro-batches cannot run in {passes} passes; compute the passes "
+                         "with micro_batch_passes over every rank's shard, with the same token budget.")
+    filler = Sample((pad_token_id,), (pad_token_id,), (0.0,), 0.0)
+    return [(list(chunk), 1.0) for chunk in micro_batches] + [([filler], 0.0)] * (passes - len(micro_batches))

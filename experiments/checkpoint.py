@@ -11,7 +11,12 @@ A checkpoint is the folder ``run_dir/checkpoints/step-{step:08d}/`` holding
 - ``rng.pt``: every random generator (see :mod:`experiments.rng`);
 - ``state.json``: the caller's own state (data cursor, counters);
 - ``manifest.json``, written last: format version, step, the saved parameters' names, shapes and
-  dtypes, the learner config, and the size of every file (a truncated file is caught before loading).
+  dtypes, the learner config, whether the model was sharded, and the size of every file (a truncated
+  file is caught before loading).
+
+A sharded (FSDP) learner is saved the same way: every rank calls :func:`save_checkpoint` (the full
+state is gathered onto rank 0, which alone writes) and :func:`load_checkpoint` (rank 0 reads the
+tensors and broadcasts them into the shards).
 
 It is written into a hidden staging folder and renamed into place, so a crash mid-save leaves no
 folder that :func:`latest_checkpoint` would pick.
@@ -90,18 +95,20 @@ def save_checkpoint(
         raise CheckpointError(f"save_checkpoint(step={step}, keep={keep}): need step >= 0 and keep >= 1.")
     payload = json.dumps(state or {}, indent=2)  # fails early, before anything is written
     folder = Path(run_dir) / CHECKPOINTS / f"step-{step:08d}"
+    model_state, optimizer_state = _full_state(learner)
+    if not _writes(learner):
+        return folder  # a sharded rank other than 0: it only took part in gathering the state
     with atomic_folder(folder) as staging:
-        _save_model(learner.model, staging)
+        _save_model(learner.model, staging, model_state)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
         torch.save(
-            {"optimizer": learner.optimizer.state_dict(), "scheduler": learner.scheduler.state_dict(),
-             "learner_steps": learner.steps},
+            {"optimizer": optimizer_state, "scheduler": learner.scheduler.state_dict(), "learner_steps": learner.steps},
             staging / TRAINING,
         )
         torch.save(capture_rng(generators), staging / RNG)
         (staging / STATE).write_text(payload, encoding="utf-8")
-        _write_manifest(staging, learner, step)
+        _write_manifest(staging, learner, step, model_state)
     _prune(folder.parent, keep)
     log.info("saved checkpoint %s", folder)
     return folder
@@ -113,14 +120,16 @@ def export_model(learner: Learner, folder: str | Path, *, tokenizer: Any = None)
     With LoRA the adapters are merged into a copy of the model first, so the folder is a whole model
     that loads without peft; the learner itself is left as it was.
     """
-    model = learner.model
+    model, (model_state, _) = learner.model, _full_state(learner, with_optimizer=False)
+    folder = Path(folder)
+    if not _writes(learner):
+        return folder
     if _is_peft(model):
         import copy
 
         model = copy.deepcopy(model).merge_and_unload()
-    folder = Path(folder)
     with atomic_folder(folder) as staging:
-        _save_model(model, staging)
+        _save_model(model, staging, model_state)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
     return folder
@@ -148,22 +157,49 @@ def atomic_folder(folder: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _save_model(model: torch.nn.Module, folder: Path) -> None:
+def _full_state(learner: Learner, with_optimizer: bool = True) -> tuple[dict | None, dict | None]:
+    """``(model state, optimizer state)`` to save; the model state is ``None`` unless the model is
+    sharded (then both are gathered onto rank 0: every rank must call this)."""
+    if _is_sharded(learner.model):
+        from experiments.fsdp import gather_state
+
+        return gather_state(learner.model, learner.optimizer if with_optimizer else None)
+    return None, learner.optimizer.state_dict() if with_optimizer else None
+
+
+def _writes(learner: Learner) -> bool:
+    """Whether this process writes files: always, except the ranks > 0 of a sharded model."""
+    if not _is_sharded(learner.model):
+        return True
+    from experiments.fsdp import is_rank_zero
+
+    return is_rank_zero()
+
+
+def _is_sharded(model: torch.nn.Module) -> bool:
+    from experiments.fsdp import is_sharded
+
+    return is_sharded(model)
+
+
+def _save_model(model: torch.nn.Module, folder: Path, state_dict: dict | None = None) -> None:
     if hasattr(model, "save_pretrained"):  # transformers and peft models; peft writes only the adapters
-        model.save_pretrained(folder)
+        # A sharded model's own state dict holds shards: it is saved from the gathered full one.
+        model.save_pretrained(folder, **({} if state_dict is None else {"state_dict": state_dict}))
     else:
         from safetensors.torch import save_model
 
         save_model(model, str(folder / "model.safetensors"))  # drops tied duplicates, like save_pretrained
 
 
-def _write_manifest(folder: Path, learner: Learner, step: int) -> None:
+def _write_manifest(folder: Path, learner: Learner, step: int, model_state: dict | None) -> None:
     manifest = {
         "format_version": FORMAT_VERSION,
         "step": step,
         "learner_steps": learner.steps,
         "lora": _is_peft(learner.model),
-        "parameters": _describe(_saved_tensors(learner.model)),
+        "sharded": model_state is not None,
+        "parameters": _describe(_saved_tensors(learner.model) if model_state is None else model_state),
         "learner_config": _config_dict(learner),
         "files": {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()},
         "versions": _versions(),
@@ -251,7 +287,8 @@ def load_checkpoint(
     _check_files(folder, manifest)
     _check_config(folder, manifest, learner, allow_config_changes)
     _check_parameters(folder, manifest, learner)
-    training = _torch_load(folder / TRAINING)
+    _check_sharding(folder, manifest, learner)
+    training = _torch_load(folder / TRAINING, lazy=not _writes(learner))
     rng = _torch_load(folder / RNG)
     state = _read_json(folder / STATE)
     missing = missing_generators(rng, generators)
@@ -260,8 +297,11 @@ def load_checkpoint(
             f"{folder} holds no state for the generators {missing} (it has {sorted(rng['generators'])}); "
             "pass the same generator names as when it was saved."
         )
-    _load_weights(folder, manifest, learner.model)
-    learner.optimizer.load_state_dict(training["optimizer"])
+    if _is_sharded(learner.model):
+        _load_sharded(folder, manifest, learner, training["optimizer"])
+    else:
+        _load_weights(folder, manifest, learner.model)
+        learner.optimizer.load_state_dict(training["optimizer"])
     learner.scheduler.load_state_dict(training["scheduler"])
     learner.steps = int(training["learner_steps"])
     restore_rng(rng, generators)
@@ -291,9 +331,10 @@ def _read_json(path: Path) -> Any:
         raise CheckpointError(f"{path} cannot be read ({error}). {_DAMAGED_FIX}") from error
 
 
-def _torch_load(path: Path) -> Any:
+def _torch_load(path: Path, lazy: bool = False) -> Any:
+    """The file's objects; ``lazy`` maps its tensors without reading them (ranks that never use them)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=lazy)
     except Exception as error:  # truncation and corruption surface as several unrelated exception types
         raise CheckpointError(f"{path} cannot be read ({type(error).__name__}: {error}). {_DAMAGED_FIX}") from error
 
@@ -342,12 +383,19 @@ def _check_parameters(folder: Path, manifest: Mapping[str, Any], learner: Learne
         )
 
 
+def _check_sharding(folder: Path, manifest: Mapping[str, Any], learner: Learner) -> None:
+    saved, current = bool(manifest.get("sharded", False)), _is_sharded(learner.model)
+    if saved != current:
+        names = {True: "fsdp", False: "replicate (or a single learner)"}
+        raise CheckpointError(
+            f"{folder} was saved by a {names[saved]} learner and this one is {names[current]}: their optimizer "
+            "states are stored differently. Resume with the run's own --learner-strategy."
+        )
+
+
 def _load_weights(folder: Path, manifest: Mapping[str, Any], model: torch.nn.Module) -> None:
     """Copy the saved tensors into ``model`` in place (the optimizer keeps pointing at the same tensors)."""
-    tensors = _read_safetensors(folder)
-    unexpected = sorted(tensors.keys() - manifest["parameters"].keys())
-    if unexpected:
-        raise CheckpointError(f"{folder}: weight files hold tensors the manifest does not list: {unexpected[:5]}. {_DAMAGED_FIX}")
+    tensors = _read_weights(folder, manifest)
     if _is_peft(model):
         from peft import set_peft_model_state_dict
 
@@ -360,6 +408,28 @@ def _load_weights(folder: Path, manifest: Mapping[str, Any], model: torch.nn.Mod
     with torch.no_grad():
         for name, value in tensors.items():
             targets[name].copy_(value)
+
+
+def _load_sharded(folder: Path, manifest: Mapping[str, Any], learner: Learner, optimizer_state: dict) -> None:
+    """Rank 0 reads the full weights and optimizer state and broadcasts them into every rank's shards."""
+    from experiments.fsdp import load_state
+
+    model_state: dict[str, torch.Tensor] = {}
+    if _writes(learner):
+        model_state = _read_weights(folder, manifest)
+        # Saved from a gathered state, which names tied weights twice: every name must be in the files.
+        absent = sorted(learner.model.state_dict().keys() - model_state.keys())
+        if absent:
+            raise CheckpointError(f"{folder}: the weight files lack {absent[:5]}. {_DAMAGED_FIX}")
+    load_state(learner.model, learner.optimizer, model_state, optimizer_state if _writes(learner) else {})
+
+
+def _read_weights(folder: Path, manifest: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    tensors = _read_safetensors(folder)
+    unexpected = sorted(tensors.keys() - manifest["parameters"].keys())
+    if unexpected:
+        raise CheckpointError(f"{folder}: weight files hold tensors the manifest does not list: {unexpected[:5]}. {_DAMAGED_FIX}")
+    return tensors
 
 
 def _read_safetensors(folder: Path) -> dict[str, torch.Tensor]:

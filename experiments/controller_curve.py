@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -28,8 +29,12 @@ def curve_rows(rows: Sequence[Mapping[str, float]]) -> list[dict[str, Any]]:
     } for row in rows]
 
 
-def write_curve(rows: Sequence[Mapping[str, float]], baselines: Mapping[str, float], out_dir: Path) -> list[Path]:
+def write_curve(rows: Sequence[Mapping[str, float]], baselines: Mapping[str, float], out_dir: Path,
+                label: str = "") -> list[Path]:
     """Write ``curve.csv`` (with the baselines as ``# name: em`` lines at the top) and ``curve.png``.
+
+    ``label`` names the run (see :func:`run_label`): a ``# run: ...`` line above the baselines and the
+    plot's subtitle.
 
     Returns:
         The paths written (the PNG is skipped, with a warning, where matplotlib is missing).
@@ -38,6 +43,8 @@ def write_curve(rows: Sequence[Mapping[str, float]], baselines: Mapping[str, flo
     table = curve_rows(rows)
     csv_path = out_dir / "curve.csv"
     with open(csv_path, "w", newline="", encoding="utf-8") as handle:
+        if label:
+            handle.write(f"# run: {label}\n")
         for name, em in sorted(baselines.items()):
             handle.write(f"# held-out EM of {name}: {em:.4f}\n")
         writer = csv.DictWriter(handle, fieldnames=CURVE_COLUMNS)
@@ -53,10 +60,17 @@ def write_curve(rows: Sequence[Mapping[str, float]], baselines: Mapping[str, flo
 
         logging.getLogger(__name__).warning("matplotlib is missing: curve.png skipped (pip install matplotlib).")
         return [csv_path]
-    return [csv_path, _plot(plt, table, baselines, out_dir / "curve.png")]
+    return [csv_path, _plot(plt, table, baselines, out_dir / "curve.png", label)]
 
 
-def _plot(plt: Any, table: list[dict[str, Any]], baselines: Mapping[str, float], path: Path) -> Path:
+def run_label(config: Mapping[str, Any]) -> str:
+    """What the curve is of, from a run's arguments (``config.json``): env id, options, seed."""
+    options = json.loads(config.get("env_kwargs") or "{}")
+    text = config.get("env_id", "AtomMem-Synthetic-v0") + (f" {json.dumps(options)}" if options else "")
+    return f"{text}, seed {config.get('seed', 0)}"
+
+
+def _plot(plt: Any, table: list[dict[str, Any]], baselines: Mapping[str, float], path: Path, label: str) -> Path:
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
     steps = [r["env_steps"] for r in table]
     ax.plot(steps, [r["train_return"] for r in table], color="tab:blue", alpha=0.6,
@@ -74,7 +88,8 @@ def _plot(plt: Any, table: list[dict[str, Any]], baselines: Mapping[str, float],
     ax.set_ylabel("reward = exact match")
     values = [r["train_return"] for r in table] + [r["eval_em"] for r in evaluated] + list(baselines.values())
     ax.set_ylim(0.0, max([0.5] + [v for v in values if not math.isnan(v)]) + 0.05)
-    ax.set_title("Learned memory controller vs static workflows")
+    ax.set_title("\n".join(["Learned memory controller vs static workflows", *textwrap.wrap(label, 80)]),
+                 fontsize=9 if label else None)
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -84,7 +99,8 @@ def _plot(plt: Any, table: list[dict[str, Any]], baselines: Mapping[str, float],
 
 
 def curve_from_run(run_dir: Path) -> list[Path]:
-    """Rebuild ``curve.csv`` / ``curve.png`` of a run folder from its ``metrics.csv`` and ``baselines.json``.
+    """Rebuild ``curve.csv`` / ``curve.png`` of a run folder from its ``metrics.csv`` and ``baselines.json``
+    (labelled from its ``config.json`` where there is one).
 
     Raises:
         FileNotFoundError: the folder lacks one of the two files (it is not a controller run).
@@ -97,7 +113,9 @@ def curve_from_run(run_dir: Path) -> list[Path]:
         rows = [{"iteration": int(row["step"]), **{k: float(v) for k, v in row.items() if v and k != "step"}}
                 for row in csv.DictReader(handle)]
     baselines = json.loads((run_dir / "baselines.json").read_text(encoding="utf-8"))
-    return write_curve(rows, baselines, run_dir)
+    config = run_dir / "config.json"
+    label = run_label(json.loads(config.read_text(encoding="utf-8"))) if config.exists() else ""
+    return write_curve(rows, baselines, run_dir, label)
 
 
 if __name__ == "__main__":

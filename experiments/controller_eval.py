@@ -18,6 +18,8 @@ import atommem_env
 from agents.controller import ControllerEnv, action_mask, make_controller_env
 from agents.macros import MACROS
 from agents.workflows import ControllerPolicy
+from atommem_env.datasets.sources import canonical_split
+from atommem_env.errors import ConfigError
 from experiments.rollout import Trajectory, Turn
 
 RESULT_KEYS = ("answers", "golds", "skipped", "em", "f1", "substring_em", "reward")
@@ -70,12 +72,20 @@ def macro_rates(trajectories: Sequence[Trajectory]) -> dict[str, float]:
 def eval_env_config(train_config: dict[str, Any]) -> dict[str, Any]:
     """The held-out version of a training env config.
 
-    Synthetic ids get the next ``seed_salt`` (a disjoint family of worlds); real benchmarks have no
-    held-out family here, so their config is returned unchanged.
+    Synthetic ids get the next ``seed_salt`` (a disjoint family of worlds). Real benchmarks get their
+    ``dev`` split (other questions than ``split="train"``, on which a controller trains); a config
+    already on ``dev`` stays there, so a controller trained on ``dev`` would be scored on its own
+    training questions (``rllib_controller.py`` refuses that).
     """
     config = {**train_config, "env_kwargs": dict(train_config.get("env_kwargs") or {})}
-    if not atommem_env.needs_data(config.get("env_id", "AtomMem-Synthetic-v0")):
-        config["env_kwargs"]["seed_salt"] = int(config["env_kwargs"].get("seed_salt", 0)) + 1
+    kwargs = config["env_kwargs"]
+    if atommem_env.needs_data(config.get("env_id", "AtomMem-Synthetic-v0")):
+        if kwargs.get("data_files") and canonical_split(kwargs.get("split", "dev")) != "dev":
+            raise ConfigError("data_files names the training files, so the held-out dev split cannot be found "
+                              "from it: pass data_dir instead.")
+        kwargs["split"] = "dev"
+    else:
+        kwargs["seed_salt"] = int(kwargs.get("seed_salt", 0)) + 1
     return config
 
 

@@ -2,8 +2,8 @@
 
 An env with a model embedder (``embedder="minilm"`` or ``"st:NAME"``) would load that model once per
 env: 16 envs in each of 4 workers is 64 copies. Instead, one :class:`EmbeddingService` Ray actor per
-node loads it once, and the envs get an :class:`ServiceEmbedder`, a thin client with the
-:class:`atommem_env.embedders.Embedder` interface that sends ``embed`` calls to it. Hashing embedders
+node loads it once, and the envs get an :class:`ServiceEmbedder`, a client with the
+:class:`atommem_env.embedders.Embedder` interface that sends ``embed`` calls to it (and caches). Hashing embedders
 hold no model and stay in the envs; ``openai:`` embedders already share a server.
 
     service = ray.remote(EmbeddingService).remote("minilm")
@@ -12,11 +12,11 @@ hold no model and stay in the envs; ``openai:`` embedders already share a server
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from atommem_env.embedders import _require_text_list, make_embedder
+from atommem_env.embedders import CachingEmbedder, make_embedder
 
 
 def needs_service(spec: Any) -> bool:
@@ -32,21 +32,27 @@ class EmbeddingService:
         self.embedder = make_embedder(spec)
 
     def describe(self) -> dict[str, Any]:
-        """The embedder's ``name`` and ``dim`` (reading ``dim`` may load the model: done once, here)."""
-        return {"name": self.embedder.name, "dim": int(self.embedder.dim)}
+        """The embedder's ``name``, ``dim`` and ``sparse`` (reading ``dim`` may load the model: done once, here)."""
+        return {"name": self.embedder.name, "dim": int(self.embedder.dim),
+                "sparse": bool(getattr(self.embedder, "sparse", False))}
 
     def embed(self, texts: list[str], query: bool = False) -> np.ndarray:
         return self.embedder.embed(texts, query=query)
 
 
-class ServiceEmbedder:
+class ServiceEmbedder(CachingEmbedder):
     """An :class:`~atommem_env.embedders.Embedder` whose vectors come from an :class:`EmbeddingService`.
 
-    It pickles with its actor handle, so envs that carry it can still be pickled mid-episode.
+    Like the other model embedders it remembers ``cache_size`` vectors and offers ``warm``, so an env
+    sends a response's entries to the service in one call rather than one round trip per entry. It
+    pickles with its actor handle (the cache stays behind), so envs that carry it can still be pickled
+    mid-episode.
     """
 
-    def __init__(self, service: Any, name: str, dim: int) -> None:
-        self.service, self.name, self.dim = service, name, dim
+    def __init__(self, service: Any, name: str, dim: int, cache_size: int = 1024, sparse: bool = False) -> None:
+        self.service, self.name, self.dim, self.cache_size = service, name, dim, cache_size
+        self.sparse = sparse  # the service's vectors, laid out as its own embedder's would be
+        self._init_cache()
 
     @classmethod
     def connect(cls, service: Any) -> "ServiceEmbedder":
@@ -54,13 +60,12 @@ class ServiceEmbedder:
         import ray
 
         info = ray.get(service.describe.remote())
-        return cls(service, info["name"], info["dim"])
+        return cls(service, info["name"], info["dim"], sparse=info["sparse"])
 
-    def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
+    def _embed_new(self, texts: list[str], query: bool) -> np.ndarray:
         import ray
 
-        _require_text_list(texts)
-        return ray.get(self.service.embed.remote(list(texts), query))
+        return ray.get(self.service.embed.remote(texts, query))
 
     def __repr__(self) -> str:
         return f"ServiceEmbedder(name={self.name!r}, dim={self.dim})"

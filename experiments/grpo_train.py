@@ -24,7 +24,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -340,8 +340,11 @@ def _check_run_dir(args: GRPOArgs, run_dir: Path) -> None:
     if not saved.exists():
         raise SystemExit(f"--resume: {run_dir} holds no run (no config.json); start without --resume.")
     before = json.loads(saved.read_text())
-    changed = {k: (before.get(k), v) for k, v in asdict(args).items()
-               if k not in args.resumable and before.get(k) != v}
+    # A setting the saved config lacks was added after the run started, which then ran with what is
+    # now that setting's default.
+    defaults = {f.name: f.default for f in fields(args) if f.default is not MISSING}
+    changed = {k: (before.get(k, defaults.get(k)), v) for k, v in asdict(args).items()
+               if k not in args.resumable and before.get(k, defaults.get(k)) != v}
     if changed:
         details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
         raise SystemExit(f"--resume with different settings ({details}); resume with the run's own settings.")

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from atommem_env.errors import ConfigError, DependencyError
-from experiments.batching import Batch, collate, pack_micro_batches
+from experiments.batching import Batch, collate, pack_micro_batches, pad_micro_batches
 from experiments.grpo import Sample, entropy_from_logits, grpo_token_terms, token_sum
 from experiments.learner_config import LearnerConfig, LoraSettings
 
@@ -113,13 +113,15 @@ class Learner:
         """
         lr = self.scheduler.get_last_lr()[0]
         grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
+        if hasattr(grad_norm, "full_tensor"):  # sharded (FSDP) gradients: the norm is a DTensor over the ranks
+            grad_norm = grad_norm.full_tensor()
         self.optimizer.step()
         self.scheduler.step()
         self.steps += 1
         return {"grad_norm": float(grad_norm), "lr": lr}
 
     def compute_gradients(self, samples: Sequence[Sample], objective: Objective, *,
-                          step_tokens: int | None = None) -> dict[str, float]:
+                          step_tokens: int | None = None, passes: int | None = None) -> dict[str, float]:
         """Add the gradient of the step's token-mean loss to ``.grad``; no optimizer step.
 
         Each micro-batch's loss is its token *sum* divided by the response tokens of the whole step,
@@ -129,24 +131,32 @@ class Learner:
             step_tokens: the response tokens of the whole step when ``samples`` is one learner's
                 shard of it (data parallel): the shards' gradients and metrics then *sum* to the
                 step's token-mean. Default: the tokens of ``samples``.
+            passes: run exactly this many forward/backward passes, the ones beyond this shard's
+                micro-batches on zero-weight fillers (sharded ranks, whose passes hold collectives,
+                must all run the same number); ``samples`` may then be empty. Default: one pass per
+                micro-batch.
 
         Returns:
             The step's token-mean loss terms and ``entropy``, plus ``response_tokens`` (of these
-            samples) and ``micro_batches``.
+            samples) and ``micro_batches`` (real ones, not fillers).
         """
-        _check_samples(samples, objective)
+        if samples or passes is None:
+            _check_samples(samples, objective)
         own_tokens = sum(len(s.response_ids) for s in samples)
         step_tokens = own_tokens if step_tokens is None else step_tokens
-        if step_tokens < own_tokens:
-            raise ValueError(f"step_tokens={step_tokens} is less than these samples' {own_tokens} response tokens.")
+        if step_tokens < own_tokens or step_tokens < 1:
+            raise ValueError(f"step_tokens={step_tokens} must be at least 1 and these samples' {own_tokens} "
+                             "response tokens.")
         micro_batches = pack_micro_batches(samples, self.config.micro_batch_tokens)
+        planned = pad_micro_batches(micro_batches, len(micro_batches) if passes is None else passes,
+                                    self.config.pad_token_id)
         sums: dict[str, float] = defaultdict(float)
-        for chunk in micro_batches:
+        for chunk, weight in planned:
             batch = collate(chunk, self.config.pad_token_id).to(self.device)
             terms = self._token_terms(batch, objective)
-            (token_sum(terms["loss"], batch.response_mask) / step_tokens).backward()
+            (token_sum(terms["loss"], batch.response_mask) / step_tokens * weight).backward()  # x * 1.0 is exact
             for name, values in terms.items():
-                sums[name] += float(token_sum(values.detach(), batch.response_mask))
+                sums[name] += weight * float(token_sum(values.detach(), batch.response_mask))
         metrics = {name: total / step_tokens for name, total in sums.items()}
         metrics.update(response_tokens=float(own_tokens), micro_batches=float(len(micro_batches)))
         return metrics

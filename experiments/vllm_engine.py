@@ -1,19 +1,28 @@
 """A vLLM engine inside a rollout worker: generation, weight updates through vLLM's own loader, and
 sleep mode for colocated placement (GPU hosts: ``pip install vllm``; CPU: vLLM's CPU build, below).
 
-Weight sync: the learner's state dict reaches the worker through Ray's object store, and the engine
-hands it to every one of its GPU workers with ``LLM.collective_rpc``, which calls the methods of
-:class:`WeightLoader` there (vLLM mixes the class named by ``worker_extension_cls`` into its workers).
-The tensors travel as ``torch.save`` bytes, ``WEIGHT_CHUNK_BYTES`` of tensor data per call: vLLM's
-engine core runs in a process of its own and receives ``collective_rpc`` arguments as msgpack, which
-keeps bytes but turns a tensor among the arguments into a bare list. Each worker stages the chunks,
-then loads them all at once with the worker's ``reload_weights`` (vLLM's in-place reload): the
-model's own ``load_weights``, the loader vLLM uses for checkpoint files (it splits tensors for tensor
-parallelism and fuses q/k/v and gate/up projections), wrapped so that layers whose parameters vLLM
-repacked after loading (its CPU build repacks every linear layer) are restored, loaded and repacked.
-Calling ``model.load_weights`` on a loaded model fails on the CPU build (``'Parameter' object has no
-attribute 'weight_loader'``). Then the prefix cache is reset: cached KV blocks were computed by the
-old weights. Both problems were found on the real engine; tests/fake_vllm.py imitates them.
+Weight sync reaches every GPU worker of the engine through ``LLM.collective_rpc``, which calls the
+methods of :class:`WeightLoader` there (vLLM mixes the class named by ``worker_extension_cls`` into
+its workers). Two routes (``--weight-sync``, see :mod:`experiments.weight_sync`):
+
+- object store: the learner's state dict arrives in the rollout worker and travels on as
+  ``torch.save`` bytes, ``WEIGHT_CHUNK_BYTES`` of tensor data per call (vLLM's engine core runs in a
+  process of its own and receives ``collective_rpc`` arguments as msgpack, which keeps bytes but turns
+  a tensor among the arguments into a bare list); each worker stages the chunks
+  (:meth:`WeightLoader.stage_hf_weights`), then loads them all at once with the worker's
+  ``reload_weights`` (:meth:`WeightLoader.load_staged_weights`: vLLM's in-place reload, which wraps
+  the model's own ``load_weights`` so that layers vLLM repacked after loading, as its CPU build does
+  with every linear layer, are restored, loaded and repacked; calling ``model.load_weights`` on the
+  loaded model fails there with ``'Parameter' object has no attribute 'weight_loader'``). Both
+  problems were found on the real engine (vLLM 0.32, CPU build); tests/fake_vllm.py imitates them;
+- collective: each GPU worker joins a channel to learner rank 0 once
+  (:meth:`WeightLoader.open_weight_channel`), and for every update receives the tensors straight into
+  GPU buffers (:meth:`WeightLoader.receive_weights`), each passed to ``model_runner.model.load_weights``
+  (not yet run against a real vLLM).
+
+Either way the tensors reach the model's ``load_weights``, the loader vLLM uses for checkpoint files,
+which splits them for tensor parallelism and fuses q/k/v and gate/up projections as the model expects.
+Then the prefix cache is reset: cached KV blocks were computed by the old weights.
 
 Colocated placement: the engine is built with ``enable_sleep_mode=True``; ``sleep`` (vLLM's
 ``LLM.sleep(level=1)``: weights offloaded to CPU memory, KV cache dropped) frees the GPU while the
@@ -27,6 +36,7 @@ docs/DISTRIBUTED.md.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from typing import Any, Iterator, Mapping
 
@@ -41,6 +51,8 @@ CPU_KV_CACHE_GIB = 1  # KV cache of a CPU engine unless VLLM_CPU_KVCACHE_SPACE (
 class WeightLoader:
     """Mixed into each vLLM GPU worker (``worker_extension_cls``); ``self`` is that worker."""
 
+    model_runner: Any
+    device: Any
     _atommem_staged: list[tuple[str, Any]]
 
     def stage_hf_weights(self, packed: bytes, first: bool = False) -> int:
@@ -62,6 +74,22 @@ class WeightLoader:
                                "experiments/vllm_engine.py was checked with vLLM 0.32.")
         reload(weights_iterator=weights, is_checkpoint_format=True)
         return len(weights)
+
+    def open_weight_channel(self, host: str, port: int, rank_offset: int, world_size: int, factory: str) -> None:
+        """Join the weight channel as rank ``rank_offset`` + this worker's rank within its engine."""
+        from vllm.distributed.parallel_state import get_world_group
+
+        from experiments.weight_sync import open_channel
+
+        rank = get_world_group().rank + rank_offset
+        self.weight_channel = open_channel(factory, host, port, rank, world_size, self.device)
+
+    def receive_weights(self, specs: list[tuple], version: int) -> int:
+        """Receive one update announced as ``specs`` from learner rank 0 and load it; returns the count."""
+        from experiments.weight_sync import receive
+
+        return receive(self.weight_channel, specs, version,
+                       lambda pairs: self.model_runner.model.load_weights(weights=pairs), self.device)
 
 
 def pack_weights(state_dict: Mapping[str, Any], chunk_bytes: int) -> Iterator[bytes]:
@@ -133,13 +161,29 @@ class VLLMEngine:
 
     def load_weights(self, state_dict: Mapping[str, Any]) -> None:
         """Every GPU worker of the engine loads the new weights; stale prefix-cache blocks are dropped."""
+        with self._awake():
+            for number, packed in enumerate(pack_weights(state_dict, WEIGHT_CHUNK_BYTES)):
+                self.llm.collective_rpc("stage_hf_weights", args=(packed, number == 0))
+            self.llm.collective_rpc("load_staged_weights")
+            self.llm.reset_prefix_cache()
+
+    def open_weight_channel(self, host: str, port: int, rank_offset: int, world_size: int, factory: str) -> None:
+        """Every GPU worker joins the weight channel (ranks ``rank_offset`` onwards)."""
+        self.llm.collective_rpc("open_weight_channel", args=(host, port, rank_offset, world_size, factory))
+
+    def receive_weights(self, specs: list[tuple], version: int) -> None:
+        """Every GPU worker receives one broadcast update; stale prefix-cache blocks are dropped."""
+        with self._awake():
+            self.llm.collective_rpc("receive_weights", args=(specs, version))
+            self.llm.reset_prefix_cache()
+
+    @contextlib.contextmanager
+    def _awake(self) -> Iterator[None]:
+        """Weights load into GPU memory, which a sleeping engine has released: wake it for the load."""
         was_asleep = self.asleep
         if was_asleep:
-            self.wake()  # weights load into GPU memory, which a sleeping engine has released
-        for number, packed in enumerate(pack_weights(state_dict, WEIGHT_CHUNK_BYTES)):
-            self.llm.collective_rpc("stage_hf_weights", args=(packed, number == 0))
-        self.llm.collective_rpc("load_staged_weights")
-        self.llm.reset_prefix_cache()
+            self.wake()
+        yield
         if was_asleep:
             self.sleep()
 

@@ -2,18 +2,24 @@
 (tests/test_vllm_real.py runs the real one where it is installed).
 
 It keeps vLLM's contracts (as of vLLM 0.32): ``LLM(model, **kwargs)`` with ``tensor_parallel_size``
-workers, each of which has ``model_runner.model`` and ``reload_weights(weights_iterator=...,
-is_checkpoint_format=True)`` (vLLM's in-place reload; the loaded model's own ``load_weights`` fails
-outside it, as on vLLM's CPU build) and inherits the class named by ``worker_extension_cls`` (imported
-by its dotted name, as vLLM does); ``collective_rpc(method, args=...)`` calls the method on every worker
-and returns their results, with the arguments carried as vLLM's engine-core messages carry them
-(msgpack: bytes stay bytes, tuples become lists, a tensor becomes a bare ``[dtype, shape, index]``
-list); ``sleep(level=1)`` / ``wake_up()`` need ``enable_sleep_mode=True``; a sleeping engine cannot
-generate. ``generate`` answers every prompt with the same three tokens.
+workers, each of which has ``model_runner.model``, ``device`` and ``reload_weights(weights_iterator=...,
+is_checkpoint_format=True)`` (vLLM's in-place reload) and inherits the class named by
+``worker_extension_cls`` (imported by its dotted name, as vLLM does); ``collective_rpc(method, args=...)``
+calls the method on every worker and returns their results, with the arguments carried as vLLM's
+engine-core messages carry them (msgpack: bytes stay bytes, tuples become lists, a tensor becomes a bare
+``[dtype, shape, index]`` list) and with ``vllm.distributed.parallel_state.get_world_group().rank``
+giving the worker's rank in its engine meanwhile; ``sleep(level=1)`` / ``wake_up()`` need
+``enable_sleep_mode=True``; a sleeping engine cannot generate. ``generate`` answers every prompt with
+the same three tokens.
 
 ``vllm.platforms.current_platform`` is the GPU build's (``device="cuda"``) or the CPU build's
 (``device="cpu"``): on the CPU build ``enable_sleep_mode`` fails as in vLLM ("Sleep mode is not
-supported on current platform.") and ``sleep`` / ``wake_up`` do nothing (vLLM's CPU worker ignores them).
+supported on current platform."), ``sleep`` / ``wake_up`` do nothing (vLLM's CPU worker ignores them),
+and the loaded model's own ``load_weights`` fails outside ``reload_weights`` (the CPU build repacks the
+linear layers after loading).
+
+The fake's workers share one process and are called in turn, so a collective between a fake engine's
+workers (tensor parallel > 1) would wait for ever; the weight-channel tests use one worker.
 """
 
 from __future__ import annotations
@@ -27,19 +33,22 @@ RESPONSE_IDS = [7, 8, 2]
 
 
 class FakeModel:
-    """``model_runner.model``: ``load_weights`` takes (name, tensor) pairs, like vLLM's models, but only
-    inside the worker's ``reload_weights``: vLLM's CPU build repacks the linear layers after loading."""
+    """``model_runner.model``: ``load_weights`` takes (name, tensor) pairs, like vLLM's models; on the
+    CPU build only inside the worker's ``reload_weights`` (it repacks the linear layers after loading)."""
 
     def __init__(self) -> None:
         self.weights: dict[str, Any] = {}
+        self.loaded: list[str] = []  # every name in the order it arrived
         self.reloading = False
+        self.strict = False  # vLLM's CPU build: load_weights only inside reload_weights
 
     def load_weights(self, weights: Any) -> set[str]:
-        if not self.reloading:
+        if self.strict and not self.reloading:
             raise AttributeError("'Parameter' object has no attribute 'weight_loader'")
         loaded = set()
         for name, tensor in weights:
             self.weights[name] = tensor.clone()
+            self.loaded.append(name)
             loaded.add(name)
         return loaded
 
@@ -90,6 +99,8 @@ class FakeLLM:
         for _ in range(kwargs.get("tensor_parallel_size", 1)):
             worker = worker_class()
             worker.model_runner = types.SimpleNamespace(model=FakeModel(), reloads=0)
+            worker.model_runner.model.strict = platform.is_cpu()
+            worker.device = "cpu"
             self.workers.append(worker)
 
     def get_tokenizer(self) -> Any:
@@ -112,7 +123,11 @@ class FakeLLM:
             raise RuntimeError("collective_rpc() while the weights are offloaded")
         self.events.append(f"rpc:{method}")
         carried = _through_msgpack(args)
-        return [getattr(worker, method)(*carried) for worker in self.workers]
+        results = []
+        for rank, worker in enumerate(self.workers):
+            WORLD_GROUP.rank = rank  # what get_world_group() says inside this worker's process
+            results.append(getattr(worker, method)(*carried))
+        return results
 
     def reset_prefix_cache(self) -> bool:
         self.events.append("reset_prefix_cache")
@@ -135,18 +150,31 @@ class FakeLLM:
         self.asleep = False
 
 
-def install(monkeypatch: Any, tokenizer: Any, device: str = "cuda") -> types.ModuleType:
-    """Make ``import vllm`` return the fake (vLLM's GPU build, or its CPU build with ``device="cpu"``)
-    for the rest of the test."""
+WORLD_GROUP = types.SimpleNamespace(rank=0)
+
+
+def modules(tokenizer: Any, device: str = "cuda") -> dict[str, types.ModuleType]:
+    """The fake ``vllm`` package (vLLM's GPU build, or its CPU build with ``device="cpu"``) and the
+    submodules this project imports, by module name."""
     platform = FakePlatform(device)
-    module = types.ModuleType("vllm")
-    module.LLM = lambda model, **kwargs: FakeLLM(model, tokenizer, platform, **kwargs)
-    module.SamplingParams = lambda **kwargs: types.SimpleNamespace(**kwargs)
-    module.platforms = types.ModuleType("vllm.platforms")
-    module.platforms.current_platform = platform
-    monkeypatch.setitem(sys.modules, "vllm", module)
-    monkeypatch.setitem(sys.modules, "vllm.platforms", module.platforms)
-    return module
+    vllm = types.ModuleType("vllm")
+    vllm.LLM = lambda model, **kwargs: FakeLLM(model, tokenizer, platform, **kwargs)
+    vllm.SamplingParams = lambda **kwargs: types.SimpleNamespace(**kwargs)
+    platforms = types.ModuleType("vllm.platforms")
+    platforms.current_platform = platform
+    distributed, parallel_state = types.ModuleType("vllm.distributed"), types.ModuleType("vllm.distributed.parallel_state")
+    parallel_state.get_world_group = lambda: WORLD_GROUP
+    vllm.platforms, vllm.distributed, distributed.parallel_state = platforms, distributed, parallel_state
+    return {"vllm": vllm, "vllm.platforms": platforms, "vllm.distributed": distributed,
+            "vllm.distributed.parallel_state": parallel_state}
+
+
+def install(monkeypatch: Any, tokenizer: Any, device: str = "cuda") -> types.ModuleType:
+    """Make ``import vllm`` return the fake for the rest of the test."""
+    found = modules(tokenizer, device)
+    for name, module in found.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return found["vllm"]
 
 
 def _through_msgpack(value: Any) -> Any:

@@ -5,6 +5,7 @@ No test here asserts a duration: timings depend on the machine and its load.
 
 from __future__ import annotations
 
+import time
 import zlib
 from dataclasses import replace
 
@@ -15,7 +16,9 @@ from atommem_env.embedders import HashingEmbedder
 from benchmarks import bench_env, bench_episode, bench_reference
 from benchmarks.common import format_table, summarize
 from benchmarks.reference_store import OurStores, reference_missing
-from benchmarks.trace import PlayResult, TraceConfig, count_mismatches, make_trace, play, resolve_ranks
+from benchmarks.trace import (
+    EmbedClock, PlayResult, TraceConfig, count_mismatches, make_trace, play, resolve_ranks,
+)
 
 
 class GaussianEmbedder:
@@ -77,6 +80,31 @@ def test_both_designs_show_the_same_lists_on_a_tie_free_trace():
     assert count_mismatches(ref, mine, GaussianEmbedder()) == 0
 
 
+class BusyEmbedder(GaussianEmbedder):
+    """Spends at least 3 ms of CPU in every embed call."""
+
+    def embed(self, texts, *, query=False):
+        start = time.process_time()
+        while time.process_time() - start < 0.003:
+            pass
+        return super().embed(texts, query=query)
+
+
+def test_the_embed_clock_splits_embedding_out_of_each_operation():
+    config = TraceConfig(episodes=2, turns=4, creates=2.0, query_changes=0.0, seed=1)
+    clock = EmbedClock(HashingEmbedder(dim=64))
+    assert clock.sparse and clock.dim == 64  # the store picks its layout from the wrapped embedder
+    clock.inner = BusyEmbedder()
+    result = play(OurStores(clock, config.episodes), make_trace(config), clock=clock)
+    store = result.store_cpu_seconds()
+    creates = result.embed_cpu_seconds["create"]
+    assert creates and min(creates) >= 0.003  # every Create embeds once
+    assert all(0 <= s <= t for s, t in zip(store["create"], result.cpu_seconds["create"]))
+    retrievals = result.embed_cpu_seconds["retrieve"]  # the query never changes: embedded once per episode
+    assert sum(e >= 0.003 for e in retrievals) == config.episodes
+    assert sum(result.cpu_seconds["create"]) - sum(store["create"]) == pytest.approx(sum(creates))
+
+
 def test_count_mismatches_compares_scores_not_the_order_of_ties():
     embedder = HashingEmbedder()
     a = PlayResult(queries=["alpha beta"] * 2, retrieved=[["alpha one", "zeta", "eta"], ["alpha one"]])
@@ -102,14 +130,21 @@ def test_env_benchmark_holds_the_store_size_and_times_every_phase():
     assert all(25 < size <= 25 + 4 for size in row["store_size_after_steps"])  # each step created entries
     assert all(row[phase]["n"] == 4 for phase in ("total", "total_cpu", *bench_env.PHASES))
     assert not {"_apply", "_observe", "_info"} & set(vars(env)), "the timers are removed afterwards"
-    assert "retrieve" not in vars(env.memory)
+    assert not {"retrieve", "prefetch"} & set(vars(env.memory))
 
 
 def test_env_benchmark_responses_use_the_papers_tags():
     rng = np.random.default_rng(0)
     chunk = "\n\n".join(f"Document {i}:\nTitle {i}\nFact number {i}." for i in range(1, 9))
-    text = bench_env.response(chunk, rng)
+    text = bench_env.response(chunk, rng, new_query=True)
     assert text.count("<add_memory>") == 4 and text.count("<update_memory>") == 1
+    assert text.count("<update_query>") == 1
+    assert "<update_query>" not in bench_env.response(chunk, rng, new_query=False)
+
+
+def test_env_benchmark_changes_the_query_in_exactly_3_of_10_steps():
+    for start in (0, 10, 20):
+        assert sum(bench_env.changes_query(step) for step in range(start, start + 10)) == 3
 
 
 def test_episode_benchmark_skips_clearly_without_the_data(tmp_path, capsys):

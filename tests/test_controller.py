@@ -20,6 +20,8 @@ from atommem_env.errors import ConfigError
 from experiments.controller_eval import eval_env_config, macro_rates, play, play_config, random_policy
 from experiments.metrics import summarize
 
+from conftest import shared_data_dir
+
 M = MACROS.index
 
 
@@ -196,8 +198,30 @@ def test_play_records_trajectories_that_summarize(env):
 def test_held_out_config_uses_the_next_synthetic_family():
     train = {"env_id": "AtomMem-Synthetic-v0", "env_kwargs": {"seed_salt": 4}}
     assert eval_env_config(train)["env_kwargs"]["seed_salt"] == 5 and train["env_kwargs"]["seed_salt"] == 4
-    real = {"env_id": "AtomMem-HotpotQA-200-v0", "env_kwargs": {"data_dir": "x"}}
-    assert eval_env_config(real) == real
+
+
+
+def test_held_out_config_of_a_real_benchmark_is_its_dev_split():
+    train = {"env_id": "AtomMem-HotpotQA-200-v0", "env_kwargs": {"data_dir": "x", "split": "train", "top_k": 3}}
+    assert eval_env_config(train) == {"env_id": "AtomMem-HotpotQA-200-v0",
+                                      "env_kwargs": {"data_dir": "x", "split": "dev", "top_k": 3}}
+    assert train["env_kwargs"]["split"] == "train"
+    dev = {"env_id": "AtomMem-HotpotQA-200-v0", "env_kwargs": {"data_dir": "x"}}
+    assert eval_env_config(dev)["env_kwargs"] == {"data_dir": "x", "split": "dev"}
+    with pytest.raises(ConfigError, match="pass data_dir"):
+        eval_env_config({"env_id": "AtomMem-HotpotQA-v0", "env_kwargs": {"data_files": "t.json", "split": "train"}})
+
+
+def test_real_training_and_held_out_episodes_share_no_question():
+    data = shared_data_dir()
+    if data is None:
+        pytest.skip("no ../shared/data (or $ATOMMEM_SHARED_DATA): the HotpotQA files are not here")
+    train = {"env_id": "AtomMem-HotpotQA-v0",
+             "env_kwargs": {"data_dir": str(data), "split": "train", "num_documents": 100}}
+    sources = [make_controller_env(c).inner.unwrapped.source for c in (train, eval_env_config(train))]
+    assert [s.split for s in sources] == ["train", "dev"]
+    questions = [{q.question for q in s.corpus.samples} for s in sources]
+    assert questions[0] and questions[1] and not questions[0] & questions[1]
 
 
 def test_store_chunk_fits_the_response_budget(make_env):

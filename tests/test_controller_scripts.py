@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import asdict
 
 import pytest
 
 from agents.macros import MACROS
 from experiments import controller_compare as C
-from experiments.controller_curve import curve_from_run, write_curve
+from experiments.controller_curve import curve_from_run, run_label, write_curve
 from experiments.tracking import Tracker
+from experiments import rllib_controller as R
 from experiments.rllib_controller import ControllerArgs, rows_last, train_metrics
 
 
@@ -22,10 +24,51 @@ from experiments.rllib_controller import ControllerArgs, rows_last, train_metric
     ({"out_dir": "x", "gamma": 1.5}, "0 < --gamma <= 1"),
     ({"out_dir": "x", "logger": "csv"}, "choose one of"),
     ({"out_dir": "x", "env_kwargs": "[1]"}, "must be a JSON object"),
+    ({"out_dir": "x", "env_id": "AtomMem-Nowhere-v0"}, "not an AtomMem id"),
+    ({"out_dir": "x", "env_id": "AtomMem-HotpotQA-200-v0"}, "Train on the train split"),
+    ({"out_dir": "x", "env_id": "AtomMem-HotpotQA-v0", "env_kwargs": '{"split": "validation"}'}, "training questions"),
 ])
 def test_bad_arguments_stop_with_the_flag_named(flags, message):
     with pytest.raises(SystemExit, match=message):
         ControllerArgs(**flags).validate()
+
+
+def test_real_benchmarks_train_on_the_train_split():
+    ControllerArgs(out_dir="x", env_id="AtomMem-HotpotQA-200-v0", env_kwargs='{"split": "train"}').validate()
+    ControllerArgs(out_dir="x", env_id="AtomMem-Synthetic-v0").validate()
+
+
+def test_held_out_episodes_do_not_depend_on_the_training_seed(monkeypatch):
+    calls = []
+
+    def fake_play(config, policy, episodes, seed=0, first_index=0):
+        calls.append((config["env_kwargs"].get("seed_salt"), episodes, seed))
+        return []
+
+    monkeypatch.setattr(R, "play_config", fake_play)
+    monkeypatch.setattr(R, "summarize", lambda trajectories: {"em": 0.0})
+    for seed in (0, 7):
+        R.baselines(ControllerArgs(out_dir="x", seed=seed, eval_episodes=3))
+    assert calls[:5] == calls[5:] and set(calls) == {(1, 3, 0)}
+    calls.clear()
+    R.baselines(ControllerArgs(out_dir="x", seed=7, eval_seed=2, eval_episodes=3))
+    assert set(calls) == {(1, 3, 2)}
+
+
+def test_training_starts_ray_through_connect(monkeypatch, tmp_path):
+    """Like ray_train.py: a slow raylet is retried and env runners import this checkout."""
+    import experiments.ray_workers as W
+
+    class Started(Exception):
+        pass
+
+    def fake_connect(address, *, num_cpus=None, log_to_driver=True):
+        raise Started(address, num_cpus)
+
+    monkeypatch.setattr(W, "connect", fake_connect)
+    with pytest.raises(Started) as started:
+        R.main(["--out-dir", str(tmp_path), "--num-env-runners", "1", "--logger", "none"])
+    assert started.value.args == (None, 2)
 
 
 def test_env_config_adds_the_data_dir():
@@ -69,6 +112,17 @@ def test_curve_rebuilt_from_a_run_folder(tmp_path):
     curve_from_run(tmp_path)
     table = list(csv.DictReader((tmp_path / "curve.csv").read_text().splitlines()[1:]))
     assert [(r["iteration"], r["env_steps"], r["eval_em"]) for r in table] == [("1", "100", ""), ("2", "200", "0.4")]
+    args = ControllerArgs(out_dir="x", env_id="AtomMem-HotpotQA-v0", env_kwargs='{"split": "train"}', seed=3)
+    (tmp_path / "config.json").write_text(json.dumps(asdict(args)))
+    curve_from_run(tmp_path)
+    lines = (tmp_path / "curve.csv").read_text().splitlines()
+    assert lines[:2] == ['# run: AtomMem-HotpotQA-v0 {"split": "train"}, seed 3', "# held-out EM of random: 0.0500"]
+
+
+def test_run_label_names_the_env_its_options_and_the_seed():
+    assert run_label(asdict(ControllerArgs(out_dir="x"))) == "AtomMem-Synthetic-v0, seed 0"
+    args = ControllerArgs(out_dir="x", env_kwargs='{"num_documents": 100, "chunk_tokens": 2000}', seed=1)
+    assert run_label(asdict(args)) == 'AtomMem-Synthetic-v0 {"num_documents": 100, "chunk_tokens": 2000}, seed 1'
 
 
 def test_compare_table_without_a_checkpoint(tmp_path):

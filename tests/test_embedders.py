@@ -400,3 +400,68 @@ def test_importing_embedders_does_not_import_torch() -> None:
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_an_env_sends_one_responses_entries_in_one_request(server: FakeEmbeddingsServer) -> None:
+    from atommem_env.datasets.synthetic import SyntheticSource
+    from atommem_env.env import MemoryQAEnv
+
+    embedder = OpenAIEmbedder(server.base_url, "m", dim=server.dim)
+    env = MemoryQAEnv(SyntheticSource(num_documents=4, num_episodes=2), embedder=embedder, chunk_tokens=128)
+    env.reset(seed=0, options={"index": 0})
+    server.requests.clear()
+    env.step("<add_memory>Orin Vale was born in Quenhaven.</add_memory>"
+             "<add_memory>  Sagusk Tides is a film.  </add_memory>"
+             "<add_memory>   </add_memory>"  # refused by its Create: never sent
+             "<add_memory>Quenhaven is a city.</add_memory>")
+    entry_requests = [r["input"] for r in server.requests if not r["input"][0].startswith(QWEN3_QUERY_INSTRUCTION)]
+    assert entry_requests == [["Orin Vale was born in Quenhaven.", "Sagusk Tides is a film.", "Quenhaven is a city."]]
+    assert [e.text for e in env.memory.entries()] == [
+        "Orin Vale was born in Quenhaven.", "Sagusk Tides is a film.", "Quenhaven is a city."]
+
+
+def test_prefetch_is_a_no_op_for_embedders_without_a_cache() -> None:
+    from atommem_env.memory import MemoryStore
+    from atommem_env.tokenization import RegexTokenizer
+
+    class Counting(HashingEmbedder):
+        calls = 0
+
+        def embed(self, texts, *, query=False):
+            Counting.calls += 1
+            return super().embed(texts, query=query)
+
+    store = MemoryStore(Counting(dim=32), RegexTokenizer())
+    store.prefetch(["one fact", "another fact"])
+    assert Counting.calls == 0  # no `warm`: each Create embeds its own text, as before
+    uncached = OpenAIEmbedder("http://127.0.0.1:9/v1", "m", dim=4, cache_size=0)
+    uncached.warm(["sent nowhere"])  # cache_size=0: warming would be wasted, so nothing is sent
+
+
+class RemoteMethod:
+    """An actor method without Ray: ``.remote(...)`` calls it and records the arguments."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, []
+
+    def remote(self, *args):
+        self.calls.append(args)
+        return self.fn(*args)
+
+
+def test_the_service_client_caches_and_warms(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from experiments.embedding_service import EmbeddingService, ServiceEmbedder
+
+    actor = EmbeddingService("hashing:32")
+    handle = types.SimpleNamespace(describe=RemoteMethod(actor.describe), embed=RemoteMethod(actor.embed))
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(get=lambda value: value))
+    client = ServiceEmbedder.connect(handle)
+    assert (client.name, client.dim, client.sparse) == ("hashing", 32, True)
+    client.warm(["alpha fact", "beta fact"])
+    np.testing.assert_array_equal(client.embed(["beta fact"]), HashingEmbedder(dim=32).embed(["beta fact"]))
+    assert handle.embed.calls == [(["alpha fact", "beta fact"], False)]  # the single call came from the cache
+    clone = pickle.loads(pickle.dumps(client))
+    clone.embed(["alpha fact"])
+    assert len(clone.service.embed.calls) == 2  # the cache stays behind in pickles; the handle travels

@@ -95,6 +95,18 @@ def test_resume_refuses_changed_settings_and_missing_runs(tiny_path, tmp_path):
         grpo_train.main(argv(tiny_path, tmp_path, "--steps", "2", "--resume", "--group-size", "3"))
 
 
+def test_a_run_saved_before_a_setting_existed_resumes_at_that_settings_default(tmp_path):
+    from experiments.ray_train import RayArgs
+
+    args = RayArgs(out_dir=str(tmp_path), resume=True)
+    saved = {k: v for k, v in vars(args).items() if k not in ("learner_strategy", "weight_sync")}
+    (tmp_path / "config.json").write_text(json.dumps(saved))  # a config written before those flags
+    grpo_train._check_run_dir(args, tmp_path)  # they are at their defaults: the same run
+    args.learner_strategy = "fsdp"
+    with pytest.raises(SystemExit, match=r"learner_strategy: 'replicate' -> 'fsdp'"):
+        grpo_train._check_run_dir(args, tmp_path)
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

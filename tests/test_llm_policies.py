@@ -108,6 +108,33 @@ def test_decoding_stops_at_a_stop_token(tiny_path):
     assert all(len(c.response_ids) == 1 == len(c.logprobs) for c in completions)
 
 
+def test_finished_rows_leave_the_batch_and_the_others_decode_as_if_alone(tiny_path, monkeypatch):
+    from agents import hf_policy
+
+    policy = tiny_policy(tiny_path, temperature=0, batch_size=3, cache_size=0, max_new_tokens=6)
+    free = [list(c.response_ids) for c in policy.act(OBS)]
+    stop = min(policy.stop_ids)
+    sample, steps, rows_per_call = hf_policy._sample, [], []
+
+    def first_row_stops_at_step_1(policy_, logits):
+        token, logprob = sample(policy_, logits)
+        steps.append(len(token))
+        if len(steps) == 2:
+            token = token.clone()
+            token[0] = stop
+        return token, logprob
+
+    monkeypatch.setattr(hf_policy, "_sample", first_row_stops_at_step_1)
+    forward = policy.model.forward
+    monkeypatch.setattr(policy.model, "forward",
+                        lambda *a, **k: rows_per_call.append(k["input_ids"].shape[0]) or forward(*a, **k))
+    cut = [list(c.response_ids) for c in policy.act(OBS)]
+    stopped = [i for i, ids in enumerate(cut) if ids != free[i]]  # batch rows go by prompt length
+    assert len(stopped) == 1 and cut[stopped[0]] == [free[stopped[0]][0], stop]
+    assert rows_per_call == [3, 3] + [2] * 4  # prefill, step 1, then the two live rows only
+    assert steps == [3, 3] + [2] * 4
+
+
 def test_unpad_keeps_each_row_up_to_its_first_stop_token():
     rows, logps = [[5, 2, 1, 1], [5, 6, 7, 8]], [[-1.0, -2.0, 0.0, 0.0], [-1.0, -1.5, -2.5, -3.0]]
     assert _unpad(rows, logps, {2}) == [([5, 2], [-1.0, -2.0]), ([5, 6, 7, 8], [-1.0, -1.5, -2.5, -3.0])]

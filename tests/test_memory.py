@@ -9,6 +9,7 @@ from atommem_env.embedders import HashingEmbedder
 from atommem_env.errors import ConfigError, MemoryOpError
 from atommem_env.memory import MemoryStore
 from atommem_env.tokenization import RegexTokenizer
+from atommem_env.vectors import ColumnVectors, RowVectors
 
 
 def store(**kwargs) -> MemoryStore:
@@ -138,9 +139,11 @@ TEXTS = st.lists(WORDS, min_size=1, max_size=6).map(" ".join)
 class MemoryAgainstDict(RuleBasedStateMachine):
     """MemoryStore must behave like a dict of id -> text with fresh ids and brute-force search."""
 
+    embedder = HashingEmbedder  # sparse: vectors laid out by dimension
+
     def __init__(self):
         super().__init__()
-        self.store = store(capacity=12)
+        self.store = MemoryStore(self.embedder(dim=64), RegexTokenizer(), capacity=12)
         self.model: dict[int, str] = {}
         self.next_id = 0
 
@@ -196,5 +199,22 @@ class MemoryAgainstDict(RuleBasedStateMachine):
         assert len(self.store) == len(self.model)
 
 
-MemoryAgainstDict.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+class DenseHashingEmbedder(HashingEmbedder):
+    """The same vectors, declared dense: the store lays them out by entry."""
+
+    sparse = False
+
+
+class DenseMemoryAgainstDict(MemoryAgainstDict):
+    embedder = DenseHashingEmbedder
+
+
+def test_both_vector_layouts_are_exercised():
+    assert isinstance(store()._vectors, ColumnVectors)
+    assert isinstance(MemoryStore(DenseHashingEmbedder(dim=64), RegexTokenizer())._vectors, RowVectors)
+
+
+for machine in (MemoryAgainstDict, DenseMemoryAgainstDict):
+    machine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestMemoryAgainstDict = MemoryAgainstDict.TestCase
+TestDenseMemoryAgainstDict = DenseMemoryAgainstDict.TestCase

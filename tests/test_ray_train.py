@@ -33,6 +33,8 @@ def test_dry_run_fits_a_node_with_eight_gpus(capsys, monkeypatch):
     monkeypatch.setattr(ray_workers, "local_resources", lambda: [{"CPU": 32.0, "GPU": 8.0}])
     out, error = dry(["--num-gpus", "8", "--placement", "colocated"], capsys)
     assert error is None and "colocated mode" in out and out.rstrip().endswith("The plan fits.")
+    out, error = dry(["--num-gpus", "8", "--learner-strategy", "fsdp"], capsys)
+    assert error is None and "4 learner ranks" in out
 
 
 def test_dry_run_for_sixteen_gpus_checks_a_two_node_cluster(capsys, monkeypatch):
@@ -51,6 +53,13 @@ def test_dry_run_for_sixteen_gpus_checks_a_two_node_cluster(capsys, monkeypatch)
     (["--num-gpus", "8", "--placement", "shared"], "choose split or colocated"),
     (["--num-gpus", "8", "--tensor-parallel-size", "3"], "positive multiple"),
     (["--max-worker-restarts", "-1"], "need 0 or more"),
+    (["--learner-strategy", "zero3"], "choose replicate"),
+    (["--weight-sync", "rdma"], "choose object-store or collective"),
+    (["--weight-sync", "collective"], "needs --engine vllm"),
+    (["--num-gpus", "8", "--engine", "vllm", "--weight-sync", "collective", "--lora-r", "8"], "sends merged weights"),
+    (["--num-gpus", "8", "--engine", "vllm", "--weight-sync", "collective", "--placement", "colocated"], "use --placement split"),
+    (["--learner-strategy", "fsdp"], "use --num-learners 2"),
+    (["--learner-strategy", "fsdp", "--num-learners", "2", "--lora-r", "8"], "LoRA is not supported"),
 ])
 def test_bad_arguments_say_what_to_fix(extra, message, capsys):
     assert message in dry(extra, capsys)[1]
@@ -128,3 +137,18 @@ def test_a_minimal_run_trains_and_resumes_exactly_like_an_uninterrupted_one(tiny
 
     assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
     assert any(not torch.equal(final_a[k], initial[k]) for k in final_a)  # the updates reached the weights
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_session", "one_torch_thread")
+def test_a_minimal_run_trains_with_two_sharded_learner_ranks(tiny_lm_path, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    out = tmp_path / "fsdp"
+    last = ray_train.main(argv(tiny_lm_path, out, "--steps", "2", "--num-learners", "2", "--learner-strategy", "fsdp"))
+    assert "train/loss" in last and "eval/em" in last
+    assert [r["rollout/weights_version"] for r in rows(out)] == ["0.0", "1.0"]
+    initial, final = load_file(f"{tiny_lm_path}/model.safetensors"), load_file(out / "final" / "model.safetensors")
+    assert final.keys() == initial.keys()  # whole tensors gathered from the shards
+    assert any(not torch.equal(final[k], initial[k]) for k in final)

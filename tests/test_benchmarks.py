@@ -192,6 +192,32 @@ def test_gpu_benchmark_runs_a_tiny_qwen3_on_cpu_and_skips_without_cuda(tmp_path,
         assert "skipped: no CUDA device" in capsys.readouterr().out
 
 
+# ------------------------------------------------------------------------------------ engines bench
+@pytest.mark.parametrize("kind", ["hf", "vllm"])
+def test_engine_benchmark_times_start_generation_and_a_weight_sync(kind, tiny_lm_path, tmp_path, monkeypatch,
+                                                                    one_torch_thread):
+    pytest.importorskip("transformers")
+    import json
+
+    from transformers import AutoTokenizer
+
+    from benchmarks import bench_engines
+    from tests import fake_vllm
+
+    if kind == "vllm":  # the fake answers every prompt with the same 3 tokens
+        fake_vllm.install(monkeypatch, AutoTokenizer.from_pretrained(tiny_lm_path), device="cpu")
+    out = tmp_path / "engines.json"
+    argv = ["--engine", kind, "--model", tiny_lm_path, "--batch", "2", "--max-new-tokens", "3", "--repeats", "2",
+            "--json", str(out)]
+    assert bench_engines.main(argv) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (row["engine"], row["batch"], row["repeats"]) == (kind, 2, 2)
+    assert 4 <= row["generated_tokens"] <= 12 and row["prompt_tokens"] > 2 * 2 * 50  # Synthetic's first prompts
+    assert row["generated_tokens_per_s"] > 0 and row["start_s"] > 0 and row["weight_sync_s"] > 0
+    if kind == "vllm":
+        assert row["generated_tokens"] == 12  # 2 repeats of 2 prompts, 3 tokens each
+
+
 # ------------------------------------------------------------------------------------- helpers
 def test_summarize_reports_microseconds():
     row = summarize([0.001] * 99 + [0.002])

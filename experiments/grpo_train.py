@@ -34,9 +34,9 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import gymnasium as gym
 
 import atommem_env  # registers the ids
-from experiments.cli import arg, json_object, parse_dataclass
-from experiments.metrics import summarize
-from experiments.rollout import Trajectory, rollout
+from agents.training.cli import arg, json_object, parse_dataclass
+from agents.training.metrics import summarize
+from agents.training.rollout import Trajectory, rollout
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def train(args: GRPOArgs, make_run: Callable[[Any], Any] | None = None) -> dict[
 
 
 def _loop(args: GRPOArgs, run: Any, run_dir: Path) -> dict[str, float]:
-    from experiments.tracking import Tracker
+    from agents.training.tracking import Tracker
 
     start = run.restore(run_dir) if args.resume else 0
     metrics: dict[str, float] = {}
@@ -184,7 +184,7 @@ class GRPORun:
     def __init__(self, args: GRPOArgs) -> None:
         from agents.hf_policy import TransformersPolicy
         from agents.models import load_causal_lm
-        from experiments.learner import Learner, LearnerConfig, LoraSettings
+        from agents.training.learner import Learner, LearnerConfig, LoraSettings
 
         self.args = args
         model, self.tokenizer = load_causal_lm(args.model, args.device, dtype="float32")
@@ -215,14 +215,14 @@ class GRPORun:
 
     def save(self, run_dir: Path, step: int) -> None:
         """Checkpoint the learner, the tokenizer and every RNG after ``step`` steps."""
-        from experiments.checkpoint import save_checkpoint
+        from agents.training.checkpoint import save_checkpoint
 
         save_checkpoint(run_dir, self.learner, step, tokenizer=self.tokenizer, state={"step": step},
                         generators=self.generators(), keep=self.args.keep_checkpoints)
 
     def restore(self, run_dir: Path) -> int:
         """Load the newest checkpoint of ``run_dir``; returns the step to continue from."""
-        from experiments.checkpoint import latest_checkpoint, load_checkpoint
+        from agents.training.checkpoint import latest_checkpoint, load_checkpoint
 
         path = latest_checkpoint(run_dir)
         if path is None:
@@ -233,7 +233,7 @@ class GRPORun:
 
     def export(self, folder: Path) -> None:
         """Write the trained model as a ``from_pretrained`` folder."""
-        from experiments.checkpoint import export_model
+        from agents.training.checkpoint import export_model
 
         export_model(self.learner, folder, tokenizer=self.tokenizer)
 
@@ -263,7 +263,7 @@ class GRPORun:
 
     def learn(self, trajectories: list[Trajectory]) -> dict[str, float]:
         """One GRPO update on the step's episodes; returns the learner's metrics."""
-        from experiments.grpo import grpo_samples
+        from agents.training.grpo import grpo_samples
 
         samples = grpo_samples(trajectories, scale_by_std=self.args.scale_by_std)
         self.learner.model.train()

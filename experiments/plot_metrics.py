@@ -15,7 +15,7 @@ import csv
 from pathlib import Path
 from typing import Sequence
 
-from experiments.plots import pyplot
+from agents.training.plots import pyplot
 
 
 def read_curves(csv_path: str | Path, keys: Sequence[str]) -> dict[str, list[tuple[int, float]]]:
@@ -49,7 +49,7 @@ def plot_curves(curves: dict[str, list[tuple[int, float]]], path: str | Path, ti
 
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("metrics_csv", help="a run's metrics.csv (written by experiments/tracking.py)")
+    parser.add_argument("metrics_csv", help="a run's metrics.csv (written by agents/training/tracking.py)")
     parser.add_argument("--keys", nargs="+", required=True, help="columns to draw, one panel each")
     parser.add_argument("--out", required=True, help="the PNG to write")
     parser.add_argument("--title", default="", help="figure title")

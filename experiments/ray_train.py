@@ -38,12 +38,12 @@ from typing import Any, ClassVar
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments.cli import arg, parse_dataclass
+from agents.training.cli import arg, parse_dataclass
 from experiments.grpo_train import (
     PRESETS, RESUMABLE, EpisodePlan, GRPOArgs, GRPORun, _env_factory, train,
 )
-from experiments.metrics import summarize
-from experiments.rollout import Trajectory
+from agents.training.metrics import summarize
+from agents.training.rollout import Trajectory
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class RayArgs(GRPOArgs):
              f"--gpu-memory-utilization {self.gpu_memory_utilization}: pass a share in (0, 1]."),
             (self.max_worker_restarts >= 0, f"--max-worker-restarts {self.max_worker_restarts}: need 0 or more."),
         ]
-        from experiments.weight_sync import sync_problems
+        from agents.training.ray.weight_sync import sync_problems
 
         found += sync_problems(self.weight_sync, self.engine, self.lora_r, self.placement)
         return found + [message for ok, message in checks if not ok]
@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.dry_run:
         dry_run(args)
         return {}
-    from experiments.learner_group import LearnerFailure
-    from experiments.ray_workers import WorkerLost
-    from experiments.weight_sync import WeightSyncError
+    from agents.training.ray.learner_group import LearnerFailure
+    from agents.training.ray.workers import WorkerLost
+    from agents.training.ray.weight_sync import WeightSyncError
 
     try:
         return train(args, make_run=DistributedRun)
@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 def make_plan(args: RayArgs) -> Any:
     """The placement of ``args`` (exits with the planner's message when it cannot be made)."""
-    from experiments.embedding_service import needs_service
-    from experiments.fsdp import strategy_problems
-    from experiments.placement import PlacementError, plan_placement
+    from agents.training.ray.embedding_service import needs_service
+    from agents.training.fsdp import strategy_problems
+    from agents.training.ray.placement import PlacementError, plan_placement
 
     try:
         plan = plan_placement(
@@ -131,9 +131,9 @@ def make_plan(args: RayArgs) -> Any:
 
 def dry_run(args: RayArgs) -> None:
     """Print the plan and whether it fits the cluster (``--address``) or this machine; exit 1 if not."""
-    from experiments.placement import check_cluster
-    from experiments.placement_text import describe_plan
-    from experiments.ray_workers import cluster_nodes, connect, local_resources
+    from agents.training.ray.placement import check_cluster
+    from agents.training.ray.placement_text import describe_plan
+    from agents.training.ray.workers import cluster_nodes, connect, local_resources
 
     plan = make_plan(args)
     print(describe_plan(plan))
@@ -163,7 +163,7 @@ class DistributedRun(GRPORun):
     """
 
     def __init__(self, args: RayArgs) -> None:
-        from experiments.ray_workers import connect, create_placement_groups
+        from agents.training.ray.workers import connect, create_placement_groups
 
         self.args = args
         self.placement = make_plan(args)
@@ -183,10 +183,10 @@ class DistributedRun(GRPORun):
                                 args.seed)
 
     def _start_actors(self) -> None:
-        from experiments.engines import EngineConfig
-        from experiments.learner_group import LearnerGroup, LearnerSpec
-        from experiments.ray_workers import RayWorkerPool, WorkerConfig
-        from experiments.weight_sync import make_sync
+        from agents.training.ray.engines import EngineConfig
+        from agents.training.ray.learner_group import LearnerGroup, LearnerSpec
+        from agents.training.ray.workers import RayWorkerPool, WorkerConfig
+        from agents.training.ray.weight_sync import make_sync
 
         args, device = self.args, "cuda" if self.args.num_gpus else "cpu"
         spec = LearnerSpec(
@@ -221,7 +221,7 @@ class DistributedRun(GRPORun):
         return metrics
 
     def collect(self, step: int) -> list[Trajectory]:
-        from experiments.dispatch import EpisodeSpec
+        from agents.training.ray.dispatch import EpisodeSpec
 
         indices, seeds = self.plan.groups(step)
         pairs = [(seed, index) for seed, index in zip(seeds, indices) for _ in range(self.args.group_size)]
@@ -236,7 +236,7 @@ class DistributedRun(GRPORun):
         return trajectories
 
     def learn(self, trajectories: list[Trajectory]) -> dict[str, float]:
-        from experiments.grpo import grpo_samples
+        from agents.training.grpo import grpo_samples
 
         samples = grpo_samples(trajectories, scale_by_std=self.args.scale_by_std)
         colocated = self.placement.mode == "colocated"
@@ -255,7 +255,7 @@ class DistributedRun(GRPORun):
         self.version = version
 
     def evaluate(self) -> dict[str, float]:
-        from experiments.dispatch import EpisodeSpec
+        from agents.training.ray.dispatch import EpisodeSpec
 
         indices = self.plan.held_out()
         if not indices:
@@ -268,7 +268,7 @@ class DistributedRun(GRPORun):
         self.learners.save(run_dir, step, {"step": step, "version": self.version})
 
     def restore(self, run_dir: Path) -> int:
-        from experiments.checkpoint import latest_checkpoint
+        from agents.training.checkpoint import latest_checkpoint
 
         path = latest_checkpoint(run_dir)
         if path is None:

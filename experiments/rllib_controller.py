@@ -3,17 +3,17 @@
     python experiments/rllib_controller.py --out-dir runs/controller/synthetic            # the defaults
     python experiments/rllib_controller.py --iterations 3 --batch-size 400 --out-dir runs/controller/smoke
 
-The controller picks one macro-action per turn (:mod:`agents.macros`: store matching sentences, store the
+The controller picks one macro-action per turn (:mod:`agents.controller.macros`: store matching sentences, store the
 chunk, update the best entry, read, answer, ...) from the numeric features of
-:class:`~agents.controller.ControllerEnv`; extractive code fills in the content and the AtomMem env
+:class:`~agents.controller.env.ControllerEnv`; extractive code fills in the content and the AtomMem env
 scores the answers as usual. Every ``eval_every`` iterations the greedy policy plays held-out episodes
 (Synthetic: the ``seed_salt=1`` family, disjoint from training's), next to the static workflows of
-:mod:`agents.workflows` and a random policy on the same episodes, computed once at the start.
+:mod:`agents.controller.workflows` and a random policy on the same episodes, computed once at the start.
 
 Writes into ``--out-dir``: ``metrics.csv`` and TensorBoard events (``train/*`` from RLlib's results,
 ``eval/*``, ``time/*``), ``config.json``, ``baselines.json`` (the static workflows' held-out EM),
 checkpoints (``checkpoints/iter-NNNN``, ``algo.save_to_path``; the newest ``keep_checkpoints``
-kept), ``final/`` (load with ``Algorithm.from_checkpoint`` or ``experiments.controller_eval.module_policy``),
+kept), ``final/`` (load with ``Algorithm.from_checkpoint`` or ``agents.controller.evaluation.module_policy``),
 and ``curve.csv`` / ``curve.png`` (training return and held-out EM against env steps, with the static
 workflows as horizontal lines).
 """
@@ -35,15 +35,15 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from tqdm import tqdm
 
 import atommem_env
-from agents.workflows import WORKFLOWS
+from agents.controller.workflows import WORKFLOWS
 from atommem_env.datasets.sources import canonical_split
-from experiments.cli import arg, json_object, parse_dataclass
-from experiments.controller_curve import run_label, write_curve
-from experiments.controller_eval import (
+from agents.training.cli import arg, json_object, parse_dataclass
+from agents.controller.curve import run_label, write_curve
+from agents.controller.evaluation import (
     eval_env_config, greedy_policy, macro_rates, play_config, random_policy,
 )
-from experiments.metrics import summarize
-from experiments.tracking import BACKENDS, Tracker
+from agents.training.metrics import summarize
+from agents.training.tracking import BACKENDS, Tracker
 
 log = logging.getLogger(__name__)
 ENV_NAME = "AtomMem-Controller"  # the name RLlib knows the env creator by (tune.register_env)
@@ -101,7 +101,7 @@ class ControllerArgs:
             )
 
     def env_config(self) -> dict[str, Any]:
-        """The training env's config for :func:`agents.controller.make_controller_env`."""
+        """The training env's config for :func:`agents.controller.env.make_controller_env`."""
         kwargs = json.loads(self.env_kwargs)
         if self.data_dir:
             kwargs.setdefault("data_dir", self.data_dir)
@@ -114,7 +114,7 @@ def ppo_config(args: ControllerArgs) -> Any:
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    from experiments.controller_module import MaskedPPOTorchRLModule
+    from agents.controller.rllib_module import MaskedPPOTorchRLModule
 
     return (
         PPOConfig()
@@ -132,7 +132,7 @@ def register_env() -> None:
     """Make :data:`ENV_NAME` known to RLlib (in every process of the Ray session)."""
     from ray import tune
 
-    from agents.controller import make_controller_env
+    from agents.controller.env import make_controller_env
 
     tune.register_env(ENV_NAME, make_controller_env)
 
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_dataclass(ControllerArgs, argv, description=__doc__)
     args.validate()
     out = Path(args.out_dir)
-    from experiments.ray_workers import connect
+    from agents.training.ray.workers import connect
 
     # As in ray_train.py: a raylet slow to register is retried once, and env runners import this checkout.
     connect(None, num_cpus=args.num_env_runners + 1, log_to_driver=False)

@@ -8,7 +8,7 @@
 
 Every turn of each teacher episode with reward >= ``--min-reward`` becomes one sample (prompt: the
 observation through the student's chat template; response: the teacher's text and the end-of-turn
-token, or the teacher's own token ids when it had them; see :mod:`experiments.sft_data`). Each epoch
+token, or the teacher's own token ids when it had them; see :mod:`agents.training.sft_data`). Each epoch
 visits the samples in a seeded shuffle, ``--batch-size`` samples per optimizer step, and the loss is
 the token-mean negative log-likelihood of the response tokens (:meth:`Learner.sft_step`).
 
@@ -41,14 +41,14 @@ import torch
 from tqdm import tqdm
 
 from agents.models import load_causal_lm
-from experiments.checkpoint import CheckpointError, export_model, latest_checkpoint, load_checkpoint, save_checkpoint
-from experiments.cli import arg, parse_dataclass
+from agents.training.checkpoint import CheckpointError, export_model, latest_checkpoint, load_checkpoint, save_checkpoint
+from agents.training.cli import arg, parse_dataclass
 from experiments.evaluate import fresh_run_dir
-from experiments.learner import Learner, LearnerConfig, LoraSettings
-from experiments.sft_args import check_args
-from experiments.sft_data import Cursor, SampleStats, batches, read_trajectories, steps_per_epoch, teacher_samples
-from experiments.sft_eval import evaluate_final
-from experiments.tracking import BACKENDS, Tracker
+from agents.training.learner import Learner, LearnerConfig, LoraSettings
+from agents.training.sft_args import check_args
+from agents.training.sft_data import Cursor, SampleStats, batches, read_trajectories, steps_per_epoch, teacher_samples
+from agents.training.sft_eval import evaluate_final
+from agents.training.tracking import BACKENDS, Tracker
 
 log = logging.getLogger("sft")
 

@@ -92,7 +92,7 @@ def ray_session():
     workers import this checkout's code (the editable install may point at another one).
     """
     ray = pytest.importorskip("ray", reason="Ray tests need ray (pip install -e '.[ray]')")
-    from experiments.ray_workers import connect
+    from agents.training.ray.workers import connect
 
     connect(None, num_cpus=4, log_to_driver=False)
     yield ray
@@ -101,8 +101,8 @@ def ray_session():
 
 @pytest.fixture(scope="session")
 def tiny_lm_path(tmp_path_factory):
-    """A tiny random Llama folder (tests/tiny_lm.py), built once per session."""
+    """A tiny random Llama folder (tests/support/tiny_lm.py), built once per session."""
     pytest.importorskip("transformers")
-    from tests.tiny_lm import build_tiny_lm
+    from tests.support.tiny_lm import build_tiny_lm
 
     return str(build_tiny_lm(tmp_path_factory.mktemp("tiny-lm-session"), max_positions=1024))

@@ -18,7 +18,7 @@ def test_readme_snippet_runs(index):
     namespace: dict = {}
     exec(compile(SNIPPETS[index], f"README.md snippet {index}", "exec"), namespace)
     if "AlwaysStore" in namespace:  # the custom-policy example must drive a whole episode
-        from experiments.rollout import rollout
+        from agents.training.rollout import rollout
         import gymnasium as gym
 
         (traj,) = rollout(lambda: gym.make("AtomMem-Synthetic-v0"), namespace["AlwaysStore"](), [0])

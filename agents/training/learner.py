@@ -1,0 +1,287 @@
+"""A learner for Hugging Face causal LMs: GRPO and SFT steps on token-level samples.
+
+Works with ``transformers.AutoModelForCausalLM`` models and any module with the same forward
+signature (``model(input_ids=..., attention_mask=...).logits``). One call of :meth:`Learner.grpo_step`
+or :meth:`Learner.sft_step` is one optimizer step: the samples are packed into micro-batches by a
+token budget, gradients are accumulated so that the step's loss is the token-mean over all response
+tokens of the step however it is split, then clipped, and AdamW steps with linear warm-up.
+
+    learner = Learner(model, LearnerConfig(kl_coef=0.001), reference=frozen_copy)
+    metrics = learner.grpo_step(grpo_samples(trajectories))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import time
+from collections import defaultdict
+from typing import Callable, Literal, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from atommem_env.errors import ConfigError, DependencyError
+from agents.training.batching import Batch, collate, pack_micro_batches, pad_micro_batches
+from agents.training.grpo import Sample, entropy_from_logits, grpo_token_terms, token_sum
+from agents.training.learner_config import LearnerConfig, LoraSettings
+
+__all__ = ["Learner", "LearnerConfig", "LoraSettings", "apply_lora", "token_logprobs", "warmup_factor"]
+
+log = logging.getLogger(__name__)
+
+Objective = Literal["grpo", "sft"]
+
+
+class Learner:
+    """Owns the policy model, its optimizer and schedule, and (for KL) a frozen reference.
+
+    Args:
+        model: a causal LM; with ``config.lora`` it is wrapped by peft and only adapters train.
+        config: validated settings (paper defaults).
+        reference: a frozen copy of the initial policy, used only when ``config.kl_coef > 0``. With
+            LoRA it may be omitted: the model with its adapters disabled is the reference.
+
+    Raises:
+        ConfigError: ``kl_coef > 0`` and no way to compute reference logprobs.
+        DependencyError: LoRA is configured and peft is not installed.
+    """
+
+    def __init__(self, model: torch.nn.Module, config: LearnerConfig | None = None, *,
+                 reference: torch.nn.Module | None = None) -> None:
+        self.config = config or LearnerConfig()
+        self.model = apply_lora(model, self.config.lora) if self.config.lora is not None else model
+        self.model.train()
+        self.reference = self._frozen_reference(reference)
+        self.device = next(self.model.parameters()).device
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(
+            self.trainable, lr=self.config.lr, betas=self.config.betas, weight_decay=self.config.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_factor(self.config.warmup_steps))
+        self.steps = 0
+
+    def _frozen_reference(self, reference: torch.nn.Module | None) -> torch.nn.Module | None:
+        if self.config.kl_coef == 0:
+            return None  # never needed, never run
+        if reference is None and self.config.lora is None:
+            raise ConfigError(
+                f"kl_coef={self.config.kl_coef} needs a frozen reference model. Pass reference= (e.g. a second "
+                "from_pretrained of the same checkpoint, or copy.deepcopy(model) before training), enable LoRA "
+                "(the base model with adapters disabled is then the reference), or set kl_coef=0."
+            )
+        if reference is not None:
+            reference.eval()
+            reference.requires_grad_(False)
+        return reference
+
+    def grpo_step(self, samples: Sequence[Sample]) -> dict[str, float]:
+        """One GRPO optimizer step on turn samples (each with sampling logprobs and an advantage).
+
+        Returns:
+            ``loss``, ``pg_loss``, ``clip_frac``, ``entropy`` (token-means over the step), ``kl`` when
+            ``kl_coef > 0``, and ``grad_norm`` (before clipping), ``lr`` (used by this step),
+            ``tokens_per_s`` (prompt and response tokens through forward and backward per second),
+            ``response_tokens``, ``micro_batches``.
+        """
+        return self._step(samples, "grpo")
+
+    def sft_step(self, samples: Sequence[Sample]) -> dict[str, float]:
+        """One supervised step: token-mean negative log-likelihood of the response tokens.
+
+        Returns:
+            ``loss``, ``entropy``, ``grad_norm``, ``lr``, ``tokens_per_s``, ``response_tokens``,
+            ``micro_batches`` (as in :meth:`grpo_step`).
+        """
+        return self._step(samples, "sft")
+
+    def _step(self, samples: Sequence[Sample], objective: Objective) -> dict[str, float]:
+        started = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        metrics = self.compute_gradients(samples, objective)
+        metrics.update(self.apply_gradients())
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        metrics["tokens_per_s"] = sum(len(s) for s in samples) / elapsed
+        return metrics
+
+    def apply_gradients(self) -> dict[str, float]:
+        """Clip the accumulated gradients, step the optimizer and the schedule.
+
+        Returns:
+            ``grad_norm`` (before clipping) and ``lr`` (the rate this step used).
+        """
+        lr = self.scheduler.get_last_lr()[0]
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
+        if hasattr(grad_norm, "full_tensor"):  # sharded (FSDP) gradients: the norm is a DTensor over the ranks
+            grad_norm = grad_norm.full_tensor()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.steps += 1
+        return {"grad_norm": float(grad_norm), "lr": lr}
+
+    def compute_gradients(self, samples: Sequence[Sample], objective: Objective, *,
+                          step_tokens: int | None = None, passes: int | None = None) -> dict[str, float]:
+        """Add the gradient of the step's token-mean loss to ``.grad``; no optimizer step.
+
+        Each micro-batch's loss is its token *sum* divided by the response tokens of the whole step,
+        so the accumulated gradient is that of one token-mean over the step, whatever the split.
+
+        Args:
+            step_tokens: the response tokens of the whole step when ``samples`` is one learner's
+                shard of it (data parallel): the shards' gradients and metrics then *sum* to the
+                step's token-mean. Default: the tokens of ``samples``.
+            passes: run exactly this many forward/backward passes, the ones beyond this shard's
+                micro-batches on zero-weight fillers (sharded ranks, whose passes hold collectives,
+                must all run the same number); ``samples`` may then be empty. Default: one pass per
+                micro-batch.
+
+        Returns:
+            The step's token-mean loss terms and ``entropy``, plus ``response_tokens`` (of these
+            samples) and ``micro_batches`` (real ones, not fillers).
+        """
+        if samples or passes is None:
+            _check_samples(samples, objective)
+        own_tokens = sum(len(s.response_ids) for s in samples)
+        step_tokens = own_tokens if step_tokens is None else step_tokens
+        if step_tokens < own_tokens or step_tokens < 1:
+            raise ValueError(f"step_tokens={step_tokens} must be at least 1 and these samples' {own_tokens} "
+                             "response tokens.")
+        micro_batches = pack_micro_batches(samples, self.config.micro_batch_tokens)
+        planned = pad_micro_batches(micro_batches, len(micro_batches) if passes is None else passes,
+                                    self.config.pad_token_id)
+        sums: dict[str, float] = defaultdict(float)
+        for chunk, weight in planned:
+            batch = collate(chunk, self.config.pad_token_id).to(self.device)
+            terms = self._token_terms(batch, objective)
+            (token_sum(terms["loss"], batch.response_mask) / step_tokens * weight).backward()  # x * 1.0 is exact
+            for name, values in terms.items():
+                sums[name] += weight * float(token_sum(values.detach(), batch.response_mask))
+        metrics = {name: total / step_tokens for name, total in sums.items()}
+        metrics.update(response_tokens=float(own_tokens), micro_batches=float(len(micro_batches)))
+        return metrics
+
+    def _token_terms(self, batch: Batch, objective: Objective) -> dict[str, torch.Tensor]:
+        """Per-token loss terms of one micro-batch, each (B, T); ``loss`` carries the gradient."""
+        with self._autocast():
+            logprobs, entropy = token_logprobs(
+                self.model, batch, temperature=self.config.temperature, with_entropy=True
+            )
+        if objective == "sft":
+            return {"loss": -logprobs, "entropy": entropy}
+        terms = grpo_token_terms(
+            logprobs,
+            batch.old_logprobs,
+            batch.advantages,
+            self._reference_logprobs(batch) if self.config.kl_coef > 0 else None,
+            clip_low=self.config.clip_low,
+            clip_high=self.config.clip_high,
+            kl_coef=self.config.kl_coef,
+        )
+        terms["entropy"] = entropy
+        return terms
+
+    @torch.no_grad()
+    def _reference_logprobs(self, batch: Batch) -> torch.Tensor:
+        with self._autocast():
+            if self.reference is not None:
+                logprobs, _ = token_logprobs(self.reference, batch, temperature=self.config.temperature)
+                return logprobs
+            with self.model.disable_adapter():  # LoRA: the base weights are the initial policy
+                logprobs, _ = token_logprobs(self.model, batch, temperature=self.config.temperature)
+                return logprobs
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        # bf16 autocast only where it pays off; on CPU it is slow and float32 is the reference.
+        if self.config.bf16 and self.device.type == "cuda":
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def _check_samples(samples: Sequence[Sample], objective: Objective) -> None:
+    if objective not in ("grpo", "sft"):
+        raise ValueError(f"Unknown objective {objective!r}; use 'grpo' or 'sft'.")
+    if not samples:
+        raise ValueError("A step needs at least one sample.")
+    missing = sum(1 for s in samples if s.logprobs is None)
+    if objective == "grpo" and missing:
+        raise ValueError(
+            f"{missing} of {len(samples)} samples have no sampling logprobs; GRPO needs the logprobs the "
+            "policy returned with each response (use sft_step for supervised data)."
+        )
+
+
+def token_logprobs(
+    model: torch.nn.Module, batch: Batch, *, temperature: float = 1.0, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probability of each token given the tokens before it, and optionally the entropy there.
+
+    Logits are computed only from the first position that can precede a response token (through
+    ``logits_to_keep`` where the model accepts it), since the vocabulary projection of a long prompt
+    dominates memory.
+
+    Returns:
+        ``(logprobs, entropy)``, each (B, T) float32 and aligned with ``batch.input_ids``: entry ``t``
+        is about token ``t``; entries before ``batch.first_response`` are 0. ``entropy`` (no gradient)
+        is ``None`` unless asked for.
+    """
+    width = batch.input_ids.shape[1]
+    start = batch.first_response - 1  # the first position whose next token may be a response token
+    kept = width - start
+    kwargs = _forward_options(model, kept)
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **kwargs).logits
+    # Models without logits_to_keep return every position; the last `kept` are the same either way.
+    logits = logits[:, -kept:-1].float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    targets = batch.input_ids[:, start + 1:].unsqueeze(-1)
+    logprobs = logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = F.pad(entropy_from_logits(logits), (start + 1, 0))
+    return F.pad(logprobs, (start + 1, 0)), entropy
+
+
+def _forward_options(model: torch.nn.Module, kept: int) -> dict[str, object]:
+    """``logits_to_keep`` and ``use_cache=False`` for models whose forward accepts them."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft forwards **kwargs
+    accepted = inspect.signature(base.forward).parameters
+    options: dict[str, object] = {}
+    if "logits_to_keep" in accepted:
+        options["logits_to_keep"] = kept
+    if "use_cache" in accepted:
+        options["use_cache"] = False  # training keeps no KV cache
+    return options
+
+
+def warmup_factor(warmup_steps: int) -> Callable[[int], float]:
+    """LR multiplier per optimizer step: linear from ``1/warmup_steps`` up to 1, then constant.
+
+    The first step already gets ``lr / warmup_steps`` (not 0, as a ``step / warmup`` ramp would give),
+    so no step of the budget is spent without an update.
+    """
+    if warmup_steps == 0:
+        return lambda step: 1.0
+    return lambda step: min(1.0, (step + 1) / warmup_steps)
+
+
+def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:
+    """Wrap ``model`` with peft LoRA adapters; the base weights are frozen.
+
+    Raises:
+        DependencyError: peft is not installed.
+    """
+    try:
+        import peft
+    except ImportError as error:
+        raise DependencyError(
+            "LoRA needs peft, which is not installed. Install it with pip install 'atommem[train]' "
+            "(or pip install peft), or set LearnerConfig(lora=None) to train all weights."
+        ) from error
+    target = settings.target_modules if isinstance(settings.target_modules, str) else list(settings.target_modules)
+    config = peft.LoraConfig(
+        r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=target,
+        task_type="CAUSAL_LM",
+    )
+    return peft.get_peft_model(model, config)

@@ -1,0 +1,107 @@
+"""Inference engines of rollout workers: a sampling and a greedy policy over one model whose weights
+the trainer replaces after every update.
+
+    engine = make_engine(EngineConfig(kind="hf", model="smollm2"))
+    engine.policy(greedy=False).act(observations)
+    engine.load_weights(state_dict)            # the learner's new weights (a plain name -> tensor dict)
+
+``kind="hf"`` is a transformers model (:class:`HFEngine`, any machine); ``kind="vllm"`` is an in-process
+vLLM engine on GPU hosts (:class:`agents.training.ray.vllm_engine.VLLMEngine`). Both offer ``policy``,
+``reseed``, ``load_weights``, ``sleep`` and ``wake``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+ENGINES = ("hf", "vllm")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How a rollout worker builds its engine (plain data: it travels to Ray actors).
+
+    Attributes:
+        kind: ``"hf"`` or ``"vllm"``.
+        model: what :func:`agents.models.resolve_model` accepts (``"smollm2"``, a hub name, a folder).
+        device: ``"cpu"`` or ``"cuda"`` (a Ray actor sees only the GPUs it was given).
+        temperature, top_p, max_new_tokens, max_context: sampling settings of the training policy.
+        batch_size: prompts generated together (the HF engine's batch; vLLM schedules its own).
+        seed: the engine's base seed.
+        tensor_parallel_size: GPUs of one vLLM engine.
+        gpu_memory_utilization: vLLM's share of each GPU (lower it when colocated with learners).
+        sleep_mode: the engine can release its GPU memory between rollouts (colocated placement).
+    """
+
+    kind: str = "hf"
+    model: str = "smollm2"
+    device: str = "cpu"
+    temperature: float = 1.0
+    top_p: float = 0.99
+    max_new_tokens: int = 4096
+    max_context: int | None = None
+    batch_size: int = 16
+    seed: int = 0
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.85
+    sleep_mode: bool = False
+
+
+def make_engine(config: EngineConfig) -> Any:
+    """The engine ``config.kind`` names.
+
+    Raises:
+        ValueError: an unknown kind.
+    """
+    if config.kind == "hf":
+        return HFEngine(config)
+    if config.kind == "vllm":
+        from agents.training.ray.vllm_engine import VLLMEngine
+
+        return VLLMEngine(config)
+    raise ValueError(f"engine {config.kind!r} is unknown; choose one of {', '.join(ENGINES)}.")
+
+
+class HFEngine:
+    """A transformers model behind a sampling and a greedy :class:`~agents.hf_policy.TransformersPolicy`.
+
+    The model is float32, like the learner's, so the sampling logprobs and the learner's recomputed
+    ones come from the same arithmetic (their ratio starts at 1).
+    """
+
+    def __init__(self, config: EngineConfig) -> None:
+        from agents.hf_policy import TransformersPolicy
+        from agents.models import load_causal_lm
+
+        self.device = config.device
+        self.model, self.tokenizer = load_causal_lm(config.model, config.device, dtype="float32")
+        shared = {"max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size,
+                  "max_context": config.max_context, "name": f"rollout:{config.model}", "cache_size": 0}
+        self.sampler = TransformersPolicy.from_model(
+            self.model, self.tokenizer, temperature=config.temperature, top_p=config.top_p, seed=config.seed, **shared
+        )
+        self.greedy = TransformersPolicy.from_model(self.model, self.tokenizer, temperature=0.0, **shared)
+
+    def policy(self, greedy: bool) -> Any:
+        return self.greedy if greedy else self.sampler
+
+    def reseed(self, seed: int) -> None:
+        """Seed the sampler: the same seed, prompts and weights give the same samples."""
+        self.sampler.generator.manual_seed(seed)
+
+    def load_weights(self, state_dict: Mapping[str, Any]) -> None:
+        """Copy the learner's weights in (every key must match: a mismatch is a bug, not a warning)."""
+        self.model.load_state_dict(state_dict, strict=True)
+
+    def sleep(self) -> None:
+        """Free the GPU for the learners (colocated placement); on CPU there is nothing to free."""
+        if self.device != "cpu":
+            import torch
+
+            self.model.to("cpu")
+            torch.cuda.empty_cache()
+
+    def wake(self) -> None:
+        if self.device != "cpu":
+            self.model.to(self.device)

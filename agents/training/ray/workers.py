@@ -1,0 +1,408 @@
+"""Rollout workers as Ray actors: each owns an inference engine and a pool of envs and runs the plain
+rollout loop of ``agents/training/rollout.py``; the pool hands them episodes and survives their deaths.
+
+    started = connect(None, num_cpus=4)                 # local Ray (or connect("ray://head:10001"))
+    groups = create_placement_groups(plan)
+    pool = RayWorkerPool(config, plan, groups, weights_ref, version=0)
+    trajectories, stats = pool.run(specs, greedy=False, seed=1234)
+    pool.set_weights(new_weights_ref, version=1)
+
+:class:`RolloutWorker` is a plain class (tests build it in-process); the pool wraps it with
+``ray.remote``. Trajectories come back as plain data: token ids, logprobs, ops, rewards, and the
+``version`` of the weights that produced them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from agents.training.ray.dispatch import Chunk, Dispatcher, EpisodeSpec
+from agents.training.ray.engines import EngineConfig, make_engine
+from agents.training.ray.placement import PlacementPlan
+from agents.training.rollout import Trajectory, rollout
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a rollout worker needs to build itself (plain data: it travels to the actor).
+
+    Attributes:
+        engine: the inference engine.
+        env_id, env_kwargs: the envs (``gym.make(env_id, **env_kwargs)``).
+        torch_threads: torch threads in the worker: the node's cores are shared by many actors.
+    """
+
+    engine: EngineConfig
+    env_id: str
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    torch_threads: int = 1
+
+
+class RolloutWorker:
+    """An engine, ``engine.batch_size`` envs, and the rollout loop (the body of one Ray actor).
+
+    Args:
+        config: what to build.
+        weights: the learner's current state dict (``None``: the model's own weights).
+        version: the number of updates behind ``weights``; stamped on every trajectory.
+        embedding_service: an :class:`~agents.training.ray.embedding_service.EmbeddingService` actor the
+            envs embed through instead of loading their own model.
+    """
+
+    def __init__(self, config: WorkerConfig, weights: Mapping[str, Any] | None = None, version: int = 0,
+                 embedding_service: Any = None) -> None:
+        import gymnasium as gym
+        import torch
+
+        import atommem_env  # noqa: F401 - registers the env ids in this process
+
+        torch.set_num_threads(config.torch_threads)
+        self.engine = make_engine(config.engine)
+        if weights is not None:
+            self.engine.load_weights(weights)
+        self.version = version
+        env_kwargs = dict(config.env_kwargs)
+        if embedding_service is not None:
+            from agents.training.ray.embedding_service import ServiceEmbedder
+
+            env_kwargs["embedder"] = ServiceEmbedder.connect(embedding_service)
+        self.env_id = config.env_id
+        self.envs = [gym.make(config.env_id, **env_kwargs) for _ in range(config.engine.batch_size)]
+
+    def run(self, chunk: Chunk, *, greedy: bool, seed: int) -> list[Trajectory]:
+        """Play the chunk's episodes together; the sampler is seeded with ``seed + chunk.number``."""
+        self.engine.reseed(seed + chunk.number)
+        envs = iter(self.envs)
+        trajectories = rollout(
+            lambda: next(envs), self.engine.policy(greedy), [s.seed for s in chunk.specs], env_id=self.env_id,
+            indices=[s.index for s in chunk.specs], batch_size=len(self.envs),
+        )
+        for trajectory in trajectories:
+            trajectory.version = self.version
+        return trajectories
+
+    def set_weights(self, weights: Mapping[str, Any], version: int) -> int:
+        """Load the learner's weights; returns the new version (the driver waits on it)."""
+        self.engine.load_weights(weights)
+        self.version = version
+        return version
+
+    def open_weight_channel(self, host: str, port: int, rank_offset: int, world_size: int, factory: str) -> None:
+        """The engine's GPU workers join the weight channel to learner rank 0 (vLLM engines only)."""
+        self.engine.open_weight_channel(host, port, rank_offset, world_size, factory)
+
+    def receive_weights(self, specs: list[tuple], version: int) -> int:
+        """Receive one update broadcast by learner rank 0; returns the new version."""
+        self.engine.receive_weights(specs, version)
+        self.version = version
+        return version
+
+    def sleep(self) -> None:
+        self.engine.sleep()
+
+    def wake(self) -> None:
+        self.engine.wake()
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+@dataclass
+class RunStats:
+    """What one :meth:`RayWorkerPool.run` saw: chunks re-run after a worker died, dropped duplicates."""
+
+    requeued: int = 0
+    duplicates: int = 0
+    restarts: int = 0
+
+
+class WorkerLost(RuntimeError):
+    """A rollout worker died more often than ``max_restarts`` allows."""
+
+
+class RayWorkerPool:
+    """One rollout worker actor per engine slot of ``plan``; a dead one is replaced and its work re-run.
+
+    Args:
+        config: the workers' configuration.
+        plan: where the engines go (its ``engines`` and ``embedders`` slots).
+        groups: the plan's placement groups, one per node.
+        weights: an object ref of the current state dict (``None``: the model's own weights).
+        version: the version of ``weights``.
+        max_restarts: replacements allowed per worker over the run.
+        fetch_weights: returns an object ref of the current weights for a replacement worker, when
+            updates do not pass through the object store (collective weight sync).
+    """
+
+    def __init__(self, config: WorkerConfig, plan: PlacementPlan, groups: Sequence[Any], weights: Any = None,
+                 version: int = 0, *, max_restarts: int = 3, fetch_weights: Callable[[], Any] | None = None) -> None:
+        import ray
+
+        self.config, self.plan, self.groups = config, plan, list(groups)
+        self.weights, self.version = weights, version
+        self.max_restarts = max_restarts
+        self.fetch_weights = fetch_weights
+        self.restarts = [0] * len(plan.engines)
+        self.services = self._embedding_services()
+        self._remote = ray.remote(RolloutWorker)
+        self.actors = [self._spawn(i) for i in range(len(plan.engines))]
+
+    def _embedding_services(self) -> dict[int, Any]:
+        import ray
+
+        from agents.training.ray.embedding_service import EmbeddingService, needs_service
+
+        if not needs_service(self.config.env_kwargs.get("embedder")) or not self.plan.embedders:
+            return {}
+        remote = ray.remote(EmbeddingService)
+        return {
+            slot.node: remote.options(**_scheduling(self.groups[slot.node], slot.bundle, slot.cpus, 0.0)).remote(
+                self.config.env_kwargs["embedder"], self.config.torch_threads
+            )
+            for slot in self.plan.embedders
+        }
+
+    def _spawn(self, i: int) -> Any:
+        slot = self.plan.engines[i]
+        options = _scheduling(self.groups[slot.node], slot.bundle, slot.cpus, slot.gpus)
+        return self._remote.options(**options).remote(
+            self.config, self.weights, self.version, self.services.get(slot.node)
+        )
+
+    def _replace(self, i: int) -> None:
+        """Kill what is left of worker ``i`` and start a new one with the current weights."""
+        import ray
+
+        self.restarts[i] += 1
+        if self.restarts[i] > self.max_restarts:
+            raise WorkerLost(
+                f"Rollout worker {i} died {self.restarts[i]} times (--max-worker-restarts {self.max_restarts}); "
+                "its log in /tmp/ray/session_latest/logs says why (often out of memory: lower "
+                "--rollout-batch-size or --max-new-tokens)."
+            )
+        log.warning("rollout worker %d died; starting a new one (restart %d)", i, self.restarts[i])
+        ray.kill(self.actors[i], no_restart=True)
+        if self.fetch_weights is not None:
+            self.weights = self.fetch_weights()
+        self.actors[i] = self._spawn(i)
+
+    def run(self, specs: Sequence[EpisodeSpec], *, greedy: bool, seed: int) -> tuple[list[Trajectory], RunStats]:
+        """Play every episode once across the workers; trajectories come back in the order of ``specs``.
+
+        Raises:
+            WorkerLost: a worker kept dying.
+        """
+        import ray
+
+        dispatcher = Dispatcher(specs, self.config.engine.batch_size)
+        pending: dict[Any, tuple[int, Chunk]] = {}
+        stats = RunStats()
+
+        def feed(i: int) -> None:
+            chunk = dispatcher.next_chunk(i)
+            if chunk is not None:
+                pending[self.actors[i].run.remote(chunk, greedy=greedy, seed=seed)] = (i, chunk)
+
+        for i in range(len(self.actors)):
+            feed(i)
+        while not dispatcher.done:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            i, chunk = pending.pop(ref)
+            try:
+                trajectories = ray.get(ref)
+            except actor_deaths():
+                dispatcher.worker_lost(i)
+                for other in [r for r, (j, _) in pending.items() if j == i]:
+                    del pending[other]  # the dead actor's other calls fail too; their chunks are re-queued
+                self._replace(i)
+                stats.restarts += 1
+                for j in range(len(self.actors)):
+                    if not dispatcher.in_flight(j):
+                        feed(j)
+                continue
+            dispatcher.complete(i, chunk, trajectories)
+            feed(i)
+        stats.requeued, stats.duplicates = dispatcher.requeued, dispatcher.duplicates
+        return dispatcher.results(), stats
+
+    def set_weights(self, weights: Any, version: int) -> None:
+        """Every worker loads ``weights`` (an object ref) before its next episode; a dead one is replaced."""
+        self.weights, self.version = weights, version
+        self._on_all("set_weights", weights, version)
+
+    def channel_ranks(self) -> int:
+        """Members the engines add to a weight channel: every GPU worker of every engine."""
+        return len(self.actors) * self.config.engine.tensor_parallel_size
+
+    def open_weight_channel(self, host: str, port: int, world_size: int, factory: str) -> list[Any]:
+        """Refs of every engine joining the channel; engine ``i`` takes ranks 1 + i x tensor-parallel size on."""
+        step = self.config.engine.tensor_parallel_size
+        return [actor.open_weight_channel.remote(host, port, 1 + i * step, world_size, factory)
+                for i, actor in enumerate(self.actors)]
+
+    def receive_weights(self, specs: list[tuple], version: int) -> list[Any]:
+        """Refs of every worker receiving one broadcast update (await them with the learners')."""
+        self.version = version  # a replacement starts from fetch_weights() at this version
+        return [actor.receive_weights.remote(specs, version) for actor in self.actors]
+
+    def sleep(self) -> None:
+        self._on_all("sleep")
+
+    def wake(self) -> None:
+        self._on_all("wake")
+
+    def _on_all(self, method: str, *args: Any) -> None:
+        import ray
+
+        refs = [getattr(actor, method).remote(*args) for actor in self.actors]
+        for i, ref in enumerate(refs):
+            try:
+                ray.get(ref)
+            except actor_deaths():
+                self._replace(i)  # the new worker starts from self.weights, awake
+
+    def pids(self) -> list[int]:
+        import ray
+
+        return ray.get([actor.pid.remote() for actor in self.actors])
+
+    def shutdown(self) -> None:
+        import ray
+
+        for actor in self.actors + list(self.services.values()):
+            ray.kill(actor, no_restart=True)
+        self.actors, self.services = [], {}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The cluster
+
+
+def connect(address: str | None, *, num_cpus: int | None = None, log_to_driver: bool = True) -> bool:
+    """Join the cluster at ``address`` or start a local one; returns whether this call started Ray.
+
+    A local cluster is given ``num_cpus`` logical CPUs (the plan's need; more than the cores means
+    the actors time-share them). Its workers inherit this process's environment, so the repository is
+    put on their ``PYTHONPATH``: they import the same code as the driver. On an existing cluster the
+    code must be installed on every node (see docs/DISTRIBUTED.md). ``log_to_driver`` forwards the
+    actors' output to this process.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        try:
+            ray.init(address=address, log_to_driver=True)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise SystemExit(
+                f"--address {address}: cannot join a Ray cluster there ({error}). Start one with `ray start --head` "
+                "on the head node and `ray start --address HEAD:6379` on the others, or drop --address for a "
+                "local run."
+            ) from None
+        return True
+    paths = [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    for attempt in (1, 2):
+        try:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver)
+            return True
+        except Exception as error:  # Ray raises a bare Exception when its raylet is slow to register
+            ray.shutdown()
+            if attempt == 2 or "timed out during startup" not in str(error):
+                raise
+            # Ray waits a fixed 30 s for its raylet; a machine busy with other work can take longer once.
+            log.warning("local Ray did not start in time (%s); trying once more", error)
+    return True
+
+
+def cluster_nodes() -> list[dict[str, float]]:
+    """The resources of each alive node of the connected cluster."""
+    import ray
+
+    return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
+
+
+def local_resources() -> list[dict[str, float]]:
+    """What a local Ray cluster on this machine would offer: its cores and visible GPUs."""
+    gpus = 0
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    except ImportError:
+        pass
+    node = {"CPU": float(os.cpu_count() or 1)}
+    if gpus:
+        node["GPU"] = float(gpus)
+    return [node]
+
+
+def create_placement_groups(plan: PlacementPlan, timeout_s: float = 120.0) -> list[Any]:
+    """One placement group per plan node (GPU nodes packed strictly onto one machine); waits until
+    all are placed.
+
+    Raises:
+        SystemExit: the cluster cannot place them within ``timeout_s`` (the message says what is needed).
+    """
+    import ray
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    groups = [
+        placement_group([dict(b) for b in bundles], strategy="STRICT_PACK" if plan.num_gpus else "PACK")
+        for bundles in plan.nodes
+    ]
+    try:
+        ray.get([g.ready() for g in groups], timeout=timeout_s)
+    except ray.exceptions.GetTimeoutError:
+        for group in groups:
+            remove_placement_group(group)
+        needs = "; ".join(f"node {n}: {plan.node_totals(n)}" for n in range(len(plan.nodes)))
+        raise SystemExit(
+            f"The cluster could not place the plan within {timeout_s:.0f} s (needs {needs}; it has "
+            f"{cluster_nodes()}). Check with --dry-run, then lower --num-gpus or add nodes."
+        ) from None
+    return groups
+
+
+def actor_deaths() -> tuple[type[Exception], ...]:
+    """The errors of a call whose actor died: it crashed or was killed (``RayActorError``), or Ray's
+    memory monitor killed it to save the node (``OutOfMemoryError``, which is not a ``RayActorError``)."""
+    from ray.exceptions import OutOfMemoryError, RayActorError
+
+    return RayActorError, OutOfMemoryError
+
+
+def wait_in_turn(refs: Sequence[Any], on_death: Callable[[Exception], BaseException]) -> list[Any]:
+    """The refs' values in order, awaited as they finish; an actor that died raises ``on_death(error)``.
+
+    Not awaited in order: when one member of a collective dies, the others block waiting for it and
+    never return, so the error must be seen as soon as it comes.
+    """
+    import ray
+
+    index = {ref: i for i, ref in enumerate(refs)}
+    values: list[Any] = [None] * len(refs)
+    pending = list(refs)
+    while pending:
+        [ready], pending = ray.wait(pending, num_returns=1)
+        try:
+            values[index[ready]] = ray.get(ready)
+        except actor_deaths() as error:
+            raise on_death(error) from error
+    return values
+
+
+def _scheduling(group: Any, bundle: int, cpus: float, gpus: float) -> dict[str, Any]:
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    strategy = PlacementGroupSchedulingStrategy(placement_group=group, placement_group_bundle_index=bundle)
+    return {"num_cpus": cpus, "num_gpus": gpus, "scheduling_strategy": strategy}

@@ -1,0 +1,99 @@
+"""Registry-driven suite tests: every registered id that has its data (SPEC, DESIGN "Tests")."""
+
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from tests.conftest import shared_data_dir
+from gymnasium.error import NameNotFound
+from gymnasium.utils.env_checker import check_env
+
+import atommem_env
+from agents import RandomPolicy
+from atommem_env.errors import DataError
+
+SYNTHETIC = "AtomMem-Synthetic-v0"
+MEMAGENT_SYNTHETIC = "AtomMem-MemAgent-Synthetic-v0"
+ALL_IDS = atommem_env.registered_ids()
+
+
+def make(env_id, **kwargs):
+    if atommem_env.needs_data(env_id):
+        data = shared_data_dir()
+        if data is None:
+            pytest.skip("../shared/data is absent: real benchmark ids need their data files")
+        kwargs.setdefault("data_dir", str(data))
+    return gym.make(env_id, **kwargs)
+
+
+def test_every_expected_id_is_registered():
+    for bench in ("HotpotQA", "2WikiMultihopQA", "MuSiQue"):
+        for suffix in ("", "-200", "-400", "-800"):
+            assert f"AtomMem-{bench}{suffix}-v0" in ALL_IDS
+            assert f"AtomMem-MemAgent-{bench}{suffix}-v0" in ALL_IDS
+    assert SYNTHETIC in ALL_IDS and MEMAGENT_SYNTHETIC in ALL_IDS
+    assert [i for i in ALL_IDS if not atommem_env.needs_data(i)] == [SYNTHETIC, MEMAGENT_SYNTHETIC]
+
+
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_check_env_passes_without_warnings(env_id):
+    env = make(env_id)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped)
+    assert [str(w.message) for w in caught] == []
+
+
+def rollout_trace(env_id, seed, steps=25):
+    env = make(env_id)
+    policy = RandomPolicy(seed=seed)
+    obs, info = env.reset(seed=seed)
+    trace = [obs["user"], info]
+    for _ in range(steps):
+        obs, reward, term, trunc, info = env.step(policy.act([obs])[0].text)
+        trace += [obs["user"], obs["memories"], reward, term, trunc, info]
+        if term or trunc:
+            break
+    return trace
+
+
+@pytest.mark.parametrize(
+    "env_id", [SYNTHETIC, "AtomMem-HotpotQA-v0", "AtomMem-MuSiQue-v0", MEMAGENT_SYNTHETIC, "AtomMem-MemAgent-MuSiQue-v0"]
+)
+def test_two_envs_with_the_same_seed_give_identical_rollouts(env_id):
+    assert rollout_trace(env_id, 7) == rollout_trace(env_id, 7)
+
+
+# A MemAgent Synthetic episode is 4 chunks + 1 question long: 1 step in, 3 more stay mid-episode.
+@pytest.mark.parametrize("env_id, steps", [(SYNTHETIC, 5), ("AtomMem-2WikiMultihopQA-v0", 5), (MEMAGENT_SYNTHETIC, 1)])
+def test_pickle_round_trip_mid_episode(env_id, steps):
+    env = make(env_id)
+    policy = RandomPolicy(seed=1)
+    obs, _ = env.reset(seed=3)
+    for _ in range(steps):
+        obs, *_ = env.step(policy.act([obs])[0].text)
+    clone = pickle.loads(pickle.dumps(env))
+    for action in ["<add_memory>x</add_memory>", "<update_query>x</update_query>", "junk"]:
+        a, b = env.step(action), clone.step(action)
+        assert a[0]["user"] == b[0]["user"] and a[1:] == b[1:]
+        np.testing.assert_equal(a[0], b[0])
+
+
+def test_misspelled_id_suggests_the_closest():
+    with pytest.raises(NameNotFound, match="Did you mean: `AtomMem-HotpotQA`"):
+        gym.make("AtomMem-HotpotQa-v0")
+
+
+def test_real_id_without_data_says_how_to_provide_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("ATOMMEM_DATA_DIR", raising=False)
+    with pytest.raises(DataError, match="data_dir"):
+        gym.make("AtomMem-MuSiQue-v0", data_dir=str(tmp_path))
+
+
+def test_make_passes_env_options_and_rejects_unknown_ones():
+    env = gym.make(SYNTHETIC, top_k=3, num_documents=20)
+    assert env.unwrapped.config.top_k == 3 and env.unwrapped.source.num_documents == 20
+    with pytest.raises(atommem_env.ConfigError, match="top_k"):
+        gym.make(SYNTHETIC, topk=3)

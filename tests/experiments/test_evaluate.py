@@ -1,0 +1,177 @@
+"""experiments/evaluate.py: tables, resume after a crash, refusing to overwrite, plots and presets."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments import evaluate
+from agents.training.plots import parse_env_id
+from agents.training.rollout import Trajectory
+
+SYNTHETIC = "AtomMem-Synthetic-v0"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def run(tmp_path, *extra):
+    evaluate.main(["--episodes", "2", "--batch-size", "2", "--out-dir", str(tmp_path), "--no-plots", *extra])
+
+
+def read_lines(tmp_path):
+    return [json.loads(line) for line in (tmp_path / "trajectories.jsonl").read_text().splitlines()]
+
+
+def test_evaluate_writes_tables_and_trajectories(tmp_path, capsys):
+    evaluate.main(["--episodes", "3", "--batch-size", "2", "--out-dir", str(tmp_path), "--no-plots"])
+    printed = capsys.readouterr().out
+    assert "| AtomMem-Synthetic-v0 | heuristic | 3 |" in printed
+    lines = read_lines(tmp_path)
+    assert len(lines) == 3 and lines[0]["policy"] == "heuristic"
+    assert (tmp_path / "results.csv").read_text().startswith("env_id,policy,episodes")
+    assert not (tmp_path / "ops_per_turn.png").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--policy", "gpt"], "unknown"), (["--episodes", "0"], "at least 1"), (["--env-kwargs", "{bad"], "JSON"),
+        (["--policy-kwargs", "[1]"], "JSON object"), (["--policy", "openai:model"], "MODEL@URL"),
+    ],
+)
+def test_evaluate_rejects_bad_arguments(argv, message):
+    with pytest.raises(SystemExit, match=message):
+        evaluate.parse_args(argv)
+
+
+def test_policy_options_the_policy_does_not_take_stop_the_run(tmp_path):
+    with pytest.raises(SystemExit, match="unexpected keyword argument 'temperature'.*max_entries_per_turn"):
+        run(tmp_path, "--policy-kwargs", '{"temperature": 0}')
+
+
+def test_default_out_dir_names_are_path_safe_for_model_specs(tmp_path):
+    name = Path(evaluate.fresh_run_dir("openai:atommem-8b@http://host:8000/v1", root=tmp_path)).name
+    assert name.startswith("openai_atommem-8b-") and "/" not in name and ":" not in name
+
+
+def test_trajectory_round_trips_through_a_stored_line(tmp_path):
+    run(tmp_path)
+    line = read_lines(tmp_path)[0]
+    assert Trajectory.from_json(line).to_json() == {k: v for k, v in line.items() if k != "policy"}
+
+
+def test_resume_runs_only_missing_episodes_after_a_crash(tmp_path, monkeypatch, capsys):
+    run(tmp_path)
+    path = tmp_path / "trajectories.jsonl"
+    first_two = path.read_text().splitlines()
+    with open(path, "a") as handle:  # a crash in the middle of writing the next line
+        handle.write(first_two[0][: len(first_two[0]) // 2])
+
+    ran: list[int] = []
+    real_rollout = evaluate.rollout
+
+    def recording_rollout(*args, indices, **kwargs):
+        ran.extend(indices)
+        return real_rollout(*args, indices=indices, **kwargs)
+
+    monkeypatch.setattr(evaluate, "rollout", recording_rollout)
+    capsys.readouterr()
+    evaluate.main(["--episodes", "4", "--batch-size", "2", "--out-dir", str(tmp_path), "--no-plots", "--resume"])
+
+    assert ran == [2, 3]  # episodes 0 and 1 were taken from the file, not run again
+    lines = path.read_text().splitlines()
+    assert lines[:2] == first_two  # untouched, and the truncated half line is gone
+    assert sorted(json.loads(line)["index"] for line in lines) == [0, 1, 2, 3]
+    assert "| AtomMem-Synthetic-v0 | heuristic | 4 |" in capsys.readouterr().out
+    assert "AtomMem-Synthetic-v0,heuristic,4," in (tmp_path / "results.csv").read_text()
+
+
+def test_resume_of_a_finished_run_runs_nothing_and_gives_the_same_table(tmp_path, monkeypatch):
+    run(tmp_path)
+    before = (tmp_path / "results.md").read_text()
+    monkeypatch.setattr(evaluate, "rollout", lambda *a, **k: pytest.fail("nothing should be re-run"))
+    run(tmp_path, "--resume")
+    assert (tmp_path / "results.md").read_text() == before
+
+
+def test_resume_keeps_a_complete_last_line_that_lost_its_newline(tmp_path):
+    run(tmp_path)
+    path = tmp_path / "trajectories.jsonl"
+    path.write_text(path.read_text().rstrip("\n"))
+    run(tmp_path, "--resume", "--episodes", "3")
+    assert [line["index"] for line in read_lines(tmp_path)] == [0, 1, 2]
+
+
+def test_refuses_to_overwrite_without_resume(tmp_path):
+    run(tmp_path)
+    before = (tmp_path / "trajectories.jsonl").read_text()
+    with pytest.raises(SystemExit, match="--resume"):
+        run(tmp_path)
+    assert (tmp_path / "trajectories.jsonl").read_text() == before
+
+
+def test_resume_refuses_a_different_seed(tmp_path):
+    run(tmp_path)
+    with pytest.raises(SystemExit, match="seed"):
+        run(tmp_path, "--resume", "--seed", "7")
+
+
+def test_resume_refuses_a_corrupt_line_that_is_not_the_last(tmp_path):
+    run(tmp_path)
+    path = tmp_path / "trajectories.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], "{not json", lines[1]]) + "\n")
+    with pytest.raises(SystemExit, match=":2 is not valid JSON"):
+        run(tmp_path, "--resume")
+
+
+def test_plots_are_written_as_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    evaluate.main(["--episodes", "2", "--out-dir", str(tmp_path)])
+    for name in ("ops_per_turn.png", "em_by_documents.png"):
+        assert (tmp_path / name).read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_missing_matplotlib_skips_plots_with_a_warning(tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` raise ImportError
+    evaluate.main(["--episodes", "1", "--out-dir", str(tmp_path)])
+    assert (tmp_path / "results.md").exists() and not (tmp_path / "ops_per_turn.png").exists()
+    assert "pip install matplotlib" in caplog.text and "--no-plots" in caplog.text
+
+
+def test_plots_place_env_ids_by_document_count():
+    assert parse_env_id("AtomMem-HotpotQA-400-v0") == ("HotpotQA", 400)
+    assert parse_env_id("AtomMem-2WikiMultihopQA-v0") == ("2WikiMultihopQA", 200)
+    assert parse_env_id(SYNTHETIC) == ("Synthetic", 200)
+    with pytest.raises(ValueError, match="AtomMem-<Benchmark>"):
+        parse_env_id("CartPole-v1")
+
+
+def test_presets_expand_env_ids():
+    paper = evaluate.parse_args(["--preset", "paper"]).env_ids
+    assert len(paper) == 9 and len(set(paper)) == 9
+    assert "AtomMem-2WikiMultihopQA-800-v0" in paper and "AtomMem-MuSiQue-200-v0" in paper
+    assert evaluate.parse_args(["--preset", "synthetic"]).env_ids == [SYNTHETIC]
+    assert evaluate.parse_args([]).env_ids == [SYNTHETIC]
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["--preset", "paper", "--env-ids", SYNTHETIC])
+    with pytest.raises(SystemExit):
+        evaluate.parse_args(["--preset", "nope"])
+
+
+def test_paper_preset_ids_are_registered():
+    import gymnasium as gym
+
+    import atommem_env  # noqa: F401
+
+    assert set(evaluate.PRESETS["paper"]) <= set(gym.registry)
+
+
+def test_default_out_dir_is_fresh_for_every_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = evaluate.parse_args([]).out_dir
+    Path(first).mkdir(parents=True)
+    second = evaluate.parse_args([]).out_dir
+    assert first != second and first.startswith("runs/evaluate/heuristic-")
+    with pytest.raises(SystemExit, match="--out-dir"):
+        evaluate.parse_args(["--resume"])

@@ -1,0 +1,142 @@
+"""experiments/grpo_train.py: the GRPO loop end to end on a tiny model, exact resume, the episode plan
+and argument checks."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs torch (pip install -e '.[train]')")
+pytest.importorskip("transformers", reason="training needs transformers (pip install -e '.[train]')")
+
+from experiments import grpo_train  # noqa: E402
+from experiments.grpo_train import EpisodePlan  # noqa: E402
+from tests.support.tiny_lm import build_tiny_lm  # noqa: E402
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
+
+
+@pytest.fixture(scope="module")
+def tiny_path(tmp_path_factory):
+    return str(build_tiny_lm(tmp_path_factory.mktemp("tiny-lm"), max_positions=1024))
+
+
+def argv(tiny_path, out_dir, *extra):
+    return [
+        "--model", tiny_path, "--env-kwargs", json.dumps({"num_documents": 4, "chunk_tokens": 128}),
+        "--prompts-per-step", "2", "--group-size", "2", "--rollout-batch-size", "4", "--max-new-tokens", "4",
+        "--lr", "1e-2", "--warmup-steps", "0", "--kl-coef", "0", "--eval-every", "1", "--eval-episodes", "2",
+        "--save-every", "1", "--logger", "none", "--device", "cpu", "--out-dir", str(out_dir), *extra,
+    ]
+
+
+def read_metrics(out_dir):
+    with open(out_dir / "metrics.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_short_run_trains_evaluates_checkpoints_and_saves_a_loadable_model(tiny_path, tmp_path):
+    from agents.hf_policy import TransformersPolicy
+
+    before = TransformersPolicy(tiny_path, device="cpu").model.state_dict()
+    metrics = grpo_train.main(argv(tiny_path, tmp_path, "--steps", "2"))
+    for key in ("train/loss", "train/grad_norm", "rollout/reward", "rollout/create_per_turn", "rollout/read_per_turn",
+                "rollout/update_per_turn", "rollout/delete_per_turn", "rollout/flat_groups", "eval/em",
+                "time/rollout_s"):
+        assert key in metrics
+    rows = read_metrics(tmp_path)
+    assert [row["step"] for row in rows] == ["1", "2"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-00000001", "step-00000002"]
+    after = TransformersPolicy(str(tmp_path / "final"), device="cpu").model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the update reached the saved weights
+
+
+def test_the_sampler_shares_the_learners_weights(tiny_path, tmp_path):
+    args = grpo_train.parse_dataclass(grpo_train.GRPOArgs, argv(tiny_path, tmp_path, "--steps", "1"))
+    run = grpo_train.GRPORun(args)
+    assert run.sampler.model is run.learner.model is run.greedy.model
+    weight = next(run.learner.model.parameters())
+    snapshot = weight.detach().clone()
+    run.step(0)
+    assert not torch.equal(snapshot, weight.detach())
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_path, tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    grpo_train.main(argv(tiny_path, straight, "--steps", "3"))
+    grpo_train.main(argv(tiny_path, resumed, "--steps", "1"))
+    grpo_train.main(argv(tiny_path, resumed, "--steps", "3", "--resume"))
+    a = read_metrics(straight)
+    b = read_metrics(resumed)
+    assert [r["step"] for r in b] == ["1", "2", "3"]
+    for key in ("train/loss", "rollout/reward", "rollout/response_tokens"):
+        assert [r[key] for r in a] == [r[key] for r in b]
+    from safetensors.torch import load_file
+
+    final_a = load_file(straight / "final" / "model.safetensors")
+    final_b = load_file(resumed / "final" / "model.safetensors")
+    assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
+
+
+def test_a_used_folder_is_refused_without_resume(tiny_path, tmp_path):
+    grpo_train.main(argv(tiny_path, tmp_path, "--steps", "1"))
+    with pytest.raises(SystemExit, match="already holds a run"):
+        grpo_train.main(argv(tiny_path, tmp_path, "--steps", "1"))
+
+
+def test_resume_refuses_changed_settings_and_missing_runs(tiny_path, tmp_path):
+    with pytest.raises(SystemExit, match="holds no run"):
+        grpo_train.main(argv(tiny_path, tmp_path / "empty", "--steps", "1", "--resume"))
+    grpo_train.main(argv(tiny_path, tmp_path, "--steps", "1"))
+    with pytest.raises(SystemExit, match=r"group_size: 2 -> 3"):
+        grpo_train.main(argv(tiny_path, tmp_path, "--steps", "2", "--resume", "--group-size", "3"))
+
+
+def test_a_run_saved_before_a_setting_existed_resumes_at_that_settings_default(tmp_path):
+    from experiments.ray_train import RayArgs
+
+    args = RayArgs(out_dir=str(tmp_path), resume=True)
+    saved = {k: v for k, v in vars(args).items() if k not in ("learner_strategy", "weight_sync")}
+    (tmp_path / "config.json").write_text(json.dumps(saved))  # a config written before those flags
+    grpo_train._check_run_dir(args, tmp_path)  # they are at their defaults: the same run
+    args.learner_strategy = "fsdp"
+    with pytest.raises(SystemExit, match=r"learner_strategy: 'replicate' -> 'fsdp'"):
+        grpo_train._check_run_dir(args, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--group-size", "1"], "at least 2 rollouts"),
+        (["--temperature", "0"], "positive temperature"),
+        (["--logger", "csv"], "tensorboard, wandb or none"),
+        (["--env-kwargs", "[1]"], "JSON object"),
+    ],
+)
+def test_bad_arguments_say_what_to_fix(tiny_path, tmp_path, extra, message):
+    with pytest.raises(SystemExit, match=message):
+        grpo_train.main(argv(tiny_path, tmp_path, *extra))
+
+
+def test_presets_fill_only_flags_not_given(tmp_path):
+    args = grpo_train.parse_dataclass(
+        grpo_train.GRPOArgs, ["--preset", "cpu-small", "--steps", "7", "--out-dir", str(tmp_path)],
+        presets=grpo_train.PRESETS,
+    )
+    assert args.steps == 7 and args.group_size == 4 and args.model == "smollm2" and args.kl_coef == 0.0
+
+
+def test_the_plan_never_trains_on_held_out_episodes_and_is_deterministic():
+    plan = EpisodePlan(size=10, held_out_count=3, per_step=4, seed=1)
+    trained = {i for step in range(20) for i in plan.groups(step)[0]}
+    assert trained == set(range(7)) and plan.held_out() == [7, 8, 9]
+    assert plan.groups(5) == EpisodePlan(10, 3, 4, 1).groups(5)
+    assert len(set(plan.groups(0)[1] + plan.groups(1)[1])) == 8  # every group starts from its own seed
+
+
+def test_a_plan_that_holds_everything_out_is_refused():
+    with pytest.raises(SystemExit, match="lower --eval-episodes"):
+        EpisodePlan(size=4, held_out_count=4, per_step=1, seed=0)

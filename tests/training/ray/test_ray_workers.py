@@ -1,0 +1,151 @@
+"""agents/training/ray/workers.py and embedding_service.py: a rollout worker in-process, the worker pool on
+Ray (a worker killed mid-step: every episode exactly once), the per-node embedding service."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="rollout workers need torch (pip install -e '.[train]')")
+pytest.importorskip("transformers", reason="rollout workers need transformers (pip install -e '.[train]')")
+
+from agents.training.ray.dispatch import Chunk, EpisodeSpec  # noqa: E402
+from agents.training.ray.engines import EngineConfig  # noqa: E402
+from agents.training.ray.workers import RolloutWorker, WorkerConfig  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
+
+ENV_KWARGS = {"num_documents": 2, "chunk_tokens": 128, "prompt_style": "compact"}
+
+
+def config(path, batch_size=2):
+    engine = EngineConfig(model=path, max_new_tokens=4, batch_size=batch_size, temperature=1.0, top_p=1.0)
+    return WorkerConfig(engine=engine, env_id="AtomMem-Synthetic-v0", env_kwargs=ENV_KWARGS)
+
+
+def chunk(n, number=0):
+    return Chunk(number, tuple(EpisodeSpec(uid=i, seed=10 + i, index=i % 3) for i in range(n)))
+
+
+def tokens(trajectories):
+    return [[turn.response_ids for turn in t.turns] for t in trajectories]
+
+
+def test_a_worker_returns_plain_trajectories_stamped_with_its_weights_version(tiny_lm_path):
+    worker = RolloutWorker(config(tiny_lm_path), version=3)
+    trajectories = worker.run(chunk(2), greedy=False, seed=7)
+    assert [t.index for t in trajectories] == [0, 1] and {t.version for t in trajectories} == {3}
+    turn = trajectories[0].turns[0]
+    assert turn.prompt_ids and turn.response_ids and len(turn.logprobs) == len(turn.response_ids)
+    assert tokens(worker.run(chunk(2), greedy=False, seed=7)) == tokens(trajectories)  # the chunk's seed decides
+
+
+def test_new_weights_change_what_the_worker_generates(tiny_lm_path):
+    import torch
+
+    worker = RolloutWorker(config(tiny_lm_path))
+    before = tokens(worker.run(chunk(2), greedy=True, seed=0))
+    weights = {k: v + 0.5 * torch.randn_like(v) for k, v in worker.engine.model.state_dict().items()}
+    assert worker.set_weights(weights, version=1) == 1
+    after = worker.run(chunk(2), greedy=True, seed=0)
+    assert tokens(after) != before and {t.version for t in after} == {1}
+    with pytest.raises(RuntimeError, match="Missing key"):
+        worker.set_weights({"nope": torch.zeros(1)}, version=2)
+
+
+# --- on Ray -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pool(ray_session, tiny_lm_path):
+    from agents.training.ray.placement import plan_placement
+    from agents.training.ray.workers import RayWorkerPool, create_placement_groups
+
+    plan = plan_placement(0, rollout_workers=2, num_learners=1)
+    groups = create_placement_groups(plan, timeout_s=60)
+    pool = RayWorkerPool(config(tiny_lm_path), plan, groups, None, 0, max_restarts=2)
+    yield pool
+    pool.shutdown()
+    for group in groups:
+        ray_session.util.remove_placement_group(group)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_step_is_replaced_and_every_episode_counts_once(pool, ray_session, monkeypatch):
+    import torch
+
+    # Weights of version 4 by object ref: the replacement worker must start from them too.
+    state = RolloutWorker(config(pool.config.engine.model)).engine.model.state_dict()
+    pool.set_weights(ray_session.put({k: v + 0.3 * torch.randn_like(v) for k, v in state.items()}), version=4)
+    specs = [EpisodeSpec(uid=i, seed=100 + i, index=i % 3) for i in range(6)]
+    clean, stats = pool.run(specs, greedy=False, seed=5)
+    assert stats.restarts == 0 and [t.seed for t in clean] == [s.seed for s in specs]
+    assert {t.version for t in clean} == {4}
+
+    real_wait, victim = ray_session.wait, pool.actors[0]
+    pid = ray_session.get(victim.pid.remote())
+
+    def wait_after_killing(*args, **kwargs):
+        if pool.actors[0] is victim:  # the first wait of the step: worker 0 holds a chunk in flight
+            ray_session.kill(victim, no_restart=True)
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(ray_session, "wait", wait_after_killing)
+    again, stats = pool.run(specs, greedy=False, seed=5)
+    assert stats.restarts == 1 and stats.requeued >= 1 and pool.pids()[0] != pid
+    assert [t.seed for t in again] == [s.seed for s in specs]  # each episode once, in order
+    assert tokens(again) == tokens(clean) and {t.version for t in again} == {4}  # same weights, same chunk seeds
+    pool.sleep()
+    pool.wake()  # no-ops on CPU, but they reach every worker
+
+
+def test_the_embedding_service_gives_the_local_embedders_vectors(ray_session):
+    from atommem_env.embedders import HashingEmbedder
+    from agents.training.ray.embedding_service import EmbeddingService, ServiceEmbedder, needs_service
+
+    service = ray_session.remote(EmbeddingService).remote("hashing:64")
+    try:
+        client = ServiceEmbedder.connect(service)
+        texts = ["Orin Vale was born in Quenhaven.", "", "Sagusk Tides director"]
+        local = HashingEmbedder(dim=64)
+        assert client.name == "hashing" and client.dim == 64
+        np.testing.assert_array_equal(client.embed(texts), local.embed(texts))
+        np.testing.assert_array_equal(client.embed(texts, query=True), local.embed(texts, query=True))
+        with pytest.raises(Exception, match="wrap it in a list"):
+            client.embed("one string")
+        # An env whose store embeds through the service plays exactly like one with its own embedder.
+        from agents.scripted import HeuristicMemoryPolicy
+        from agents.training.rollout import rollout
+
+        def play(embedder):
+            make = lambda: gym.make("AtomMem-Synthetic-v0", embedder=embedder, **ENV_KWARGS)  # noqa: E731
+            return [t.to_json() for t in rollout(make, HeuristicMemoryPolicy(), [1, 2], batch_size=2)]
+
+        assert play(client) == play(HashingEmbedder(dim=64))
+    finally:
+        ray_session.kill(service)
+    assert needs_service("minilm") and needs_service("st:some/model")
+    assert not needs_service("hashing") and not needs_service("openai:http://h/v1#m") and not needs_service(None)
+
+
+@pytest.mark.slow
+def test_a_worker_killed_by_rays_memory_monitor_is_replaced_too(pool, ray_session, monkeypatch):
+    from ray.exceptions import OutOfMemoryError
+
+    pid = pool.pids()[0]
+    state = ray_session.put(RolloutWorker(config(pool.config.engine.model)).engine.model.state_dict())
+    real_get, calls = ray_session.get, []
+
+    def get(ref, *args, **kwargs):  # the first wait is worker 0's: its actor was killed to save memory
+        calls.append(ref)
+        if len(calls) == 1:
+            raise OutOfMemoryError("1 worker(s) were killed due to the node running low on memory.")
+        return real_get(ref, *args, **kwargs)
+
+    monkeypatch.setattr(ray_session, "get", get)
+    pool.set_weights(state, version=7)  # OutOfMemoryError is not a RayActorError: it crashed the run
+    monkeypatch.undo()
+    assert pool.restarts[0] == 1 and pool.pids()[0] != pid  # replaced, starting from the new weights
+    played, _ = pool.run([EpisodeSpec(uid=i, seed=i, index=i) for i in range(4)], greedy=True, seed=0)
+    assert {t.version for t in played} == {7}

@@ -24,6 +24,9 @@ DOCUMENT_COUNTS = (200, 400, 800)
 _BENCHMARK_SOURCE_ARGS = ("split", "data_dir", "data_files", "questions_per_episode", "shuffle", "max_questions")
 # Synthetic ids use compact defaults (short chunks) so a demo has several chunks and runs on a CPU.
 _SYNTHETIC_DEFAULTS = {"chunk_tokens": 512, "chunk_overlap": 32}
+# The small CPU setting (docs/TRAINING.md): 4 documents (2 gold, 2 distractors), 128-token chunks and the
+# compact prompts, so SmolLM2-135M can be trained and evaluated on a 2-core CPU. Not the paper's setting.
+TINY_SYNTHETIC = {**_SYNTHETIC_DEFAULTS, "num_documents": 4, "chunk_tokens": 128, "prompt_style": "compact"}
 
 
 def make_synthetic_env(**kwargs: Any) -> MemoryQAEnv:
@@ -71,6 +74,7 @@ def _register(env_id: str, entry_point: Any, **kwargs: Any) -> None:
 def register_all() -> None:
     """Register, for each protocol, the Synthetic id and every real benchmark at 200/400/800 documents."""
     _register("AtomMem-Synthetic-v0", make_synthetic_env, **_SYNTHETIC_DEFAULTS)
+    _register("AtomMem-Synthetic-Tiny-v0", make_synthetic_env, **TINY_SYNTHETIC)
     _register("AtomMem-MemAgent-Synthetic-v0", make_memagent_synthetic_env, **_SYNTHETIC_DEFAULTS)
     for prefix, make in (("AtomMem", make_benchmark_env), ("AtomMem-MemAgent", make_memagent_benchmark_env)):
         for display, name in BENCHMARKS.items():

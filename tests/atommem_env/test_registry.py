@@ -16,6 +16,7 @@ from atommem_env.errors import DataError
 
 SYNTHETIC = "AtomMem-Synthetic-v0"
 MEMAGENT_SYNTHETIC = "AtomMem-MemAgent-Synthetic-v0"
+TINY = "AtomMem-Synthetic-Tiny-v0"
 ALL_IDS = atommem_env.registered_ids()
 
 
@@ -34,7 +35,19 @@ def test_every_expected_id_is_registered():
             assert f"AtomMem-{bench}{suffix}-v0" in ALL_IDS
             assert f"AtomMem-MemAgent-{bench}{suffix}-v0" in ALL_IDS
     assert SYNTHETIC in ALL_IDS and MEMAGENT_SYNTHETIC in ALL_IDS
-    assert [i for i in ALL_IDS if not atommem_env.needs_data(i)] == [SYNTHETIC, MEMAGENT_SYNTHETIC]
+    assert [i for i in ALL_IDS if not atommem_env.needs_data(i)] == [SYNTHETIC, TINY, MEMAGENT_SYNTHETIC]
+
+
+def test_the_tiny_id_is_synthetic_with_the_small_cpu_options():
+    tiny = gym.make(TINY)
+    spelled_out = gym.make(SYNTHETIC, num_documents=4, chunk_tokens=128, prompt_style="compact")
+    assert tiny.unwrapped.source.num_documents == 4 and tiny.unwrapped.config.chunk_tokens == 128
+    for index in (0, 7):
+        a, _ = tiny.reset(seed=index, options={"index": index})
+        b, _ = spelled_out.reset(seed=index, options={"index": index})
+        assert a["system"] == b["system"] and a["user"] == b["user"]
+    held_out = gym.make(TINY, seed_salt=1)  # its options still override the registered ones
+    assert held_out.unwrapped.source.seed_salt == 1
 
 
 @pytest.mark.parametrize("env_id", ALL_IDS)

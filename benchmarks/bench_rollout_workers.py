@@ -38,7 +38,7 @@ def main() -> None:
 
     import ray
 
-    from agents.training.ray.workers import connect
+    from agents.training.ray.cluster import connect
 
     with tempfile.TemporaryDirectory() as scratch:
         model = _model(options.model, Path(scratch))

@@ -133,7 +133,7 @@ def dry_run(args: RayArgs) -> None:
     """Print the plan and whether it fits the cluster (``--address``) or this machine; exit 1 if not."""
     from agents.training.ray.placement import check_cluster
     from agents.training.ray.placement_text import describe_plan
-    from agents.training.ray.workers import cluster_nodes, connect, local_resources
+    from agents.training.ray.cluster import cluster_nodes, connect, local_resources
 
     plan = make_plan(args)
     print(describe_plan(plan))
@@ -163,7 +163,7 @@ class DistributedRun(GRPORun):
     """
 
     def __init__(self, args: RayArgs) -> None:
-        from agents.training.ray.workers import connect, create_placement_groups
+        from agents.training.ray.cluster import connect, create_placement_groups
 
         self.args = args
         self.placement = make_plan(args)

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_dataclass(ControllerArgs, argv, description=__doc__)
     args.validate()
     out = Path(args.out_dir)
-    from agents.training.ray.workers import connect
+    from agents.training.ray.cluster import connect
 
     # As in ray_train.py: a raylet slow to register is retried once, and env runners import this checkout.
     connect(None, num_cpus=args.num_env_runners + 1, log_to_driver=False)

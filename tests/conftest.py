@@ -92,7 +92,7 @@ def ray_session():
     workers import this checkout's code (the editable install may point at another one).
     """
     ray = pytest.importorskip("ray", reason="Ray tests need ray (pip install -e '.[ray]')")
-    from agents.training.ray.workers import connect
+    from agents.training.ray.cluster import connect
 
     connect(None, num_cpus=4, log_to_driver=False)
     yield ray

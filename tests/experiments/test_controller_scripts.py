@@ -57,7 +57,7 @@ def test_held_out_episodes_do_not_depend_on_the_training_seed(monkeypatch):
 
 def test_training_starts_ray_through_connect(monkeypatch, tmp_path):
     """Like ray_train.py: a slow raylet is retried and env runners import this checkout."""
-    import agents.training.ray.workers as W
+    import agents.training.ray.cluster as W
 
     class Started(Exception):
         pass

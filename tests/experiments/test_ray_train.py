@@ -12,7 +12,7 @@ pytest.importorskip("torch", reason="training needs torch (pip install -e '.[tra
 
 from experiments import ray_train
 
-from agents.training.ray import workers as ray_workers  # noqa: E402
+from agents.training.ray import cluster  # noqa: E402
 
 
 def dry(argv, capsys):
@@ -32,7 +32,7 @@ def test_dry_run_for_eight_gpus_prints_a_one_node_plan_and_refuses_this_machine(
 
 
 def test_dry_run_fits_a_node_with_eight_gpus(capsys, monkeypatch):
-    monkeypatch.setattr(ray_workers, "local_resources", lambda: [{"CPU": 32.0, "GPU": 8.0}])
+    monkeypatch.setattr(cluster, "local_resources", lambda: [{"CPU": 32.0, "GPU": 8.0}])
     out, error = dry(["--num-gpus", "8", "--placement", "colocated"], capsys)
     assert error is None and "colocated mode" in out and out.rstrip().endswith("The plan fits.")
     out, error = dry(["--num-gpus", "8", "--learner-strategy", "fsdp"], capsys)
@@ -40,12 +40,12 @@ def test_dry_run_fits_a_node_with_eight_gpus(capsys, monkeypatch):
 
 
 def test_dry_run_for_sixteen_gpus_checks_a_two_node_cluster(capsys, monkeypatch):
-    monkeypatch.setattr(ray_workers, "connect", lambda address, **kwargs: False)
-    monkeypatch.setattr(ray_workers, "cluster_nodes", lambda: [{"CPU": 64.0, "GPU": 8.0}] * 2)
+    monkeypatch.setattr(cluster, "connect", lambda address, **kwargs: False)
+    monkeypatch.setattr(cluster, "cluster_nodes", lambda: [{"CPU": 64.0, "GPU": 8.0}] * 2)
     out, error = dry(["--num-gpus", "16", "--tensor-parallel-size", "2", "--address", "auto"], capsys)
     assert error is None and "16 GPUs on 2 nodes" in out and "node 1:" in out
     assert "the cluster at auto" in out and "tensor-parallel shard 1 of 2" in out
-    monkeypatch.setattr(ray_workers, "cluster_nodes", lambda: [{"CPU": 64.0, "GPU": 8.0}])
+    monkeypatch.setattr(cluster, "cluster_nodes", lambda: [{"CPU": 64.0, "GPU": 8.0}])
     assert "needs 8 GPUs on one node" in dry(["--num-gpus", "16", "--address", "auto"], capsys)[1]
 
 

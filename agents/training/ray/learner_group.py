@@ -256,7 +256,7 @@ class LearnerGroup:
         from atommem_env.errors import ConfigError
         from agents.training.fsdp import strategy_problems
         from agents.training.learner_config import LearnerConfig
-        from agents.training.ray.workers import _scheduling
+        from agents.training.ray.cluster import _scheduling
 
         size = len(plan.learners)
         problems = strategy_problems(spec.strategy, size, spec.lora_r)
@@ -331,7 +331,7 @@ class LearnerGroup:
     def _call(self, *refs: Any) -> list[Any]:
         """The refs' values in order; a dead rank stops the whole group at once (the others may be
         blocked in a collective waiting for it)."""
-        from agents.training.ray.workers import wait_in_turn
+        from agents.training.ray.cluster import wait_in_turn
 
         def stop(error: Exception) -> LearnerFailure:
             self.shutdown()  # frees the ranks still waiting in a collective for the dead one

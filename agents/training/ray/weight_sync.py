@@ -173,7 +173,7 @@ def make_sync(kind: str, learners: Any, pool: Any) -> ObjectStoreSync | Collecti
 def wait_all(refs: Sequence[Any]) -> list[Any]:
     """The refs' values in order; the first actor that died stops the sync (its peers in the
     broadcast would wait for it for ever)."""
-    from agents.training.ray.workers import wait_in_turn
+    from agents.training.ray.cluster import wait_in_turn
 
     return wait_in_turn(refs, lambda error: WeightSyncError(
         f"An actor died during the collective weight sync ({type(error).__name__}); the run stops here. The last "

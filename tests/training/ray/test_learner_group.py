@@ -36,7 +36,7 @@ def samples(count=7, seed=0):
 
 @pytest.fixture
 def group_of(ray_session, tiny_lm_path):
-    from agents.training.ray.workers import create_placement_groups
+    from agents.training.ray.cluster import create_placement_groups
 
     made = []
 

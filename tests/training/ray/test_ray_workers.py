@@ -60,7 +60,8 @@ def test_new_weights_change_what_the_worker_generates(tiny_lm_path):
 @pytest.fixture
 def pool(ray_session, tiny_lm_path):
     from agents.training.ray.placement import plan_placement
-    from agents.training.ray.workers import RayWorkerPool, create_placement_groups
+    from agents.training.ray.cluster import create_placement_groups
+    from agents.training.ray.workers import RayWorkerPool
 
     plan = plan_placement(0, rollout_workers=2, num_learners=1)
     groups = create_placement_groups(plan, timeout_s=60)

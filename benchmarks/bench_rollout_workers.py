@@ -61,7 +61,8 @@ def _model(name: str, scratch: Path) -> str:
 def _measure(model: str, workers: int, options: argparse.Namespace, out_dir: Path) -> dict[str, float]:
     """Run warm-up and measured steps with ``workers`` rollout workers; sums over the measured ones."""
     from agents.training.cli import parse_dataclass
-    from experiments.ray_train import DistributedRun, RayArgs
+    from agents.training.ray.config import RayArgs
+    from agents.training.ray.run import DistributedRun
 
     args = parse_dataclass(RayArgs, [
         "--model", model, "--env-kwargs", json.dumps(ENV), "--num-gpus", "0", "--rollout-workers", str(workers),

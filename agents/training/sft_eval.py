@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from experiments import evaluate
+from agents.training import evaluation
 
 
 def evaluate_final(args: Any, final: Path) -> dict[str, float]:
@@ -15,14 +15,14 @@ def evaluate_final(args: Any, final: Path) -> dict[str, float]:
     ``args.resume`` carries over: an interrupted evaluation of the same final model continues.
     """
     policy_kwargs = {"temperature": 0, **json.loads(args.eval_policy_kwargs)}
-    eval_args = evaluate.Args(
+    eval_args = evaluation.Args(
         env_ids=list(args.eval_env_ids), policy=f"hf:{final}", policy_kwargs=json.dumps(policy_kwargs),
         episodes=args.eval_episodes, seed=args.seed, data_dir=args.eval_data_dir or None,
         env_kwargs=args.eval_env_kwargs, out_dir=str(Path(args.out_dir) / "eval"), resume=args.resume,
         no_plots=True,
     )
     eval_args.validate()
-    return eval_metrics(evaluate.evaluate(eval_args))
+    return eval_metrics(evaluation.evaluate(eval_args))
 
 
 def eval_metrics(rows: Sequence[dict[str, Any]]) -> dict[str, float]:

@@ -14,7 +14,8 @@ from experiments import controller_compare as C
 from agents.controller.curve import curve_from_run, run_label, write_curve
 from agents.training.tracking import Tracker
 from experiments import rllib_controller as R
-from experiments.rllib_controller import ControllerArgs, rows_last, train_metrics
+from agents.controller import training as T
+from agents.controller.training import ControllerArgs, rows_last, train_metrics
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -45,13 +46,13 @@ def test_held_out_episodes_do_not_depend_on_the_training_seed(monkeypatch):
         calls.append((config["env_kwargs"].get("seed_salt"), episodes, seed))
         return []
 
-    monkeypatch.setattr(R, "play_config", fake_play)
-    monkeypatch.setattr(R, "summarize", lambda trajectories: {"em": 0.0})
+    monkeypatch.setattr(T, "play_config", fake_play)
+    monkeypatch.setattr(T, "summarize", lambda trajectories: {"em": 0.0})
     for seed in (0, 7):
-        R.baselines(ControllerArgs(out_dir="x", seed=seed, eval_episodes=3))
+        T.baselines(ControllerArgs(out_dir="x", seed=seed, eval_episodes=3))
     assert calls[:5] == calls[5:] and set(calls) == {(1, 3, 0)}
     calls.clear()
-    R.baselines(ControllerArgs(out_dir="x", seed=7, eval_seed=2, eval_episodes=3))
+    T.baselines(ControllerArgs(out_dir="x", seed=7, eval_seed=2, eval_episodes=3))
     assert set(calls) == {(1, 3, 2)}
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from agents.training import evaluation
 from experiments import evaluate
 from agents.training.plots import parse_env_id
 from agents.training.rollout import Trajectory
@@ -50,7 +51,7 @@ def test_policy_options_the_policy_does_not_take_stop_the_run(tmp_path):
 
 
 def test_default_out_dir_names_are_path_safe_for_model_specs(tmp_path):
-    name = Path(evaluate.fresh_run_dir("openai:atommem-8b@http://host:8000/v1", root=tmp_path)).name
+    name = Path(evaluation.fresh_run_dir("openai:atommem-8b@http://host:8000/v1", root=tmp_path)).name
     assert name.startswith("openai_atommem-8b-") and "/" not in name and ":" not in name
 
 
@@ -68,13 +69,13 @@ def test_resume_runs_only_missing_episodes_after_a_crash(tmp_path, monkeypatch, 
         handle.write(first_two[0][: len(first_two[0]) // 2])
 
     ran: list[int] = []
-    real_rollout = evaluate.rollout
+    real_rollout = evaluation.rollout
 
     def recording_rollout(*args, indices, **kwargs):
         ran.extend(indices)
         return real_rollout(*args, indices=indices, **kwargs)
 
-    monkeypatch.setattr(evaluate, "rollout", recording_rollout)
+    monkeypatch.setattr(evaluation, "rollout", recording_rollout)
     capsys.readouterr()
     evaluate.main(["--episodes", "4", "--batch-size", "2", "--out-dir", str(tmp_path), "--no-plots", "--resume"])
 
@@ -89,7 +90,7 @@ def test_resume_runs_only_missing_episodes_after_a_crash(tmp_path, monkeypatch, 
 def test_resume_of_a_finished_run_runs_nothing_and_gives_the_same_table(tmp_path, monkeypatch):
     run(tmp_path)
     before = (tmp_path / "results.md").read_text()
-    monkeypatch.setattr(evaluate, "rollout", lambda *a, **k: pytest.fail("nothing should be re-run"))
+    monkeypatch.setattr(evaluation, "rollout", lambda *a, **k: pytest.fail("nothing should be re-run"))
     run(tmp_path, "--resume")
     assert (tmp_path / "results.md").read_text() == before
 
@@ -164,7 +165,7 @@ def test_paper_preset_ids_are_registered():
 
     import atommem_env  # noqa: F401
 
-    assert set(evaluate.PRESETS["paper"]) <= set(gym.registry)
+    assert set(evaluation.PRESETS["paper"]) <= set(gym.registry)
 
 
 def test_default_out_dir_is_fresh_for_every_run(tmp_path, monkeypatch):

@@ -12,7 +12,9 @@ torch = pytest.importorskip("torch", reason="training needs torch (pip install -
 pytest.importorskip("transformers", reason="training needs transformers (pip install -e '.[train]')")
 
 from experiments import grpo_train  # noqa: E402
-from experiments.grpo_train import EpisodePlan  # noqa: E402
+from agents.training.cli import parse_dataclass  # noqa: E402
+from agents.training.grpo_config import PRESETS, GRPOArgs  # noqa: E402
+from agents.training.grpo_run import EpisodePlan, GRPORun, _check_run_dir  # noqa: E402
 from tests.support.tiny_lm import build_tiny_lm  # noqa: E402
 
 
@@ -55,8 +57,8 @@ def test_a_short_run_trains_evaluates_checkpoints_and_saves_a_loadable_model(tin
 
 
 def test_the_sampler_shares_the_learners_weights(tiny_path, tmp_path):
-    args = grpo_train.parse_dataclass(grpo_train.GRPOArgs, argv(tiny_path, tmp_path, "--steps", "1"))
-    run = grpo_train.GRPORun(args)
+    args = parse_dataclass(GRPOArgs, argv(tiny_path, tmp_path, "--steps", "1"))
+    run = GRPORun(args)
     assert run.sampler.model is run.learner.model is run.greedy.model
     weight = next(run.learner.model.parameters())
     snapshot = weight.detach().clone()
@@ -96,15 +98,15 @@ def test_resume_refuses_changed_settings_and_missing_runs(tiny_path, tmp_path):
 
 
 def test_a_run_saved_before_a_setting_existed_resumes_at_that_settings_default(tmp_path):
-    from experiments.ray_train import RayArgs
+    from agents.training.ray.config import RayArgs
 
     args = RayArgs(out_dir=str(tmp_path), resume=True)
     saved = {k: v for k, v in vars(args).items() if k not in ("learner_strategy", "weight_sync")}
     (tmp_path / "config.json").write_text(json.dumps(saved))  # a config written before those flags
-    grpo_train._check_run_dir(args, tmp_path)  # they are at their defaults: the same run
+    _check_run_dir(args, tmp_path)  # they are at their defaults: the same run
     args.learner_strategy = "fsdp"
     with pytest.raises(SystemExit, match=r"learner_strategy: 'replicate' -> 'fsdp'"):
-        grpo_train._check_run_dir(args, tmp_path)
+        _check_run_dir(args, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -122,9 +124,9 @@ def test_bad_arguments_say_what_to_fix(tiny_path, tmp_path, extra, message):
 
 
 def test_presets_fill_only_flags_not_given(tmp_path):
-    args = grpo_train.parse_dataclass(
-        grpo_train.GRPOArgs, ["--preset", "cpu-small", "--steps", "7", "--out-dir", str(tmp_path)],
-        presets=grpo_train.PRESETS,
+    args = parse_dataclass(
+        GRPOArgs, ["--preset", "cpu-small", "--steps", "7", "--out-dir", str(tmp_path)],
+        presets=PRESETS,
     )
     assert args.steps == 7 and args.group_size == 4 and args.model == "smollm2" and args.kl_coef == 0.0
 

@@ -12,6 +12,7 @@ pytest.importorskip("ray.rllib", reason="the controller tests need RLlib (pip in
 
 from agents.controller.env import FEATURES  # noqa: E402
 from agents.controller.macros import MACROS  # noqa: E402
+from agents.controller import training as T  # noqa: E402
 from experiments import rllib_controller as R  # noqa: E402
 from agents.controller.evaluation import module_policy, play_config  # noqa: E402
 from agents.training.metrics import summarize  # noqa: E402
@@ -24,9 +25,9 @@ def test_rllib_env_runner_builds_and_samples_the_env(ray_session, tmp_path):
     SingleAgentEnvRunner is what builds and steps the env in training, so it is the check."""
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
-    args = R.ControllerArgs(out_dir=str(tmp_path), batch_size=64, minibatch_size=32)
-    R.register_env()
-    runner = SingleAgentEnvRunner(config=R.ppo_config(args))
+    args = T.ControllerArgs(out_dir=str(tmp_path), batch_size=64, minibatch_size=32)
+    T.register_env()
+    runner = SingleAgentEnvRunner(config=T.ppo_config(args))
     episodes = runner.sample(num_timesteps=64, random_actions=True)
     assert sum(len(e) for e in episodes) >= 64
     finished = [e for e in episodes if e.is_done]

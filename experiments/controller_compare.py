@@ -23,14 +23,16 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.controller.compare import COLUMNS, CompareArgs, compare, markdown
-from agents.training.cli import parse_dataclass
+from agents.training.cli import exit_on_errors, parse_dataclass
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    """Compare, print the table and (with ``--out-dir``) write it; returns the rows."""
     args = parse_dataclass(CompareArgs, argv, description=__doc__)
     if args.episodes < 1:
         raise SystemExit(f"--episodes must be at least 1, got {args.episodes}.")
-    rows = compare(args)
+    with exit_on_errors():
+        rows = compare(args)
     table = markdown(rows)
     print(table)
     if args.out_dir:

@@ -35,6 +35,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agents.training.cli import exit_on_errors
 from agents.training.evaluation import DEFAULT_ENV_IDS, PRESETS, Args, evaluate, markdown_table
 
 
@@ -59,7 +60,8 @@ def parse_args(argv: list[str] | None = None) -> Args:
     if values["env_ids"] is None:
         values["env_ids"] = list(DEFAULT_ENV_IDS)
     args = Args(**values)
-    args.validate()
+    with exit_on_errors():
+        args.validate()
     return args
 
 
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: evaluate, then print the table."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    rows = evaluate(args)
+    with exit_on_errors():
+        rows = evaluate(args)
     print(markdown_table(rows))
     what = "Trajectories and tables" if args.no_plots else "Trajectories, tables and plots"
     print(f"\n{what} written to {args.out_dir}/")

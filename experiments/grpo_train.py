@@ -26,17 +26,21 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import parse_dataclass
+from tqdm import tqdm
+
+from agents.training.cli import exit_on_errors, parse_dataclass
 from agents.training.grpo_config import PRESETS, GRPOArgs
-from agents.training.grpo_run import train
+from agents.training.grpo_run import GRPORun
+from agents.training.runs import train
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Parse ``argv``, train, and return the last logged metrics."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_dataclass(GRPOArgs, argv, description=__doc__, presets=PRESETS)
-    args.validate()
-    return train(args)
+    with exit_on_errors(), tqdm(total=args.steps, desc="grpo", unit="step") as bar:
+        args.validate()
+        return train(args, GRPORun, progress=bar)
 
 
 if __name__ == "__main__":

@@ -33,11 +33,13 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import parse_dataclass
+from tqdm import tqdm
+
+from agents.training.cli import exit_on_errors, parse_dataclass
 from agents.training.grpo_config import PRESETS
-from agents.training.grpo_run import train
 from agents.training.ray.config import RayArgs
 from agents.training.ray.run import DistributedRun, dry_run
+from agents.training.runs import train
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +48,21 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     """Parse ``argv``, then print the plan (``--dry-run``) or train; returns the last logged metrics."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_dataclass(RayArgs, argv, description=__doc__, presets=PRESETS)
-    args.validate()
-    if args.dry_run:
-        dry_run(args)
-        return {}
-    from agents.training.ray.learner_group import LearnerFailure
-    from agents.training.ray.workers import WorkerLost
-    from agents.training.ray.weight_sync import WeightSyncError
-
-    try:
-        return train(args, make_run=DistributedRun)
-    except KeyboardInterrupt:
-        log.warning("Interrupted: every actor is stopped; continue from the last checkpoint with --resume.")
-        raise SystemExit(130) from None
-    except (LearnerFailure, WorkerLost, WeightSyncError) as error:
-        raise SystemExit(str(error)) from None
+    with exit_on_errors():
+        args.validate()
+        if args.dry_run:
+            report, errors = dry_run(args)
+            print(report)
+            if errors:
+                raise SystemExit("The plan does not fit:\n  " + "\n  ".join(errors))
+            print("The plan fits.")
+            return {}
+        try:
+            with tqdm(total=args.steps, desc="grpo", unit="step") as bar:
+                return train(args, DistributedRun, progress=bar)
+        except KeyboardInterrupt:
+            log.warning("Interrupted: every actor is stopped; continue from the last checkpoint with --resume.")
+            raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

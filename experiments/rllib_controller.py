@@ -44,7 +44,7 @@ from agents.controller.training import (
     save,
     train_metrics,
 )
-from agents.training.cli import parse_dataclass
+from agents.training.cli import exit_on_errors, parse_dataclass
 from agents.training.tracking import Tracker
 
 
@@ -52,7 +52,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Train, evaluate and write the run folder; returns the last iteration's metrics and the baselines."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_dataclass(ControllerArgs, argv, description=__doc__)
-    args.validate()
+    with exit_on_errors():
+        args.validate()
+        return run(args)
+
+
+def run(args: ControllerArgs) -> dict[str, Any]:
+    """The run's loop: baselines, PPO iterations with evaluations and checkpoints, the curve."""
     out = Path(args.out_dir)
     from agents.training.ray.cluster import connect
 
@@ -82,8 +88,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     algo.stop()
     write_curve(rows, reference, out, run_label(asdict(args)))
     return {"last": rows[-1], "baselines": reference}
-
-
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import parse_dataclass
+from agents.training.cli import exit_on_errors, parse_dataclass
 from agents.training.sft import log, train
 from agents.training.sft_config import PRESETS, Args
 from agents.training.sft_eval import evaluate_final
@@ -43,7 +43,8 @@ from agents.training.tracking import BACKENDS, Tracker
 def parse_args(argv: list[str] | None = None) -> Args:
     """Parse ``argv`` (``sys.argv`` when ``None``) into validated :class:`Args` (flags beat the preset)."""
     args = parse_dataclass(Args, argv, presets=PRESETS, choices={"logger": BACKENDS}, description=__doc__)
-    args.validate()
+    with exit_on_errors():
+        args.validate()
     return args
 
 
@@ -54,11 +55,13 @@ def main(argv: list[str] | None = None) -> Path:
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # its per-save bars would break up the training bar
-    args = parse_args(argv)
-    final, step = train(args)
+    with exit_on_errors():
+        args = parse_args(argv)
+        final, step = train(args)
     print(f"SFT finished at step {step}: model in {final}/, metrics in {args.out_dir}/metrics.csv")
     if args.eval_env_ids:
-        metrics = evaluate_final(args, final)  # the learner is gone by now: one model in memory
+        with exit_on_errors():
+            metrics = evaluate_final(args, final)  # the learner is gone by now: one model in memory
         with Tracker(args.out_dir, backend=args.logger, resume=True) as tracker:
             tracker.log(metrics, step)
         print("evaluation: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(metrics.items())))

@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import atommem_env
 from agents.controller.evaluation import eval_env_config, macro_rates, module_policy, play_config, random_policy
 from agents.controller.macros import MACROS
 from agents.controller.workflows import WORKFLOWS, ControllerPolicy
-from agents.training.cli import arg, json_object
+from agents.training.cli import arg
+from agents.training.envs import EnvSpec
 from agents.training.metrics import summarize
+from atommem_env.errors import ConfigError
 
 COLUMNS = ("env_id", "policy", "episodes", "questions", "em", "f1", "turns", "create_per_turn", "read_per_turn",
            "update_per_turn", "delete_per_turn", "scratchpad_per_turn", "store_size", "invalid_per_turn",
@@ -39,15 +40,15 @@ def policies(args: CompareArgs) -> dict[str, ControllerPolicy]:
     """The static workflows, random, and the learned controller when a checkpoint is given.
 
     Raises:
-        SystemExit: ``--policies`` names an unknown policy, or ``learned`` without ``--checkpoint``.
+        ConfigError: ``--policies`` names an unknown policy, or ``learned`` without ``--checkpoint``.
     """
     known = [*WORKFLOWS, "random", LEARNED]
     chosen = args.policies or [name for name in known if name != LEARNED or args.checkpoint]
     unknown = [name for name in chosen if name not in known]
     if unknown:
-        raise SystemExit(f"--policies {' '.join(unknown)}: unknown; choose from {', '.join(known)}.")
+        raise ConfigError(f"--policies {' '.join(unknown)}: unknown; choose from {', '.join(known)}.")
     if LEARNED in chosen and not args.checkpoint:
-        raise SystemExit("--policies learned needs --checkpoint (rllib_controller.py's <out-dir>/final).")
+        raise ConfigError("--policies learned needs --checkpoint (rllib_controller.py's <out-dir>/final).")
     make = {**WORKFLOWS, "random": random_policy(args.seed)}
     return {name: module_policy(args.checkpoint) if name == LEARNED else make[name] for name in chosen}
 
@@ -57,10 +58,8 @@ def compare(args: CompareArgs) -> list[dict[str, Any]]:
     rows = []
     chosen = policies(args)
     for env_id in args.env_ids:
-        kwargs = json_object("--env-kwargs", args.env_kwargs, '{"top_k": 3}')
-        if args.data_dir and atommem_env.needs_data(env_id):
-            kwargs.setdefault("data_dir", args.data_dir)
-        config = eval_env_config({"env_id": env_id, "env_kwargs": kwargs})
+        spec = EnvSpec.from_flags(env_id, args.env_kwargs, args.data_dir)
+        config = eval_env_config({"env_id": env_id, "env_kwargs": spec.options()})
         for name, policy in chosen.items():
             trajectories = play_config(config, policy, args.episodes, args.seed)
             rows.append({"env_id": env_id, "policy": name, **summarize(trajectories), **macro_rates(trajectories)})

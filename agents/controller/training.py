@@ -4,7 +4,6 @@ the baselines and checkpoints. The library behind ``experiments/rllib_controller
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -15,9 +14,11 @@ import atommem_env
 from agents.controller.evaluation import eval_env_config, greedy_policy, macro_rates, play_config, random_policy
 from agents.controller.workflows import WORKFLOWS
 from agents.training.cli import arg, json_object
+from agents.training.envs import EnvSpec
 from agents.training.metrics import summarize
 from agents.training.tracking import BACKENDS
 from atommem_env.datasets.sources import canonical_split
+from atommem_env.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +53,29 @@ class ControllerArgs:
     out_dir: str = arg("", "the run's folder (required)")
 
     def validate(self) -> None:
-        """Exit with a message naming the flag when a value cannot work."""
+        """Check every value.
+
+        Raises:
+            ConfigError: a value cannot work (the message names the flag).
+        """
         if not self.out_dir:
-            raise SystemExit("--out-dir is required (e.g. runs/controller/synthetic).")
+            raise ConfigError("--out-dir is required (e.g. runs/controller/synthetic).")
         positive = ("iterations", "batch_size", "minibatch_size", "epochs", "eval_episodes", "eval_every",
                     "checkpoint_every", "keep_checkpoints")
         for name in positive:
             if getattr(self, name) < 1:
-                raise SystemExit(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}.")
         if self.minibatch_size > self.batch_size:
-            raise SystemExit(f"--minibatch-size {self.minibatch_size} exceeds --batch-size {self.batch_size}.")
+            raise ConfigError(f"--minibatch-size {self.minibatch_size} exceeds --batch-size {self.batch_size}.")
         if self.num_env_runners < 0 or not 0 < self.gamma <= 1 or self.lr <= 0 or not self.hidden:
-            raise SystemExit("need --num-env-runners >= 0, 0 < --gamma <= 1, --lr > 0 and at least one --hidden size.")
+            raise ConfigError("need --num-env-runners >= 0, 0 < --gamma <= 1, --lr > 0 and at least one --hidden size.")
         if self.logger not in BACKENDS:
-            raise SystemExit(f"--logger {self.logger!r}: choose one of {', '.join(BACKENDS)}.")
+            raise ConfigError(f"--logger {self.logger!r}: choose one of {', '.join(BACKENDS)}.")
         kwargs = json_object("--env-kwargs", self.env_kwargs, '{"num_documents": 80}')
         if self.env_id not in atommem_env.registered_ids():
-            raise SystemExit(f"--env-id {self.env_id!r} is not an AtomMem id; e.g. AtomMem-Synthetic-v0.")
+            raise ConfigError(f"--env-id {self.env_id!r} is not an AtomMem id; e.g. AtomMem-Synthetic-v0.")
         if atommem_env.needs_data(self.env_id) and canonical_split(kwargs.get("split", "dev")) != "train":
-            raise SystemExit(
+            raise ConfigError(
                 f"{self.env_id} trains on the split named in --env-kwargs (default dev), and the held-out "
                 "evaluation is the dev split: training there would score the controller on its training "
                 "questions. Train on the train split: --env-kwargs '{\"split\": \"train\"}'."
@@ -78,10 +83,8 @@ class ControllerArgs:
 
     def env_config(self) -> dict[str, Any]:
         """The training env's config for :func:`agents.controller.env.make_controller_env`."""
-        kwargs = json.loads(self.env_kwargs)
-        if self.data_dir:
-            kwargs.setdefault("data_dir", self.data_dir)
-        return {"env_id": self.env_id, "env_kwargs": kwargs}
+        spec = EnvSpec.from_flags(self.env_id, self.env_kwargs, self.data_dir)
+        return {"env_id": spec.env_id, "env_kwargs": spec.options()}
 
 
 def ppo_config(args: ControllerArgs) -> Any:

@@ -18,8 +18,12 @@ import argparse
 import json
 import types
 import typing
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import MISSING, Field, field, fields
-from typing import Any, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
+
+from atommem_env.errors import AtomMemError, ConfigError
 
 T = TypeVar("T")
 
@@ -72,11 +76,28 @@ def _scalar_type(hint: Any) -> type:
 
 
 def json_object(flag: str, text: str, example: str) -> dict[str, Any]:
-    """``text`` parsed as a JSON object; exits with a message naming ``flag`` otherwise."""
+    """``text`` parsed as a JSON object.
+
+    Raises:
+        ConfigError: ``text`` is not a JSON object (the message names ``flag`` and shows ``example``).
+    """
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise SystemExit(f"{flag} is not valid JSON ({error}); e.g. '{example}'.") from None
+        raise ConfigError(f"{flag} is not valid JSON ({error}); e.g. '{example}'.") from None
     if not isinstance(value, dict):
-        raise SystemExit(f"{flag} must be a JSON object, e.g. '{example}'.")
+        raise ConfigError(f"{flag} must be a JSON object, e.g. '{example}'.")
     return value
+
+
+@contextmanager
+def exit_on_errors(prefix: str = "") -> Iterator[None]:
+    """For scripts: an atommem error inside the block exits with its message (status 1), no traceback.
+
+    Library code raises exceptions that say what is wrong and how to fix it; a script is the only place
+    that turns them into an exit status. Other exceptions are bugs and keep their traceback.
+    """
+    try:
+        yield
+    except AtomMemError as error:
+        raise SystemExit(f"{prefix}{error}") from None

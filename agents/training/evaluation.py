@@ -14,35 +14,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 from tqdm import tqdm
 
-import atommem_env  # registers the ids
 from agents.registry import make_policy, parse_spec
 from agents.training.cli import json_object
+from agents.training.envs import EnvSpec
+from agents.training.errors import RunError
 from agents.training.metrics import summarize
 from agents.training.rollout import Trajectory, rollout
-from atommem_env.errors import ConfigError
+from atommem_env.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 TRAJECTORIES = "trajectories.jsonl"
-
-
 BENCHMARKS = ("HotpotQA", "2WikiMultihopQA", "MuSiQue")
-
-
 PRESETS: dict[str, list[str]] = {
     "paper": [f"AtomMem-{b}-{n}-v0" for b in BENCHMARKS for n in (200, 400, 800)],  # SPEC §9
     "memagent": [f"AtomMem-MemAgent-{b}-{n}-v0" for b in BENCHMARKS for n in (200, 400, 800)],  # its baseline
     "synthetic": ["AtomMem-Synthetic-v0"],
 }
-
-
 DEFAULT_ENV_IDS = ["AtomMem-Synthetic-v0"]
-
-
-log = logging.getLogger(__name__)
-
-
 COLUMNS = (
     "env_id", "policy", "episodes", "questions", "em", "f1", "substring_em", "turns", "create_per_turn",
     "read_per_turn", "update_per_turn", "delete_per_turn", "scratchpad_per_turn", "store_size",
@@ -68,22 +59,26 @@ class Args:
     no_plots: bool = False  # skip the PNGs (e.g. where matplotlib is not installed)
 
     def validate(self) -> None:
-        """Check the arguments and expand ``--preset``; exits with a message saying what to fix."""
+        """Check the arguments and expand ``--preset``.
+
+        Raises:
+            ConfigError: a value cannot work (the message names the flag and the fix).
+        """
         if self.preset is not None:
             if self.preset not in PRESETS:
-                raise SystemExit(f"--preset {self.preset!r} is unknown; choose one of {sorted(PRESETS)}.")
+                raise ConfigError(f"--preset {self.preset!r} is unknown; choose one of {sorted(PRESETS)}.")
             self.env_ids = list(PRESETS[self.preset])
         try:
             parse_spec(self.policy)
         except ConfigError as error:
-            raise SystemExit(f"--policy: {error}") from None
+            raise ConfigError(f"--policy: {error}") from None
         if self.episodes < 1 or self.batch_size < 1:
-            raise SystemExit("--episodes and --batch-size must be at least 1.")
+            raise ConfigError("--episodes and --batch-size must be at least 1.")
         json_object("--env-kwargs", self.env_kwargs, '{"top_k": 3}')
         json_object("--policy-kwargs", self.policy_kwargs, '{"temperature": 0}')
         if not self.out_dir:
             if self.resume:
-                raise SystemExit("--resume continues an earlier run: name its folder with --out-dir.")
+                raise ConfigError("--resume continues an earlier run: name its folder with --out-dir.")
             self.out_dir = fresh_run_dir(self.policy)
 
 
@@ -96,14 +91,6 @@ def fresh_run_dir(policy: str, root: Path = Path("runs/evaluate")) -> str:
         n += 1
         candidate = root / f"{stem}-{n}"
     return str(candidate)
-
-
-def env_kwargs(args: Args, env_id: str) -> dict[str, Any]:
-    """Options for ``gym.make(env_id)``: ``--env-kwargs`` plus ``--data-dir`` for dataset ids."""
-    kwargs = json.loads(args.env_kwargs)
-    if args.data_dir and atommem_env.needs_data(env_id):
-        kwargs.setdefault("data_dir", args.data_dir)
-    return kwargs
 
 
 def load_trajectories(path: Path) -> list[dict[str, Any]]:
@@ -119,7 +106,7 @@ def load_trajectories(path: Path) -> list[dict[str, Any]]:
         The decoded lines, in file order.
 
     Raises:
-        SystemExit: if a line other than the last is not valid JSON (the file is not one this
+        DataError: if a line other than the last is not valid JSON (the file is not one this
             script wrote, or was edited), since dropping it would silently lose an episode.
     """
     if not path.exists():
@@ -135,7 +122,7 @@ def load_trajectories(path: Path) -> list[dict[str, Any]]:
             records.append(json.loads(line))
         except json.JSONDecodeError:
             if number < len(lines):
-                raise SystemExit(
+                raise DataError(
                     f"{path}:{number} is not valid JSON and is not the last line, so it is not a crash "
                     "artifact; fix or remove that line, or use another --out-dir."
                 ) from None
@@ -154,7 +141,7 @@ def _previous_episodes(args: Args, path: Path, policy: str) -> dict[tuple[str, s
     """Episodes already in ``path`` keyed by (env_id, policy, index); refuses to clobber without --resume."""
     if not args.resume:
         if path.exists() and path.stat().st_size > 0:
-            raise SystemExit(
+            raise RunError(
                 f"{path} already holds trajectories; pass --resume to continue that run, "
                 "or choose another --out-dir to start a new one."
             )
@@ -165,7 +152,7 @@ def _previous_episodes(args: Args, path: Path, policy: str) -> dict[tuple[str, s
         key = _episode_key(record)
         if key[1] == policy and record["seed"] != args.seed + key[2]:
             # Episode i is reset with seed + i; mixing seeds would make the table a blend of two runs.
-            raise SystemExit(
+            raise RunError(
                 f"{path} holds {key[0]} episode {key[2]} run with seed {record['seed']}, but --seed "
                 f"{args.seed} gives seed {args.seed + key[2]}; resume with the run's --seed or use another --out-dir."
             )
@@ -178,6 +165,11 @@ def evaluate(args: Args) -> list[dict[str, Any]]:
 
     With ``args.resume`` only the episodes missing from ``trajectories.jsonl`` are run; the rows
     summarize episodes ``0 .. episodes - 1`` of each env id, old and new together.
+
+    Raises:
+        ConfigError: the policy cannot be built from ``--policy`` / ``--policy-kwargs``.
+        RunError: ``--out-dir`` holds another run's trajectories (without ``--resume``, or another seed).
+        DataError: ``trajectories.jsonl`` is damaged beyond an interrupted last line.
     """
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -185,13 +177,12 @@ def evaluate(args: Args) -> list[dict[str, Any]]:
     try:
         policy = make_policy(args.policy, **json.loads(args.policy_kwargs))
     except ConfigError as error:
-        raise SystemExit(f"--policy {args.policy} --policy-kwargs {args.policy_kwargs}: {error}") from None
+        raise ConfigError(f"--policy {args.policy} --policy-kwargs {args.policy_kwargs}: {error}") from None
     done = _previous_episodes(args, path, policy.name)
     rows = []
     with open(path, "a", encoding="utf-8") as sink:
         for env_id in args.env_ids:
-            kwargs = env_kwargs(args, env_id)
-            make = lambda: gym.make(env_id, **kwargs)  # noqa: E731
+            make = EnvSpec.from_flags(env_id, args.env_kwargs, args.data_dir).factory()
             available = len(make().unwrapped.source)
             count = min(args.episodes, available)
             trajectories = [done[k] for i in range(count) if (k := (env_id, policy.name, i)) in done]

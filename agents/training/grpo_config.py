@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from agents.training.cli import arg, json_object
+from atommem_env.errors import ConfigError
 
 # Options that may change when a run is resumed; any other difference is refused.
 RESUMABLE = ("preset", "steps", "resume", "logger", "eval_every", "save_every", "keep_checkpoints", "device")
@@ -50,10 +50,14 @@ class GRPOArgs:
     device: str | None = arg(None, "cpu, cuda, cuda:1...; default: CUDA when available")
 
     def validate(self) -> None:
-        """Exit with a message saying what to fix when an argument is invalid."""
+        """Check every argument.
+
+        Raises:
+            ConfigError: one line per problem, each saying what to fix.
+        """
         problems = self.problems()
         if problems:
-            raise SystemExit("Invalid arguments:\n  " + "\n  ".join(problems))
+            raise ConfigError("Invalid arguments:\n  " + "\n  ".join(problems))
         json_object("--env-kwargs", self.env_kwargs, '{"num_documents": 6}')
 
     def problems(self) -> list[str]:
@@ -87,8 +91,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The compact Synthetic setting of docs/TRAINING.md, for SmolLM2-135M on 2 CPU cores (about 15 minutes
     # a step there); responses of its SFT teacher run to about 260 tokens.
     "cpu-small": {
-        "model": "smollm2", "env_id": "AtomMem-Synthetic-v0",
-        "env_kwargs": json.dumps({"num_documents": 4, "chunk_tokens": 128, "prompt_style": "compact"}),
+        "model": "smollm2", "env_id": "AtomMem-Synthetic-Tiny-v0",
         "steps": 4, "prompts_per_step": 2, "group_size": 4, "rollout_batch_size": 8, "max_new_tokens": 256,
         "lr": 1e-5, "warmup_steps": 0, "kl_coef": 0.0, "eval_every": 2, "eval_episodes": 8, "save_every": 2,
         # Float32 activations kept for backward cost SmolLM2 (30 layers) about 2 MB per token: 8K-token

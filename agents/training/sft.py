@@ -16,11 +16,19 @@ import torch
 from tqdm import tqdm
 
 from agents.models import load_causal_lm
-from agents.training.checkpoint import CheckpointError, export_model, latest_checkpoint, load_checkpoint, save_checkpoint
+from agents.training.checkpoint import (
+    CheckpointError,
+    export_model,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from agents.training.errors import RunError
 from agents.training.learner import Learner, LearnerConfig, LoraSettings
 from agents.training.sft_config import Args
 from agents.training.sft_data import Cursor, SampleStats, batches, read_trajectories, steps_per_epoch, teacher_samples
 from agents.training.tracking import Tracker
+from atommem_env.errors import DataError
 
 log = logging.getLogger("sft")
 
@@ -48,24 +56,29 @@ def data_identity(args: Args, stats: SampleStats) -> dict[str, Any]:
 
 
 def start(args: Args, learner: Learner, identity: dict[str, Any]) -> tuple[int, Cursor]:
-    """(step, cursor) to train from: zero for a new run, the latest checkpoint's with ``--resume``."""
+    """(step, cursor) to train from: zero for a new run, the latest checkpoint's with ``--resume``.
+
+    Raises:
+        RunError: the folder holds a run (without ``--resume``), or no checkpoint, a damaged one, or one
+            of other data (with it).
+    """
     run = Path(args.out_dir)
     latest = latest_checkpoint(run)
     if not args.resume:
         if latest is not None or (run / "final").exists():
-            raise SystemExit(f"{run} already holds a run; pass --resume to continue it, or choose another --out-dir.")
+            raise RunError(f"{run} already holds a run; pass --resume to continue it, or choose another --out-dir.")
         return 0, Cursor()
     if latest is None:
-        raise SystemExit(f"--resume: {run} holds no checkpoint; run without --resume to start from the beginning.")
+        raise RunError(f"--resume: {run} holds no checkpoint; run without --resume to start from the beginning.")
     try:
         step, state = load_checkpoint(latest, learner)
     except CheckpointError as error:
-        raise SystemExit(f"--resume: {error}") from None
+        raise RunError(f"--resume: {error}") from None
     saved = state.get("data", {})
     changed = sorted(k for k in identity if saved.get(k) != identity[k])
     if changed:
         details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {identity[k]!r}" for k in changed)
-        raise SystemExit(
+        raise RunError(
             f"--resume: the data differs from the saved run's ({details}). Resume with the run's flags "
             f"(see {run / 'config.json'}) or start a new run in another --out-dir."
         )
@@ -121,7 +134,7 @@ def train(args: Args) -> tuple[Path, int]:
         args.min_reward, stats.turns, stats.samples, stats.too_long, stats.cut_prompts, stats.from_token_ids,
     )
     if not samples:
-        raise SystemExit(
+        raise DataError(
             f"No SFT samples: {stats.kept_episodes} of {stats.episodes} episodes have reward >= {args.min_reward} "
             f"and {stats.too_long} of their {stats.turns} turns exceed --max-seq-tokens {args.max_seq_tokens}. "
             "Lower --min-reward, raise --max-seq-tokens, or collect more teacher episodes."

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import atommem_env
 from agents.training.cli import json_object
 from agents.training.tracking import BACKENDS
+from atommem_env.errors import ConfigError
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -75,6 +76,6 @@ def _evaluation_problems(args: Any) -> list[str]:
                                 ("--eval-policy-kwargs", args.eval_policy_kwargs, '{"max_new_tokens": 256}')):
         try:
             json_object(flag, text, example)
-        except SystemExit as problem:
+        except ConfigError as problem:
             found.append(str(problem))
     return found

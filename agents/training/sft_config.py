@@ -9,6 +9,7 @@ from typing import Any
 from agents.training.cli import arg
 from agents.training.evaluation import fresh_run_dir
 from agents.training.sft_args import check_args
+from atommem_env.errors import ConfigError
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},  # the defaults are the paper's recipe
@@ -51,10 +52,14 @@ class Args:
     eval_policy_kwargs: str = arg("{}", 'JSON object of TransformersPolicy options, e.g. {"max_new_tokens": 256}')
 
     def validate(self) -> None:
-        """Check every argument; exits with one line per problem, each saying what to fix."""
+        """Check every argument and pick a fresh ``--out-dir`` when none is given.
+
+        Raises:
+            ConfigError: one line per problem, each saying what to fix.
+        """
         problems = check_args(self, PRESETS)
         if problems:
-            raise SystemExit("sft.py: invalid arguments:\n  " + "\n  ".join(problems))
+            raise ConfigError("sft.py: invalid arguments:\n  " + "\n  ".join(problems))
         if not self.out_dir:
             self.out_dir = fresh_run_dir(Path(self.model).name or self.model, root=Path("runs/sft"))
 

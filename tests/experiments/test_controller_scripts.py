@@ -13,6 +13,7 @@ from agents.controller.macros import MACROS
 from experiments import controller_compare as C
 from agents.controller.curve import curve_from_run, run_label, write_curve
 from agents.training.tracking import Tracker
+from atommem_env.errors import ConfigError
 from experiments import rllib_controller as R
 from agents.controller import training as T
 from agents.controller.training import ControllerArgs, rows_last, train_metrics
@@ -30,7 +31,7 @@ from agents.controller.training import ControllerArgs, rows_last, train_metrics
     ({"out_dir": "x", "env_id": "AtomMem-HotpotQA-v0", "env_kwargs": '{"split": "validation"}'}, "training questions"),
 ])
 def test_bad_arguments_stop_with_the_flag_named(flags, message):
-    with pytest.raises(SystemExit, match=message):
+    with pytest.raises(ConfigError, match=message):
         ControllerArgs(**flags).validate()
 
 

@@ -14,7 +14,10 @@ pytest.importorskip("transformers", reason="training needs transformers (pip ins
 from experiments import grpo_train  # noqa: E402
 from agents.training.cli import parse_dataclass  # noqa: E402
 from agents.training.grpo_config import PRESETS, GRPOArgs  # noqa: E402
-from agents.training.grpo_run import EpisodePlan, GRPORun, _check_run_dir  # noqa: E402
+from agents.training.errors import RunError  # noqa: E402
+from agents.training.grpo_run import GRPORun  # noqa: E402
+from agents.training.runs import EpisodePlan, check_run_dir  # noqa: E402
+from atommem_env.errors import ConfigError  # noqa: E402
 from tests.support.tiny_lm import build_tiny_lm  # noqa: E402
 
 
@@ -103,10 +106,10 @@ def test_a_run_saved_before_a_setting_existed_resumes_at_that_settings_default(t
     args = RayArgs(out_dir=str(tmp_path), resume=True)
     saved = {k: v for k, v in vars(args).items() if k not in ("learner_strategy", "weight_sync")}
     (tmp_path / "config.json").write_text(json.dumps(saved))  # a config written before those flags
-    _check_run_dir(args, tmp_path)  # they are at their defaults: the same run
+    check_run_dir(args, tmp_path)  # they are at their defaults: the same run
     args.learner_strategy = "fsdp"
-    with pytest.raises(SystemExit, match=r"learner_strategy: 'replicate' -> 'fsdp'"):
-        _check_run_dir(args, tmp_path)
+    with pytest.raises(RunError, match=r"learner_strategy: 'replicate' -> 'fsdp'"):
+        check_run_dir(args, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -140,5 +143,5 @@ def test_the_plan_never_trains_on_held_out_episodes_and_is_deterministic():
 
 
 def test_a_plan_that_holds_everything_out_is_refused():
-    with pytest.raises(SystemExit, match="lower --eval-episodes"):
+    with pytest.raises(ConfigError, match="lower --eval-episodes"):
         EpisodePlan(size=4, held_out_count=4, per_step=1, seed=0)

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from agents.training.errors import ClusterError
 from agents.training.ray.placement import PlacementPlan
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def connect(address: str | None, *, num_cpus: int | None = None, log_to_driver: 
         try:
             ray.init(address=address, log_to_driver=True)
         except (ConnectionError, RuntimeError, ValueError) as error:
-            raise SystemExit(
+            raise ClusterError(
                 f"--address {address}: cannot join a Ray cluster there ({error}). Start one with `ray start --head` "
                 "on the head node and `ray start --address HEAD:6379` on the others, or drop --address for a "
                 "local run."
@@ -80,7 +81,7 @@ def create_placement_groups(plan: PlacementPlan, timeout_s: float = 120.0) -> li
     all are placed.
 
     Raises:
-        SystemExit: the cluster cannot place them within ``timeout_s`` (the message says what is needed).
+        ClusterError: the cluster cannot place them within ``timeout_s`` (the message says what is needed).
     """
     import ray
     from ray.util.placement_group import placement_group, remove_placement_group
@@ -95,7 +96,7 @@ def create_placement_groups(plan: PlacementPlan, timeout_s: float = 120.0) -> li
         for group in groups:
             remove_placement_group(group)
         needs = "; ".join(f"node {n}: {plan.node_totals(n)}" for n in range(len(plan.nodes)))
-        raise SystemExit(
+        raise ClusterError(
             f"The cluster could not place the plan within {timeout_s:.0f} s (needs {needs}; it has "
             f"{cluster_nodes()}). Check with --dry-run, then lower --num-gpus or add nodes."
         ) from None

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from agents.training.errors import RunError
 from agents.training.grpo import Sample
 from agents.training.ray.placement import PlacementPlan
 
@@ -237,7 +238,7 @@ def full_state_dict(model: Any) -> dict[str, Any]:
     return {name: tensor.detach().to("cpu") for name, tensor in model.state_dict().items()}
 
 
-class LearnerFailure(RuntimeError):
+class LearnerFailure(RunError, RuntimeError):
     """A learner rank died; the run stops (its checkpoints stay as they were)."""
 
 

@@ -23,10 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
+from atommem_env.errors import ConfigError
+
 MODES = ("split", "colocated")
 
 
-class PlacementError(ValueError):
+class PlacementError(ConfigError):
     """A plan that cannot be made or does not fit the cluster (the message says what to change)."""
 
 

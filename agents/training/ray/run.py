@@ -1,84 +1,105 @@
-"""The GRPO run on a Ray cluster: rollout workers next to their engines, a learner group, weight sync."""
+"""GRPO on a Ray cluster: rollout workers next to their inference engines, a learner group, weight sync.
+
+:class:`DistributedRun` is a :class:`~agents.training.runs.Run` like the single-process
+:class:`~agents.training.grpo_run.GRPORun`, built from the same step functions of
+:mod:`agents.training.runs`; :func:`agents.training.runs.train` drives either. ``experiments/ray_train.py``
+describes what the actors do.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
-from agents.training.grpo_run import EpisodePlan, GRPORun, _env_factory
-from agents.training.metrics import summarize
+from agents.training.envs import EnvSpec
 from agents.training.ray.config import RayArgs
+from agents.training.ray.placement import PlacementPlan
 from agents.training.rollout import Trajectory
+from agents.training.runs import EpisodePlan, eval_metrics, grpo_step, newest_checkpoint
+from atommem_env.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-def make_plan(args: RayArgs) -> Any:
-    """The placement of ``args`` (exits with the planner's message when it cannot be made)."""
-    from agents.training.ray.embedding_service import needs_service
-    from agents.training.fsdp import strategy_problems
-    from agents.training.ray.placement import PlacementError, plan_placement
 
-    try:
-        plan = plan_placement(
-            args.num_gpus, mode=args.placement, gpus_per_node=args.gpus_per_node,
-            tensor_parallel_size=args.tensor_parallel_size, num_learners=args.num_learners,
-            rollout_workers=args.rollout_workers, cpus_per_actor=args.cpus_per_actor,
-            embedding_service=needs_service(json.loads(args.env_kwargs).get("embedder")),
-        )
-    except PlacementError as error:
-        raise SystemExit(str(error)) from None
+def make_plan(args: RayArgs) -> PlacementPlan:
+    """The placement of ``args``.
+
+    Raises:
+        PlacementError: the GPUs cannot be planned as asked (the message says what to change).
+        ConfigError: the learner strategy does not fit the plan.
+    """
+    from agents.training.fsdp import strategy_problems
+    from agents.training.ray.embedding_service import needs_service
+    from agents.training.ray.placement import plan_placement
+
+    plan = plan_placement(
+        args.num_gpus, mode=args.placement, gpus_per_node=args.gpus_per_node,
+        tensor_parallel_size=args.tensor_parallel_size, num_learners=args.num_learners,
+        rollout_workers=args.rollout_workers, cpus_per_actor=args.cpus_per_actor,
+        embedding_service=needs_service(env_spec(args).options().get("embedder")),
+    )
     problems = strategy_problems(args.learner_strategy, len(plan.learners), args.lora_r)
     if problems:
-        raise SystemExit("\n".join(problems))
+        raise ConfigError("\n".join(problems))
     return plan
 
 
-def dry_run(args: RayArgs) -> None:
-    """Print the plan and whether it fits the cluster (``--address``) or this machine; exit 1 if not."""
+def env_spec(args: RayArgs) -> EnvSpec:
+    """The rollout workers' envs."""
+    return EnvSpec.from_flags(args.env_id, args.env_kwargs, args.data_dir)
+
+
+def dry_run(args: RayArgs) -> tuple[str, list[str]]:
+    """The plan of ``args`` checked against the cluster (``--address``) or this machine.
+
+    Returns:
+        The report (the plan, what it was checked against, warnings) and the reasons it does not fit
+        (empty when it fits).
+    """
+    from agents.training.ray.cluster import cluster_nodes, connect, local_resources
     from agents.training.ray.placement import check_cluster
     from agents.training.ray.placement_text import describe_plan
-    from agents.training.ray.cluster import cluster_nodes, connect, local_resources
 
     plan = make_plan(args)
-    print(describe_plan(plan))
     if args.address:
         connect(args.address)
         nodes, where = cluster_nodes(), f"the cluster at {args.address}"
     else:
         nodes, where = local_resources(), "this machine (a local Ray cluster; pass --address to check a cluster)"
-    print(f"Checked against {where}: " + "; ".join(_node_text(n) for n in nodes))
     errors, warnings = check_cluster(plan, nodes)
-    for warning in warnings:
-        print(f"warning: {warning}")
-    if errors:
-        raise SystemExit("The plan does not fit:\n  " + "\n  ".join(errors))
-    print("The plan fits.")
+    lines = [describe_plan(plan), f"Checked against {where}: " + "; ".join(_node_text(n) for n in nodes)]
+    lines += [f"warning: {warning}" for warning in warnings]
+    return "\n".join(lines), errors
 
 
 def _node_text(node: dict[str, float]) -> str:
     return ", ".join(f"{node.get(name, 0.0):g} {name}" for name in ("GPU", "CPU"))
 
 
-class DistributedRun(GRPORun):
-    """The GRPO run of ``grpo_train.py`` with Ray actors doing the rollouts and the updates.
+class DistributedRun:
+    """The GRPO run with Ray actors doing the rollouts and the updates.
 
-    It drives the same loop (:func:`experiments.grpo_train.train`): ``step`` collects the step's
-    episodes from the rollout workers, updates the learner group, and syncs the new weights.
+    ``step`` collects the step's episodes from the rollout workers, updates the learner group, and
+    syncs the new weights to the engines; every trajectory records the weights ``version`` it was
+    played with.
     """
 
     def __init__(self, args: RayArgs) -> None:
         from agents.training.ray.cluster import connect, create_placement_groups
 
         self.args = args
+        self.env = env_spec(args)
+        self.plan = EpisodePlan(len(self.env.make().unwrapped.source), args.eval_episodes, args.prompts_per_step,
+                                args.seed)
         self.placement = make_plan(args)
         self.version = 0  # optimizer steps behind the weights the engines hold
-        self._step_extras: dict[str, float] = {}
         self.groups: list[Any] = []
-        self.learners = self.pool = self.sync = None
+        self.learners: Any = None
+        self.pool: Any = None
+        self.sync: Any = None
         self.started_ray = connect(args.address, num_cpus=_local_cpus(self.placement))
         try:
             self.groups = create_placement_groups(self.placement)
@@ -86,15 +107,12 @@ class DistributedRun(GRPORun):
         except BaseException:
             self.close()
             raise
-        self.make_env = _env_factory(args)
-        self.plan = EpisodePlan(len(self.make_env().unwrapped.source), args.eval_episodes, args.prompts_per_step,
-                                args.seed)
 
     def _start_actors(self) -> None:
         from agents.training.ray.engines import EngineConfig
         from agents.training.ray.learner_group import LearnerGroup, LearnerSpec
-        from agents.training.ray.workers import RayWorkerPool, WorkerConfig
         from agents.training.ray.weight_sync import make_sync
+        from agents.training.ray.workers import RayWorkerPool, WorkerConfig
 
         args, device = self.args, "cuda" if self.args.num_gpus else "cpu"
         spec = LearnerSpec(
@@ -111,10 +129,7 @@ class DistributedRun(GRPORun):
             seed=args.seed, tensor_parallel_size=args.tensor_parallel_size,
             gpu_memory_utilization=args.gpu_memory_utilization, sleep_mode=self.placement.mode == "colocated",
         )
-        env_kwargs = json.loads(args.env_kwargs)
-        if args.data_dir:
-            env_kwargs.setdefault("data_dir", args.data_dir)
-        config = WorkerConfig(engine=engine, env_id=args.env_id, env_kwargs=env_kwargs)
+        config = WorkerConfig(engine=engine, env=self.env)
         # The engines load the same initial weights as the learners from args.model: nothing to send yet.
         collective = args.weight_sync == "collective"
         self.pool = RayWorkerPool(config, self.placement, self.groups, None, 0, max_restarts=args.max_worker_restarts,
@@ -122,35 +137,38 @@ class DistributedRun(GRPORun):
         self.sync = make_sync(args.weight_sync, self.learners, self.pool)
 
     def step(self, step: int) -> dict[str, float]:
-        metrics = super().step(step)
+        """Roll out the step's groups on the workers, update the learners, sync the weights; the metrics."""
+        extras: dict[str, float] = {}
+        metrics = grpo_step(lambda: self.collect(step, extras), self.learn, self.args.group_size)
         rollout_s, update_s = metrics["time/rollout_s"], metrics["time/update_s"]
         metrics["time/learner_wait_share"] = rollout_s / max(rollout_s + update_s, 1e-9)
-        metrics.update(self._step_extras)
+        metrics.update(extras)
         return metrics
 
-    def collect(self, step: int) -> list[Trajectory]:
+    def collect(self, step: int, extras: dict[str, float]) -> list[Trajectory]:
+        """The step's episodes from the workers; ``extras`` gets the step's ``rollout/*`` bookkeeping."""
         from agents.training.ray.dispatch import EpisodeSpec
 
-        indices, seeds = self.plan.groups(step)
-        pairs = [(seed, index) for seed, index in zip(seeds, indices) for _ in range(self.args.group_size)]
+        pairs = self.plan.rollouts(step, self.args.group_size)
         specs = [EpisodeSpec(uid, seed, index) for uid, (seed, index) in enumerate(pairs)]
         trajectories, stats = self.pool.run(specs, greedy=False, seed=_chunk_seed(self.args.seed, step))
-        self._step_extras = {
+        extras.update({
             "rollout/weights_version": float(self.version),
             "rollout/stale_episodes": float(sum(t.version != self.version for t in trajectories)),
             "rollout/rerun_chunks": float(stats.requeued),
             "rollout/worker_restarts": float(stats.restarts),
-        }
+        })
         return trajectories
 
     def learn(self, trajectories: list[Trajectory]) -> dict[str, float]:
+        """One update of the learner group, then the new weights to every engine."""
         from agents.training.grpo import grpo_samples
 
         samples = grpo_samples(trajectories, scale_by_std=self.args.scale_by_std)
         colocated = self.placement.mode == "colocated"
         if colocated:
             self.pool.sleep()  # the engines give their GPU memory to the learners for the update
-        train = self.learners.update(samples)
+        train: dict[str, float] = self.learners.update(samples)
         started = time.perf_counter()
         if colocated:
             self.pool.wake()
@@ -163,6 +181,7 @@ class DistributedRun(GRPORun):
         self.version = version
 
     def evaluate(self) -> dict[str, float]:
+        """Greedy play of the held-out episodes on the workers: ``eval/*`` metrics."""
         from agents.training.ray.dispatch import EpisodeSpec
 
         indices = self.plan.held_out()
@@ -170,23 +189,22 @@ class DistributedRun(GRPORun):
             return {}
         specs = [EpisodeSpec(uid, self.plan.eval_seed(i), i) for uid, i in enumerate(indices)]
         trajectories, _ = self.pool.run(specs, greedy=True, seed=0)
-        return {f"eval/{k}": float(v) for k, v in summarize(trajectories).items()}
+        return eval_metrics(trajectories)
 
     def save(self, run_dir: Path, step: int) -> None:
+        """Checkpoint the learner group (rank 0 writes) with the weights version."""
         self.learners.save(run_dir, step, {"step": step, "version": self.version})
 
     def restore(self, run_dir: Path) -> int:
-        from agents.training.checkpoint import latest_checkpoint
-
-        path = latest_checkpoint(run_dir)
-        if path is None:
-            raise SystemExit(f"--resume: {run_dir} has no checkpoint to continue from; start without --resume.")
-        start = self.learners.restore(path)
+        """Load the newest checkpoint into every learner rank and push its weights to the engines."""
+        path = newest_checkpoint(run_dir)
+        start: int = self.learners.restore(path)
         self._sync_weights(start)  # one optimizer step per training step: the version is the step
         log.info("Resumed %s at step %d", path, start)
         return start
 
     def export(self, folder: Path) -> None:
+        """Write the trained model (gathered from the learners) as a ``from_pretrained`` folder."""
         self.learners.export(folder)
 
     def close(self) -> None:
@@ -211,7 +229,7 @@ def _chunk_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step) * 10_007
 
 
-def _local_cpus(plan: Any) -> int:
+def _local_cpus(plan: PlacementPlan) -> int:
     """Logical CPUs for a local cluster: the plan's need even on a smaller machine (time-shared)."""
     return max(os.cpu_count() or 1, int(plan.totals().get("CPU", 1)))
 

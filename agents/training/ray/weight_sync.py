@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
-from atommem_env.errors import AtomMemError
+from agents.training.errors import RunError
 
 SYNCS = ("object-store", "collective")
 NCCL_CHANNEL = "agents.training.ray.weight_sync.PyNcclChannel"
@@ -38,7 +38,7 @@ NCCL_CHANNEL = "agents.training.ray.weight_sync.PyNcclChannel"
 TensorSpec = tuple[str, str, tuple[int, ...]]  # name, dtype name ("float32"), shape
 
 
-class WeightSyncError(AtomMemError):
+class WeightSyncError(RunError):
     """The engines and the learner disagree about a weight update (or a side of it died)."""
 
 

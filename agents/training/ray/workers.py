@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from agents.training.ray.cluster import _scheduling, actor_deaths
+from agents.training.envs import EnvSpec
+from agents.training.errors import RunError
 from agents.training.ray.dispatch import Chunk, Dispatcher, EpisodeSpec
 from agents.training.ray.engines import EngineConfig, make_engine
 from agents.training.ray.placement import PlacementPlan
@@ -28,20 +30,18 @@ from agents.training.rollout import Trajectory, rollout
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class WorkerConfig:
     """Everything a rollout worker needs to build itself (plain data: it travels to the actor).
 
     Attributes:
         engine: the inference engine.
-        env_id, env_kwargs: the envs (``gym.make(env_id, **env_kwargs)``).
+        env: the envs (built with :meth:`EnvSpec.make`, like everywhere else).
         torch_threads: torch threads in the worker: the node's cores are shared by many actors.
     """
 
     engine: EngineConfig
-    env_id: str
-    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    env: EnvSpec
     torch_threads: int = 1
 
 
@@ -58,23 +58,20 @@ class RolloutWorker:
 
     def __init__(self, config: WorkerConfig, weights: Mapping[str, Any] | None = None, version: int = 0,
                  embedding_service: Any = None) -> None:
-        import gymnasium as gym
         import torch
-
-        import atommem_env  # noqa: F401 - registers the env ids in this process
 
         torch.set_num_threads(config.torch_threads)
         self.engine = make_engine(config.engine)
         if weights is not None:
             self.engine.load_weights(weights)
         self.version = version
-        env_kwargs = dict(config.env_kwargs)
+        overrides = {}
         if embedding_service is not None:
             from agents.training.ray.embedding_service import ServiceEmbedder
 
-            env_kwargs["embedder"] = ServiceEmbedder.connect(embedding_service)
-        self.env_id = config.env_id
-        self.envs = [gym.make(config.env_id, **env_kwargs) for _ in range(config.engine.batch_size)]
+            overrides["embedder"] = ServiceEmbedder.connect(embedding_service)
+        self.env_id = config.env.env_id
+        self.envs = [config.env.make(**overrides) for _ in range(config.engine.batch_size)]
 
     def run(self, chunk: Chunk, *, greedy: bool, seed: int) -> list[Trajectory]:
         """Play the chunk's episodes together; the sampler is seeded with ``seed + chunk.number``."""
@@ -123,7 +120,7 @@ class RunStats:
     restarts: int = 0
 
 
-class WorkerLost(RuntimeError):
+class WorkerLost(RunError, RuntimeError):
     """A rollout worker died more often than ``max_restarts`` allows."""
 
 
@@ -159,12 +156,13 @@ class RayWorkerPool:
 
         from agents.training.ray.embedding_service import EmbeddingService, needs_service
 
-        if not needs_service(self.config.env_kwargs.get("embedder")) or not self.plan.embedders:
+        embedder = self.config.env.options().get("embedder")
+        if not needs_service(embedder) or not self.plan.embedders:
             return {}
         remote = ray.remote(EmbeddingService)
         return {
             slot.node: remote.options(**_scheduling(self.groups[slot.node], slot.bundle, slot.cpus, 0.0)).remote(
-                self.config.env_kwargs["embedder"], self.config.torch_threads
+                embedder, self.config.torch_threads
             )
             for slot in self.plan.embedders
         }

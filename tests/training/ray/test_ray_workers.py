@@ -12,6 +12,7 @@ pytest.importorskip("transformers", reason="rollout workers need transformers (p
 
 from agents.training.ray.dispatch import Chunk, EpisodeSpec  # noqa: E402
 from agents.training.ray.engines import EngineConfig  # noqa: E402
+from agents.training.envs import EnvSpec
 from agents.training.ray.workers import RolloutWorker, WorkerConfig  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
@@ -21,7 +22,7 @@ ENV_KWARGS = {"num_documents": 2, "chunk_tokens": 128, "prompt_style": "compact"
 
 def config(path, batch_size=2):
     engine = EngineConfig(model=path, max_new_tokens=4, batch_size=batch_size, temperature=1.0, top_p=1.0)
-    return WorkerConfig(engine=engine, env_id="AtomMem-Synthetic-v0", env_kwargs=ENV_KWARGS)
+    return WorkerConfig(engine=engine, env=EnvSpec("AtomMem-Synthetic-v0", ENV_KWARGS))
 
 
 def chunk(n, number=0):

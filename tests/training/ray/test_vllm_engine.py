@@ -141,11 +141,12 @@ def test_sleep_frees_the_gpu_between_rollouts_and_weights_load_awake(fake):
 
 def test_a_rollout_worker_plays_episodes_on_the_vllm_engine(fake):
     from agents.training.ray.dispatch import Chunk, EpisodeSpec
+    from agents.training.envs import EnvSpec
     from agents.training.ray.workers import RolloutWorker, WorkerConfig
 
     config = WorkerConfig(
         engine=EngineConfig(kind="vllm", model="m", max_new_tokens=8, batch_size=2),
-        env_id="AtomMem-Synthetic-v0", env_kwargs={"num_documents": 2, "chunk_tokens": 128, "prompt_style": "compact"},
+        env=EnvSpec("AtomMem-Synthetic-Tiny-v0", {"num_documents": 2}),
     )
     worker = RolloutWorker(config, weights={"w": torch.zeros(1)}, version=2)
     trajectories = worker.run(Chunk(0, (EpisodeSpec(0, 1, 0), EpisodeSpec(1, 2, 1))), greedy=False, seed=0)

@@ -49,13 +49,14 @@ def engine_side(path, port, specs_in, result_file):
 
     from agents.training.ray.dispatch import Chunk, EpisodeSpec
     from agents.training.ray.engines import EngineConfig
+    from agents.training.envs import EnvSpec
     from agents.training.ray.workers import RolloutWorker, WorkerConfig
     from tests.support import fake_vllm
 
     torch.set_num_threads(1)
     sys.modules.update(fake_vllm.modules(AutoTokenizer.from_pretrained(path)))
     config = WorkerConfig(engine=EngineConfig(kind="vllm", model="m", max_new_tokens=8, batch_size=1),
-                          env_id="AtomMem-Synthetic-v0", env_kwargs=ENV)
+                          env=EnvSpec("AtomMem-Synthetic-v0", ENV))
     worker = RolloutWorker(config)
     worker.open_weight_channel("127.0.0.1", port, 1, 2, CHANNEL)
     specs = specs_in.get(timeout=120)

@@ -17,7 +17,8 @@ end-of-turn token when the model produced it, so training teaches the model to s
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from agents.base import Completion
 from agents.chat import chat_prompt_ids
@@ -68,7 +69,7 @@ class TransformersPolicy:
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, *, name: str = "hf:in-memory", temperature: float = 1.0,
                    top_p: float = 1.0, max_new_tokens: int = 512, batch_size: int = 8,
-                   max_context: int | None = None, seed: int = 0, cache_size: int = 256) -> "TransformersPolicy":
+                   max_context: int | None = None, seed: int = 0, cache_size: int = 256) -> TransformersPolicy:
         """A policy around a model already in memory (e.g. the one a learner trains, shared, not copied).
 
         Call :meth:`weights_changed` after each update of the shared weights.

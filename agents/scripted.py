@@ -9,14 +9,22 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from agents import text as T
 from agents.base import Completion
 from atommem_env.actions import (
-    ADD_MEMORY, DELETE_MEMORY, FINAL_ANSWER, MODIFY_MEMORY, UPDATE_MEMORY, UPDATE_QUERY, Op, render_ops,
+    ADD_MEMORY,
+    DELETE_MEMORY,
+    FINAL_ANSWER,
+    MODIFY_MEMORY,
+    UPDATE_MEMORY,
+    UPDATE_QUERY,
+    Op,
+    render_ops,
 )
 
 READS = 4  # index of the read counter in observation["progress"]

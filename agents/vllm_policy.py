@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from agents.base import Completion
 from agents.chat import chat_prompt_ids
@@ -78,7 +79,7 @@ class VLLMPolicy:
         self.name = name or f"vllm:{model}"
         self.truncated_prompts = 0
 
-    def with_sampling(self, *, temperature: float, top_p: float = 1.0, name: str | None = None) -> "VLLMPolicy":
+    def with_sampling(self, *, temperature: float, top_p: float = 1.0, name: str | None = None) -> VLLMPolicy:
         """A policy on the same engine (no second copy of the model) with other sampling settings,
         e.g. ``temperature=0`` for greedy evaluation next to the training sampler."""
         if temperature < 0 or not 0 < top_p <= 1:

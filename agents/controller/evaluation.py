@@ -8,19 +8,19 @@ text policies. Episode i of an env id is the source's episode i reset with seed 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 import atommem_env
-
 from agents.controller.env import ControllerEnv, action_mask, make_controller_env
 from agents.controller.macros import MACROS
 from agents.controller.workflows import ControllerPolicy
+from agents.training.rollout import Trajectory, Turn
 from atommem_env.datasets.sources import canonical_split
 from atommem_env.errors import ConfigError
-from agents.training.rollout import Trajectory, Turn
 
 RESULT_KEYS = ("answers", "golds", "skipped", "em", "f1", "substring_em", "reward")
 

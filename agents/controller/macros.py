@@ -33,14 +33,21 @@ policy cannot loop on a refused action).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from agents import scripted as S
-from agents.scripted import READS
 from agents import text as T
+from agents.scripted import READS
 from atommem_env.actions import (
-    ADD_MEMORY, DELETE_MEMORY, FINAL_ANSWER, MODIFY_MEMORY, UPDATE_QUERY, Op, render_op,
+    ADD_MEMORY,
+    DELETE_MEMORY,
+    FINAL_ANSWER,
+    MODIFY_MEMORY,
+    UPDATE_QUERY,
+    Op,
+    render_op,
 )
 from atommem_env.errors import ConfigError, RenderError
 from atommem_env.tokenization import Tokenizer, truncate_tokens

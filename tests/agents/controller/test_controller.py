@@ -12,14 +12,13 @@ from gymnasium.utils.env_checker import check_env
 
 from agents import text as T
 from agents.controller.env import FEATURES, ControllerEnv, action_mask, make_controller_env
-from agents.scripted import bridge_entity
+from agents.controller.evaluation import eval_env_config, macro_rates, play, play_config, random_policy
 from agents.controller.macros import MACROS, MacroSettings, applicable, render_macro
 from agents.controller.workflows import WORKFLOWS
+from agents.scripted import bridge_entity
+from agents.training.metrics import summarize
 from atommem_env import parse_action
 from atommem_env.errors import ConfigError
-from agents.controller.evaluation import eval_env_config, macro_rates, play, play_config, random_policy
-from agents.training.metrics import summarize
-
 from tests.conftest import shared_data_dir
 
 M = MACROS.index

@@ -107,7 +107,7 @@ class TransformersPolicy:
         responses = self.respond(prompts)
         return [
             Completion(self.tokenizer.decode(ids, skip_special_tokens=True), prompt, tuple(ids), tuple(lps))
-            for prompt, (ids, lps) in zip(prompts, responses)
+            for prompt, (ids, lps) in zip(prompts, responses, strict=True)
         ]
 
     def respond(self, prompts: list[tuple[int, ...]]) -> list[tuple[list[int], list[float]]]:
@@ -120,10 +120,10 @@ class TransformersPolicy:
         if self.temperature > 0:  # sampling: every prompt gets its own draw, duplicates included
             order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
             drawn = self._generate_sorted([prompts[i] for i in order])
-            return [response for _, response in sorted(zip(order, drawn))]
+            return [response for _, response in sorted(zip(order, drawn, strict=True))]
         known = {p: self._cache[p] for p in prompts if p in self._cache}
         missing = sorted(set(prompts) - known.keys(), key=len)
-        for prompt, response in zip(missing, self._generate_sorted(missing)):
+        for prompt, response in zip(missing, self._generate_sorted(missing), strict=True):
             known[prompt] = response
             self._remember(prompt, response)
         return [known[p] for p in prompts]
@@ -246,7 +246,7 @@ def _sample(policy: TransformersPolicy, logits: Any) -> tuple[Any, Any]:
 def _unpad(rows: list[list[int]], logps: list[list[float]], stop_ids: set[int]) -> list[tuple[list[int], list[float]]]:
     """Each row up to and including its first stop token."""
     out = []
-    for ids, lps in zip(rows, logps):
+    for ids, lps in zip(rows, logps, strict=True):
         end = next((i + 1 for i, t in enumerate(ids) if t in stop_ids), len(ids))
         out.append((ids[:end], lps[:end]))
     return out

@@ -102,14 +102,14 @@ class VLLMPolicy:
         if not prompts:
             return []
         outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompts], self.sampling, use_tqdm=False)
-        return [_completion(ids, out.outputs[0]) for ids, out in zip(prompts, outputs)]
+        return [_completion(ids, out.outputs[0]) for ids, out in zip(prompts, outputs, strict=True)]
 
 
 def _completion(prompt_ids: list[int], output: Any) -> Completion:
     """A Completion from a vLLM ``CompletionOutput`` (sampled-token logprobs picked from each step)."""
     ids = tuple(int(t) for t in output.token_ids)
     steps = output.logprobs or []
-    logprobs = tuple(float(step[t].logprob) for t, step in zip(ids, steps)) if steps else None
+    logprobs = tuple(float(step[t].logprob) for t, step in zip(ids, steps, strict=True)) if steps else None
     return Completion(output.text, tuple(prompt_ids), ids, logprobs)
 
 

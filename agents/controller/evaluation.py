@@ -31,7 +31,7 @@ def play(env: ControllerEnv, policy: ControllerPolicy, seeds: Sequence[int], ind
     if len(seeds) != len(indices):
         raise ValueError(f"{len(seeds)} seeds for {len(indices)} indices: pass one seed per episode.")
     trajectories = []
-    for seed, index in zip(seeds, indices):
+    for seed, index in zip(seeds, indices, strict=True):
         features, info = env.reset(seed=int(seed), options={"index": int(index)})
         traj = Trajectory(env_id, int(seed), info["episode_id"], info["index"], system="")
         macros, done = [], False

@@ -160,7 +160,8 @@ def _store_chunk(obs: dict[str, Any], ctx: _Context) -> list[Op]:
     # One response must hold every entry and its tags: long documents share what short ones leave.
     budget = ctx.settings.response_tokens - sum(ctx.count(_render(op) + "\n") for op in note)
     budget -= len(docs) * ctx.count(_render(Op(ADD_MEMORY, "x")) + "\n")
-    entries = [ctx.cut(doc, share) for doc, share in zip(docs, _shares([ctx.count(d) for d in docs], budget))]
+    shares = _shares([ctx.count(d) for d in docs], budget)
+    entries = [ctx.cut(doc, share) for doc, share in zip(docs, shares, strict=True)]
     ops = [Op(ADD_MEMORY, text) for text in entries if text]
     return note + (ops or [Op(ADD_MEMORY, S.section_trace(obs["chunk"]))])
 

@@ -44,7 +44,7 @@ def test_spaces_and_features(env):
     assert env.observation_space.contains(features)
     again, _ = env.reset(seed=3, options={"index": 5})
     np.testing.assert_array_equal(features, again)
-    named = dict(zip(FEATURES, features))
+    named = dict(zip(FEATURES, features, strict=True))
     assert named["phase"] == 0 and named["chunk_progress"] == 0 and named["store_size"] == 0
 
 
@@ -114,7 +114,7 @@ def test_rendered_macros_parse_cleanly_and_the_mask_says_which_render():
         while not done:
             mask = env.action_mask()
             np.testing.assert_array_equal(mask, action_mask(features))
-            for macro, allowed in zip(MACROS, mask):
+            for macro, allowed in zip(MACROS, mask, strict=True):
                 text = render_macro(macro, env.text_observation, env.inner.unwrapped.tokenizer, env.settings)
                 assert (text != "") == allowed, macro
                 assert text == "" or parse_action(text).errors == ()
@@ -137,7 +137,7 @@ def test_mask_stops_reads_at_the_consecutive_read_limit(env):
 
 def test_bad_inputs_raise_clear_errors(env):
     with pytest.raises(ConfigError, match="reset"):
-        env.text_observation
+        _ = env.text_observation
     with pytest.raises(ConfigError, match="MemAgent"):
         ControllerEnv(gym.make("AtomMem-MemAgent-Synthetic-v0"))
     with pytest.raises(ConfigError, match="env_kwarg"):

@@ -38,4 +38,13 @@ class Policy(Protocol):
 
     name: str
 
-    def act(self, observations: Sequence[dict[str, Any]]) -> list[Completion]: ...
+    def act(self, observations: Sequence[dict[str, Any]]) -> list[Completion]:
+        """Respond to a batch of observations.
+
+        Args:
+            observations: one observation per env of the batch, as ``env.reset`` / ``env.step`` return them.
+
+        Returns:
+            One completion per observation, in input order; its ``text`` is that env's next action.
+        """
+        ...

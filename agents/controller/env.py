@@ -94,6 +94,7 @@ class ControllerEnv(gym.Env[np.ndarray, np.int64]):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset the inner env (same ``seed`` and ``options``) and return its features and ``info``."""
         super().reset(seed=seed)
         self._text, info = self.inner.reset(seed=seed, options=options)
         self._max_turns, self._store_size = info["max_turns"], info["memory_size"]
@@ -101,6 +102,15 @@ class ControllerEnv(gym.Env[np.ndarray, np.int64]):
         return self._last, info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Render macro ``action`` into action text and step the inner env with it.
+
+        Returns:
+            The new features, and the inner env's reward, termination flags and ``info`` (plus the
+            ``macro`` name and the ``action`` text sent).
+
+        Raises:
+            ValueError: ``action`` is not a macro index.
+        """
         if not self.action_space.contains(action):
             raise ValueError(f"action={action!r} is not a macro index in 0..{len(MACROS) - 1} ({', '.join(MACROS)}).")
         macro = MACROS[int(action)]
@@ -112,6 +122,7 @@ class ControllerEnv(gym.Env[np.ndarray, np.int64]):
         return self._last, float(reward), terminated, truncated, {**info, "macro": macro, "action": text}
 
     def close(self) -> None:
+        """Close the inner env."""
         self.inner.close()
 
     def action_mask(self) -> np.ndarray:

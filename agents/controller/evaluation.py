@@ -1,9 +1,10 @@
 """Play controller policies (static workflows, random, a learned RLlib module) on ControllerEnv episodes.
 
 Episodes are recorded as :class:`~agents.training.rollout.Trajectory` objects (the response is the macro's
-action text; ``result["macros"]`` lists the macros chosen), so :func:`agents.training.metrics.summarize` gives the same EM and operation rates as for
-text policies. Episode i of an env id is the source's episode i reset with seed ``seed + i``, as in
-``experiments/evaluate.py``, so every policy sees the same episodes.
+action text; ``result["macros"]`` lists the macros chosen), so :func:`agents.training.metrics.summarize`
+gives the same EM and operation rates as for text policies. Episode i of an env id is the source's
+episode i reset with seed ``seed + i``, as in ``experiments/evaluate.py``, so every policy sees the same
+episodes.
 """
 
 from __future__ import annotations

@@ -72,18 +72,18 @@ class ControllerEnv(gym.Env[np.ndarray, np.int64]):
     metadata = {"render_modes": []}
 
     def __init__(self, env: gym.Env, settings: MacroSettings | None = None) -> None:
-        base = env.unwrapped
-        if not isinstance(base, MemoryQAEnv):
-            raise ConfigError(
-                f"ControllerEnv needs an AtomMem-protocol env (MemoryQAEnv), got {type(base).__name__}: "
-                "the macro-actions are AtomMem memory operations; use an AtomMem-* id, not AtomMem-MemAgent-*."
-            )
+        base = atommem_base(env)
         self.inner = env
         self._base = base
         self.settings = settings or fitted_settings(base)
         self.action_space = spaces.Discrete(len(MACROS))
         self.observation_space = spaces.Box(0.0, 1.0, shape=(len(FEATURES),), dtype=np.float32)
         self._text: dict[str, Any] | None = None
+
+    @property
+    def base(self) -> MemoryQAEnv:
+        """The AtomMem env under ``inner``'s wrappers (its config, tokenizer and episode source)."""
+        return self._base
 
     @property
     def text_observation(self) -> dict[str, Any]:
@@ -219,7 +219,8 @@ def make_controller_env(config: Mapping[str, Any] | None = None) -> ControllerEn
     :class:`MacroSettings`).
 
     Raises:
-        ConfigError: an unknown key, or values of the wrong type.
+        ConfigError: an unknown key, values of the wrong type, or an id that does not run the AtomMem
+            protocol (e.g. a MemAgent id).
     """
     config = dict(config or {})
     unknown = sorted(set(config) - set(_CONFIG_KEYS))
@@ -234,7 +235,22 @@ def make_controller_env(config: Mapping[str, Any] | None = None) -> ControllerEn
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}={value!r} must be a dict of options.")
     env = gym.make(env_id, **env_kwargs)
-    return ControllerEnv(env, fitted_settings(env.unwrapped, **macro_settings))
+    return ControllerEnv(env, fitted_settings(atommem_base(env), **macro_settings))
+
+
+def atommem_base(env: gym.Env) -> MemoryQAEnv:
+    """The unwrapped AtomMem-protocol env of ``env``.
+
+    Raises:
+        ConfigError: ``env`` does not run the AtomMem protocol (e.g. a MemAgent id).
+    """
+    base = env.unwrapped
+    if not isinstance(base, MemoryQAEnv):
+        raise ConfigError(
+            f"ControllerEnv needs an AtomMem-protocol env (MemoryQAEnv), got {type(base).__name__}: "
+            "the macro-actions are AtomMem memory operations; use an AtomMem-* id, not AtomMem-MemAgent-*."
+        )
+    return base
 
 
 def fitted_settings(env: MemoryQAEnv, **overrides: Any) -> MacroSettings:

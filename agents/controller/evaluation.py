@@ -54,7 +54,7 @@ def play_config(env_config: dict[str, Any], policy: ControllerPolicy, episodes: 
                 first_index: int = 0) -> list[Trajectory]:
     """:func:`play` on episodes ``first_index .. first_index + episodes - 1`` of a fresh env."""
     env = make_controller_env(env_config)
-    indices = range(first_index, first_index + min(episodes, len(env.inner.unwrapped.source) - first_index))
+    indices = range(first_index, first_index + min(episodes, len(env.base.source) - first_index))
     return play(env, policy, [seed + i for i in indices], list(indices), env_config.get("env_id", ""))
 
 

@@ -140,6 +140,8 @@ def test_bad_inputs_raise_clear_errors(env):
         _ = env.text_observation
     with pytest.raises(ConfigError, match="MemAgent"):
         ControllerEnv(gym.make("AtomMem-MemAgent-Synthetic-v0"))
+    with pytest.raises(ConfigError, match="MemAgent"):  # before the macro settings read the env's limits
+        make_controller_env({"env_id": "AtomMem-MemAgent-Synthetic-v0"})
     with pytest.raises(ConfigError, match="env_kwarg"):
         make_controller_env({"env_kwarg": {}})
     with pytest.raises(ConfigError, match="AtomMem id"):

@@ -6,8 +6,9 @@ trainer never re-tokenizes text (token-in, token-out). Scripted policies leave t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -37,4 +38,13 @@ class Policy(Protocol):
 
     name: str
 
-    def act(self, observations: Sequence[dict[str, Any]]) -> list[Completion]: ...
+    def act(self, observations: Sequence[dict[str, Any]]) -> list[Completion]:
+        """Respond to a batch of observations.
+
+        Args:
+            observations: one observation per env of the batch, as ``env.reset`` / ``env.step`` return them.
+
+        Returns:
+            One completion per observation, in input order; its ``text`` is that env's next action.
+        """
+        ...

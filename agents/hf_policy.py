@@ -17,7 +17,8 @@ end-of-turn token when the model produced it, so training teaches the model to s
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from agents.base import Completion
 from agents.chat import chat_prompt_ids
@@ -68,7 +69,7 @@ class TransformersPolicy:
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, *, name: str = "hf:in-memory", temperature: float = 1.0,
                    top_p: float = 1.0, max_new_tokens: int = 512, batch_size: int = 8,
-                   max_context: int | None = None, seed: int = 0, cache_size: int = 256) -> "TransformersPolicy":
+                   max_context: int | None = None, seed: int = 0, cache_size: int = 256) -> TransformersPolicy:
         """A policy around a model already in memory (e.g. the one a learner trains, shared, not copied).
 
         Call :meth:`weights_changed` after each update of the shared weights.
@@ -106,7 +107,7 @@ class TransformersPolicy:
         responses = self.respond(prompts)
         return [
             Completion(self.tokenizer.decode(ids, skip_special_tokens=True), prompt, tuple(ids), tuple(lps))
-            for prompt, (ids, lps) in zip(prompts, responses)
+            for prompt, (ids, lps) in zip(prompts, responses, strict=True)
         ]
 
     def respond(self, prompts: list[tuple[int, ...]]) -> list[tuple[list[int], list[float]]]:
@@ -119,10 +120,10 @@ class TransformersPolicy:
         if self.temperature > 0:  # sampling: every prompt gets its own draw, duplicates included
             order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
             drawn = self._generate_sorted([prompts[i] for i in order])
-            return [response for _, response in sorted(zip(order, drawn))]
+            return [response for _, response in sorted(zip(order, drawn, strict=True))]
         known = {p: self._cache[p] for p in prompts if p in self._cache}
         missing = sorted(set(prompts) - known.keys(), key=len)
-        for prompt, response in zip(missing, self._generate_sorted(missing)):
+        for prompt, response in zip(missing, self._generate_sorted(missing), strict=True):
             known[prompt] = response
             self._remember(prompt, response)
         return [known[p] for p in prompts]
@@ -245,7 +246,7 @@ def _sample(policy: TransformersPolicy, logits: Any) -> tuple[Any, Any]:
 def _unpad(rows: list[list[int]], logps: list[list[float]], stop_ids: set[int]) -> list[tuple[list[int], list[float]]]:
     """Each row up to and including its first stop token."""
     out = []
-    for ids, lps in zip(rows, logps):
+    for ids, lps in zip(rows, logps, strict=True):
         end = next((i + 1 for i, t in enumerate(ids) if t in stop_ids), len(ids))
         out.append((ids[:end], lps[:end]))
     return out

@@ -75,7 +75,9 @@ def convert_gguf(gguf_file: Path, folder: Path) -> None:
     source, name = str(gguf_file.parent), gguf_file.name
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(source, gguf_file=name)
-    model.hf_quantizer = None  # the weights are de-quantized float32 now; see the module docstring
+    # The weights are de-quantized float32 now; see the module docstring. (torch annotates
+    # nn.Module.__setattr__'s value as Tensor | Module, though it stores any other value as a plain attribute.)
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -107,7 +109,10 @@ def load_causal_lm(model: str, device: str | None = None, dtype: str | None = No
         raise ConfigError(f"dtype={dtype!r}: choose 'float32', 'bfloat16' or 'float16'.")
     path = resolve_model(model)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    lm = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device).eval()
+    lm = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    # PreTrainedModel.to is decorated with functools.wraps(nn.Module.to), which types the bound method as
+    # the unbound function, so mypy takes ``device`` for ``self``.
+    lm = lm.to(device).eval()  # type: ignore[arg-type]
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return lm, tokenizer

@@ -20,7 +20,8 @@ Model policies are imported only when asked for, so the baselines need neither t
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from agents.base import Policy
 from agents.openai_policy import OpenAIChatPolicy

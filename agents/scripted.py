@@ -9,14 +9,22 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from agents import text as T
 from agents.base import Completion
 from atommem_env.actions import (
-    ADD_MEMORY, DELETE_MEMORY, FINAL_ANSWER, MODIFY_MEMORY, UPDATE_MEMORY, UPDATE_QUERY, Op, render_ops,
+    ADD_MEMORY,
+    DELETE_MEMORY,
+    FINAL_ANSWER,
+    MODIFY_MEMORY,
+    UPDATE_MEMORY,
+    UPDATE_QUERY,
+    Op,
+    render_ops,
 )
 
 READS = 4  # index of the read counter in observation["progress"]
@@ -49,6 +57,7 @@ class HeuristicMemoryPolicy(_Scripted):
         self.max_bridges = max_bridges
 
     def decide(self, obs: dict[str, Any]) -> list[Op]:
+        """The ops for one observation: store and query while reading, read or answer while answering."""
         return self._read(obs) if obs["phase"] == 0 else self._answer(obs)
 
     # ------------------------------------------------------------------------------------ reading
@@ -230,6 +239,7 @@ class NoMemoryPolicy(_Scripted):
     name = "no-memory"
 
     def decide(self, obs: dict[str, Any]) -> list[Op]:
+        """The ops for one observation: the placeholder write while reading, a guess while answering."""
         if obs["phase"] == 0:
             if obs["memories"]:
                 return [Op(MODIFY_MEMORY, "nothing", 1)]
@@ -251,6 +261,7 @@ class RandomPolicy(_Scripted):
         self.rng = np.random.default_rng(seed)
 
     def act(self, observations: Sequence[dict[str, Any]]) -> list[Completion]:
+        """One random response per observation, drawn in input order from the policy's Generator."""
         return [Completion(self._response(obs)) for obs in observations]
 
     def _response(self, obs: dict[str, Any]) -> str:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from agents.base import Completion
 from agents.chat import chat_prompt_ids
@@ -78,7 +79,7 @@ class VLLMPolicy:
         self.name = name or f"vllm:{model}"
         self.truncated_prompts = 0
 
-    def with_sampling(self, *, temperature: float, top_p: float = 1.0, name: str | None = None) -> "VLLMPolicy":
+    def with_sampling(self, *, temperature: float, top_p: float = 1.0, name: str | None = None) -> VLLMPolicy:
         """A policy on the same engine (no second copy of the model) with other sampling settings,
         e.g. ``temperature=0`` for greedy evaluation next to the training sampler."""
         if temperature < 0 or not 0 < top_p <= 1:
@@ -101,14 +102,14 @@ class VLLMPolicy:
         if not prompts:
             return []
         outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompts], self.sampling, use_tqdm=False)
-        return [_completion(ids, out.outputs[0]) for ids, out in zip(prompts, outputs)]
+        return [_completion(ids, out.outputs[0]) for ids, out in zip(prompts, outputs, strict=True)]
 
 
 def _completion(prompt_ids: list[int], output: Any) -> Completion:
     """A Completion from a vLLM ``CompletionOutput`` (sampled-token logprobs picked from each step)."""
     ids = tuple(int(t) for t in output.token_ids)
     steps = output.logprobs or []
-    logprobs = tuple(float(step[t].logprob) for t, step in zip(ids, steps)) if steps else None
+    logprobs = tuple(float(step[t].logprob) for t, step in zip(ids, steps, strict=True)) if steps else None
     return Completion(output.text, tuple(prompt_ids), ids, logprobs)
 
 

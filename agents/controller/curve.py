@@ -12,8 +12,9 @@ import csv
 import json
 import math
 import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 CURVE_COLUMNS = ("iteration", "env_steps", "train_return", "eval_em")
 

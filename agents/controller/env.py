@@ -17,7 +17,8 @@ turn budget that ``info`` reports.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -71,18 +72,18 @@ class ControllerEnv(gym.Env[np.ndarray, np.int64]):
     metadata = {"render_modes": []}
 
     def __init__(self, env: gym.Env, settings: MacroSettings | None = None) -> None:
-        base = env.unwrapped
-        if not isinstance(base, MemoryQAEnv):
-            raise ConfigError(
-                f"ControllerEnv needs an AtomMem-protocol env (MemoryQAEnv), got {type(base).__name__}: "
-                "the macro-actions are AtomMem memory operations; use an AtomMem-* id, not AtomMem-MemAgent-*."
-            )
+        base = atommem_base(env)
         self.inner = env
         self._base = base
         self.settings = settings or fitted_settings(base)
         self.action_space = spaces.Discrete(len(MACROS))
         self.observation_space = spaces.Box(0.0, 1.0, shape=(len(FEATURES),), dtype=np.float32)
         self._text: dict[str, Any] | None = None
+
+    @property
+    def base(self) -> MemoryQAEnv:
+        """The AtomMem env under ``inner``'s wrappers (its config, tokenizer and episode source)."""
+        return self._base
 
     @property
     def text_observation(self) -> dict[str, Any]:
@@ -93,6 +94,7 @@ class ControllerEnv(gym.Env[np.ndarray, np.int64]):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset the inner env (same ``seed`` and ``options``) and return its features and ``info``."""
         super().reset(seed=seed)
         self._text, info = self.inner.reset(seed=seed, options=options)
         self._max_turns, self._store_size = info["max_turns"], info["memory_size"]
@@ -100,6 +102,15 @@ class ControllerEnv(gym.Env[np.ndarray, np.int64]):
         return self._last, info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Render macro ``action`` into action text and step the inner env with it.
+
+        Returns:
+            The new features, and the inner env's reward, termination flags and ``info`` (plus the
+            ``macro`` name and the ``action`` text sent).
+
+        Raises:
+            ValueError: ``action`` is not a macro index.
+        """
         if not self.action_space.contains(action):
             raise ValueError(f"action={action!r} is not a macro index in 0..{len(MACROS) - 1} ({', '.join(MACROS)}).")
         macro = MACROS[int(action)]
@@ -111,6 +122,7 @@ class ControllerEnv(gym.Env[np.ndarray, np.int64]):
         return self._last, float(reward), terminated, truncated, {**info, "macro": macro, "action": text}
 
     def close(self) -> None:
+        """Close the inner env."""
         self.inner.close()
 
     def action_mask(self) -> np.ndarray:
@@ -207,7 +219,8 @@ def make_controller_env(config: Mapping[str, Any] | None = None) -> ControllerEn
     :class:`MacroSettings`).
 
     Raises:
-        ConfigError: an unknown key, or values of the wrong type.
+        ConfigError: an unknown key, values of the wrong type, or an id that does not run the AtomMem
+            protocol (e.g. a MemAgent id).
     """
     config = dict(config or {})
     unknown = sorted(set(config) - set(_CONFIG_KEYS))
@@ -222,7 +235,22 @@ def make_controller_env(config: Mapping[str, Any] | None = None) -> ControllerEn
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}={value!r} must be a dict of options.")
     env = gym.make(env_id, **env_kwargs)
-    return ControllerEnv(env, fitted_settings(env.unwrapped, **macro_settings))
+    return ControllerEnv(env, fitted_settings(atommem_base(env), **macro_settings))
+
+
+def atommem_base(env: gym.Env) -> MemoryQAEnv:
+    """The unwrapped AtomMem-protocol env of ``env``.
+
+    Raises:
+        ConfigError: ``env`` does not run the AtomMem protocol (e.g. a MemAgent id).
+    """
+    base = env.unwrapped
+    if not isinstance(base, MemoryQAEnv):
+        raise ConfigError(
+            f"ControllerEnv needs an AtomMem-protocol env (MemoryQAEnv), got {type(base).__name__}: "
+            "the macro-actions are AtomMem memory operations; use an AtomMem-* id, not AtomMem-MemAgent-*."
+        )
+    return base
 
 
 def fitted_settings(env: MemoryQAEnv, **overrides: Any) -> MacroSettings:

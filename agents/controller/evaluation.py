@@ -1,26 +1,27 @@
 """Play controller policies (static workflows, random, a learned RLlib module) on ControllerEnv episodes.
 
 Episodes are recorded as :class:`~agents.training.rollout.Trajectory` objects (the response is the macro's
-action text; ``result["macros"]`` lists the macros chosen), so :func:`agents.training.metrics.summarize` gives the same EM and operation rates as for
-text policies. Episode i of an env id is the source's episode i reset with seed ``seed + i``, as in
-``experiments/evaluate.py``, so every policy sees the same episodes.
+action text; ``result["macros"]`` lists the macros chosen), so :func:`agents.training.metrics.summarize`
+gives the same EM and operation rates as for text policies. Episode i of an env id is the source's
+episode i reset with seed ``seed + i``, as in ``experiments/evaluate.py``, so every policy sees the same
+episodes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 import atommem_env
-
 from agents.controller.env import ControllerEnv, action_mask, make_controller_env
 from agents.controller.macros import MACROS
 from agents.controller.workflows import ControllerPolicy
+from agents.training.rollout import Trajectory, Turn
 from atommem_env.datasets.sources import canonical_split
 from atommem_env.errors import ConfigError
-from agents.training.rollout import Trajectory, Turn
 
 RESULT_KEYS = ("answers", "golds", "skipped", "em", "f1", "substring_em", "reward")
 
@@ -31,7 +32,7 @@ def play(env: ControllerEnv, policy: ControllerPolicy, seeds: Sequence[int], ind
     if len(seeds) != len(indices):
         raise ValueError(f"{len(seeds)} seeds for {len(indices)} indices: pass one seed per episode.")
     trajectories = []
-    for seed, index in zip(seeds, indices):
+    for seed, index in zip(seeds, indices, strict=True):
         features, info = env.reset(seed=int(seed), options={"index": int(index)})
         traj = Trajectory(env_id, int(seed), info["episode_id"], info["index"], system="")
         macros, done = [], False
@@ -53,7 +54,7 @@ def play_config(env_config: dict[str, Any], policy: ControllerPolicy, episodes: 
                 first_index: int = 0) -> list[Trajectory]:
     """:func:`play` on episodes ``first_index .. first_index + episodes - 1`` of a fresh env."""
     env = make_controller_env(env_config)
-    indices = range(first_index, first_index + min(episodes, len(env.inner.unwrapped.source) - first_index))
+    indices = range(first_index, first_index + min(episodes, len(env.base.source) - first_index))
     return play(env, policy, [seed + i for i in indices], list(indices), env_config.get("env_id", ""))
 
 

@@ -33,14 +33,21 @@ policy cannot loop on a refused action).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from agents import scripted as S
-from agents.scripted import READS
 from agents import text as T
+from agents.scripted import READS
 from atommem_env.actions import (
-    ADD_MEMORY, DELETE_MEMORY, FINAL_ANSWER, MODIFY_MEMORY, UPDATE_QUERY, Op, render_op,
+    ADD_MEMORY,
+    DELETE_MEMORY,
+    FINAL_ANSWER,
+    MODIFY_MEMORY,
+    UPDATE_QUERY,
+    Op,
+    render_op,
 )
 from atommem_env.errors import ConfigError, RenderError
 from atommem_env.tokenization import Tokenizer, truncate_tokens
@@ -153,7 +160,8 @@ def _store_chunk(obs: dict[str, Any], ctx: _Context) -> list[Op]:
     # One response must hold every entry and its tags: long documents share what short ones leave.
     budget = ctx.settings.response_tokens - sum(ctx.count(_render(op) + "\n") for op in note)
     budget -= len(docs) * ctx.count(_render(Op(ADD_MEMORY, "x")) + "\n")
-    entries = [ctx.cut(doc, share) for doc, share in zip(docs, _shares([ctx.count(d) for d in docs], budget))]
+    shares = _shares([ctx.count(d) for d in docs], budget)
+    entries = [ctx.cut(doc, share) for doc, share in zip(docs, shares, strict=True)]
     ops = [Op(ADD_MEMORY, text) for text in entries if text]
     return note + (ops or [Op(ADD_MEMORY, S.section_trace(obs["chunk"]))])
 

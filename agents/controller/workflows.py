@@ -16,7 +16,8 @@ workflow              every reading turn                every question
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

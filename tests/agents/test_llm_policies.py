@@ -41,7 +41,7 @@ def tiny_policy(path, **kwargs):
 def test_greedy_batched_responses_equal_unbatched_generate(tiny_path):
     policy = tiny_policy(tiny_path, temperature=0, batch_size=3, cache_size=0)
     completions = policy.act(OBS)  # three prompt lengths: left padding must not change the result
-    for obs, completion in zip(OBS, completions):
+    for obs, completion in zip(OBS, completions, strict=True):
         prompt = torch.tensor([policy.prompt_ids(obs)])
         reference = policy.model.generate(
             prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=6, do_sample=False,

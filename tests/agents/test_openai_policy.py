@@ -7,16 +7,17 @@ import pickle
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import pytest
 
 from agents import Policy
 from agents.openai_policy import ChatServiceError, OpenAIChatPolicy
-from atommem_env import AtomMemError, ConfigError, as_messages
 from agents.training.rollout import rollout
+from atommem_env import AtomMemError, ConfigError, as_messages
 
 Reply = tuple[int, dict[str, str], Any]  # status, headers, JSON payload
 

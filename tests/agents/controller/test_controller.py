@@ -12,14 +12,13 @@ from gymnasium.utils.env_checker import check_env
 
 from agents import text as T
 from agents.controller.env import FEATURES, ControllerEnv, action_mask, make_controller_env
-from agents.scripted import bridge_entity
+from agents.controller.evaluation import eval_env_config, macro_rates, play, play_config, random_policy
 from agents.controller.macros import MACROS, MacroSettings, applicable, render_macro
 from agents.controller.workflows import WORKFLOWS
+from agents.scripted import bridge_entity
+from agents.training.metrics import summarize
 from atommem_env import parse_action
 from atommem_env.errors import ConfigError
-from agents.controller.evaluation import eval_env_config, macro_rates, play, play_config, random_policy
-from agents.training.metrics import summarize
-
 from tests.conftest import shared_data_dir
 
 M = MACROS.index
@@ -45,7 +44,7 @@ def test_spaces_and_features(env):
     assert env.observation_space.contains(features)
     again, _ = env.reset(seed=3, options={"index": 5})
     np.testing.assert_array_equal(features, again)
-    named = dict(zip(FEATURES, features))
+    named = dict(zip(FEATURES, features, strict=True))
     assert named["phase"] == 0 and named["chunk_progress"] == 0 and named["store_size"] == 0
 
 
@@ -115,7 +114,7 @@ def test_rendered_macros_parse_cleanly_and_the_mask_says_which_render():
         while not done:
             mask = env.action_mask()
             np.testing.assert_array_equal(mask, action_mask(features))
-            for macro, allowed in zip(MACROS, mask):
+            for macro, allowed in zip(MACROS, mask, strict=True):
                 text = render_macro(macro, env.text_observation, env.inner.unwrapped.tokenizer, env.settings)
                 assert (text != "") == allowed, macro
                 assert text == "" or parse_action(text).errors == ()
@@ -138,9 +137,11 @@ def test_mask_stops_reads_at_the_consecutive_read_limit(env):
 
 def test_bad_inputs_raise_clear_errors(env):
     with pytest.raises(ConfigError, match="reset"):
-        env.text_observation
+        _ = env.text_observation
     with pytest.raises(ConfigError, match="MemAgent"):
         ControllerEnv(gym.make("AtomMem-MemAgent-Synthetic-v0"))
+    with pytest.raises(ConfigError, match="MemAgent"):  # before the macro settings read the env's limits
+        make_controller_env({"env_id": "AtomMem-MemAgent-Synthetic-v0"})
     with pytest.raises(ConfigError, match="env_kwarg"):
         make_controller_env({"env_kwarg": {}})
     with pytest.raises(ConfigError, match="AtomMem id"):

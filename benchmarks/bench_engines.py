@@ -47,7 +47,8 @@ def measure(engine_kind: str, model: str, batch: int, max_new_tokens: int, repea
     from transformers import AutoModelForCausalLM
 
     from agents.models import resolve_model
-    from agents.training.ray.engines import EngineConfig, make_engine
+    from agents.training.ray.engine_config import EngineConfig
+    from agents.training.ray.engines import make_engine
 
     obs = observations(batch)
     started = time.perf_counter()

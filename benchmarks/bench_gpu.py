@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import format_table, machine, write_json  # noqa: E402
+from benchmarks.common import format_table, write_json  # noqa: E402
 
 # Published shapes (config.json of Qwen/Qwen3-8B and Qwen/Qwen3-0.6B); "tiny" only tests the script.
 SHAPES: dict[str, dict[str, Any]] = {

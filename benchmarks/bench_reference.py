@@ -30,7 +30,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.bench_env import (  # noqa: E402
-    TORCH_THREADS, TORCH_THREADS_HELP, build_embedder, limit_torch_threads, minilm_missing,
+    TORCH_THREADS,
+    TORCH_THREADS_HELP,
+    build_embedder,
+    limit_torch_threads,
+    minilm_missing,
 )
 from benchmarks.common import format_table, machine, write_json  # noqa: E402
 from benchmarks.reference_store import OurStores, ReferenceStore, reference_missing  # noqa: E402

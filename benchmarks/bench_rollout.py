@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gymnasium as gym  # noqa: E402
 
 import atommem_env  # noqa: E402,F401  (registers the ids)
+from agents.training.rollout import rollout  # noqa: E402
 from atommem_env.errors import DependencyError  # noqa: E402
 from benchmarks.common import format_table, machine, write_json  # noqa: E402
-from agents.training.rollout import rollout  # noqa: E402
 
 ENV_ID = "AtomMem-Synthetic-v0"
 ENV_KWARGS = {"num_documents": 4, "chunk_tokens": 128, "prompt_style": "compact"}

@@ -131,7 +131,7 @@ def wait_in_turn(refs: Sequence[Any], on_death: Callable[[Exception], BaseExcept
     return values
 
 
-def _scheduling(group: Any, bundle: int, cpus: float, gpus: float) -> dict[str, Any]:
+def scheduling(group: Any, bundle: int, cpus: float, gpus: float) -> dict[str, Any]:
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     strategy = PlacementGroupSchedulingStrategy(placement_group=group, placement_group_bundle_index=bundle)

@@ -8,6 +8,7 @@ from typing import ClassVar
 from agents.training.cli import arg
 from agents.training.grpo_config import RESUMABLE, GRPOArgs
 
+
 @dataclass
 class RayArgs(GRPOArgs):
     """The GRPO flags of ``grpo_train.py`` plus where the work runs (each field is a ``--flag``)."""

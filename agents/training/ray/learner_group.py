@@ -254,10 +254,10 @@ class LearnerGroup:
     def __init__(self, spec: LearnerSpec, plan: PlacementPlan, groups: Sequence[Any]) -> None:
         import ray
 
-        from atommem_env.errors import ConfigError
         from agents.training.fsdp import strategy_problems
         from agents.training.learner_config import LearnerConfig
-        from agents.training.ray.cluster import _scheduling
+        from agents.training.ray.cluster import scheduling
+        from atommem_env.errors import ConfigError
 
         size = len(plan.learners)
         problems = strategy_problems(spec.strategy, size, spec.lora_r)
@@ -267,7 +267,7 @@ class LearnerGroup:
         self.token_budget = spec.config.get("micro_batch_tokens", LearnerConfig.micro_batch_tokens)
         remote = ray.remote(LearnerWorker)
         self.actors = [
-            remote.options(**_scheduling(groups[s.node], s.bundle, s.cpus, s.gpus)).remote(spec, s.rank, size)
+            remote.options(**scheduling(groups[s.node], s.bundle, s.cpus, s.gpus)).remote(spec, s.rank, size)
             for s in plan.learners
         ]
         if size > 1:

@@ -109,7 +109,7 @@ class DistributedRun:
             raise
 
     def _start_actors(self) -> None:
-        from agents.training.ray.engines import EngineConfig
+        from agents.training.ray.engine_config import EngineConfig
         from agents.training.ray.learner_group import LearnerGroup, LearnerSpec
         from agents.training.ray.weight_sync import make_sync
         from agents.training.ray.workers import RayWorkerPool, WorkerConfig

@@ -40,8 +40,8 @@ import contextlib
 import io
 from typing import Any, Iterator, Mapping
 
+from agents.training.ray.engine_config import EngineConfig
 from atommem_env.errors import ConfigError
-from agents.training.ray.engines import EngineConfig
 
 EXTENSION = "agents.training.ray.vllm_engine.WeightLoader"
 WEIGHT_CHUNK_BYTES = 64 * 1024**2  # tensor bytes per collective_rpc call of a weight sync (copies in flight)

@@ -19,11 +19,12 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from agents.training.ray.cluster import _scheduling, actor_deaths
 from agents.training.envs import EnvSpec
 from agents.training.errors import RunError
+from agents.training.ray.cluster import actor_deaths, scheduling
 from agents.training.ray.dispatch import Chunk, Dispatcher, EpisodeSpec
-from agents.training.ray.engines import EngineConfig, make_engine
+from agents.training.ray.engine_config import EngineConfig
+from agents.training.ray.engines import make_engine
 from agents.training.ray.placement import PlacementPlan
 from agents.training.rollout import Trajectory, rollout
 
@@ -161,7 +162,7 @@ class RayWorkerPool:
             return {}
         remote = ray.remote(EmbeddingService)
         return {
-            slot.node: remote.options(**_scheduling(self.groups[slot.node], slot.bundle, slot.cpus, 0.0)).remote(
+            slot.node: remote.options(**scheduling(self.groups[slot.node], slot.bundle, slot.cpus, 0.0)).remote(
                 embedder, self.config.torch_threads
             )
             for slot in self.plan.embedders
@@ -169,7 +170,7 @@ class RayWorkerPool:
 
     def _spawn(self, i: int) -> Any:
         slot = self.plan.engines[i]
-        options = _scheduling(self.groups[slot.node], slot.bundle, slot.cpus, slot.gpus)
+        options = scheduling(self.groups[slot.node], slot.bundle, slot.cpus, slot.gpus)
         return self._remote.options(**options).remote(
             self.config, self.weights, self.version, self.services.get(slot.node)
         )

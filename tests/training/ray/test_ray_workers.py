@@ -10,9 +10,9 @@ import pytest
 pytest.importorskip("torch", reason="rollout workers need torch (pip install -e '.[train]')")
 pytest.importorskip("transformers", reason="rollout workers need transformers (pip install -e '.[train]')")
 
-from agents.training.ray.dispatch import Chunk, EpisodeSpec  # noqa: E402
-from agents.training.ray.engines import EngineConfig  # noqa: E402
 from agents.training.envs import EnvSpec
+from agents.training.ray.dispatch import Chunk, EpisodeSpec  # noqa: E402
+from agents.training.ray.engine_config import EngineConfig  # noqa: E402
 from agents.training.ray.workers import RolloutWorker, WorkerConfig  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
@@ -60,8 +60,8 @@ def test_new_weights_change_what_the_worker_generates(tiny_lm_path):
 
 @pytest.fixture
 def pool(ray_session, tiny_lm_path):
-    from agents.training.ray.placement import plan_placement
     from agents.training.ray.cluster import create_placement_groups
+    from agents.training.ray.placement import plan_placement
     from agents.training.ray.workers import RayWorkerPool
 
     plan = plan_placement(0, rollout_workers=2, num_learners=1)
@@ -103,8 +103,8 @@ def test_a_worker_killed_mid_step_is_replaced_and_every_episode_counts_once(pool
 
 
 def test_the_embedding_service_gives_the_local_embedders_vectors(ray_session):
-    from atommem_env.embedders import HashingEmbedder
     from agents.training.ray.embedding_service import EmbeddingService, ServiceEmbedder, needs_service
+    from atommem_env.embedders import HashingEmbedder
 
     service = ray_session.remote(EmbeddingService).remote("hashing:64")
     try:

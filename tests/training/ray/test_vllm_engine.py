@@ -12,10 +12,11 @@ import pytest
 torch = pytest.importorskip("torch", reason="rollout engines need torch (pip install -e '.[train]')")
 pytest.importorskip("transformers", reason="rollout engines need transformers (pip install -e '.[train]')")
 
-from agents.training.ray.engines import EngineConfig, make_engine  # noqa: E402
-from atommem_env.errors import ConfigError  # noqa: E402
 from agents.training.ray import vllm_engine as engine_module  # noqa: E402
+from agents.training.ray.engine_config import EngineConfig
+from agents.training.ray.engines import make_engine  # noqa: E402
 from agents.training.ray.vllm_engine import EXTENSION, VLLMEngine, pack_weights, unpack_weights  # noqa: E402
+from atommem_env.errors import ConfigError  # noqa: E402
 from tests.support import fake_vllm  # noqa: E402
 
 LOAD = ["rpc:stage_hf_weights", "rpc:load_staged_weights"]  # the events of one small weight sync
@@ -140,8 +141,8 @@ def test_sleep_frees_the_gpu_between_rollouts_and_weights_load_awake(fake):
 
 
 def test_a_rollout_worker_plays_episodes_on_the_vllm_engine(fake):
-    from agents.training.ray.dispatch import Chunk, EpisodeSpec
     from agents.training.envs import EnvSpec
+    from agents.training.ray.dispatch import Chunk, EpisodeSpec
     from agents.training.ray.workers import RolloutWorker, WorkerConfig
 
     config = WorkerConfig(

@@ -20,7 +20,8 @@ OBS = [{"system": "You answer briefly.", "user": "Where is Paris? Answer in one 
 @pytest.fixture(scope="module")
 def engine():
     from agents.models import resolve_model
-    from agents.training.ray.engines import EngineConfig, make_engine
+    from agents.training.ray.engine_config import EngineConfig
+    from agents.training.ray.engines import make_engine
 
     model = os.environ.get("ATOMMEM_VLLM_TEST_MODEL") or resolve_model("smollm2")
     config = EngineConfig(kind="vllm", model=model, max_new_tokens=8, max_context=1024, temperature=1.0, top_p=1.0,
@@ -62,8 +63,9 @@ def test_weights_sync_through_vllms_own_loader(engine):
 
 
 def test_sleep_and_wake(engine):
+    from agents.training.ray.engine_config import EngineConfig
+    from agents.training.ray.engines import make_engine
     from atommem_env.errors import ConfigError
-    from agents.training.ray.engines import EngineConfig, make_engine
 
     vllm_engine, model = engine
     before = greedy_ids(vllm_engine)

@@ -18,7 +18,13 @@ torch = pytest.importorskip("torch", reason="weight sync needs torch (pip instal
 pytest.importorskip("transformers", reason="weight sync needs transformers (pip install -e '.[train]')")
 
 from agents.training.ray.weight_sync import (  # noqa: E402
-    CollectiveSync, WeightSyncError, check_header, manifest, receive, send, sync_problems,
+    CollectiveSync,
+    WeightSyncError,
+    check_header,
+    manifest,
+    receive,
+    send,
+    sync_problems,
 )
 
 CHANNEL = "tests.support.gloo_channel.GlooChannel"
@@ -47,9 +53,9 @@ def engine_side(path, port, specs_in, result_file):
     """A rollout worker on a fake vLLM engine: joins as rank 1, receives both updates, plays a chunk."""
     from transformers import AutoTokenizer
 
-    from agents.training.ray.dispatch import Chunk, EpisodeSpec
-    from agents.training.ray.engines import EngineConfig
     from agents.training.envs import EnvSpec
+    from agents.training.ray.dispatch import Chunk, EpisodeSpec
+    from agents.training.ray.engine_config import EngineConfig
     from agents.training.ray.workers import RolloutWorker, WorkerConfig
     from tests.support import fake_vllm
 

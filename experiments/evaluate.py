@@ -35,7 +35,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import exit_on_errors
+from agents.training.cli import exit_on_errors, progress_bars
 from agents.training.evaluation import DEFAULT_ENV_IDS, PRESETS, Args, evaluate, markdown_table
 
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     with exit_on_errors():
-        rows = evaluate(args)
+        rows = evaluate(args, progress_bars("ep"))
     print(markdown_table(rows))
     what = "Trajectories and tables" if args.no_plots else "Trajectories, tables and plots"
     print(f"\n{what} written to {args.out_dir}/")

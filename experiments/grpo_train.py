@@ -26,9 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tqdm import tqdm
-
-from agents.training.cli import exit_on_errors, parse_dataclass
+from agents.training.cli import exit_on_errors, parse_dataclass, progress_bars
 from agents.training.grpo_config import PRESETS, GRPOArgs
 from agents.training.grpo_run import GRPORun
 from agents.training.runs import train
@@ -38,9 +36,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     """Parse ``argv``, train, and return the last logged metrics."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_dataclass(GRPOArgs, argv, description=__doc__, presets=PRESETS)
-    with exit_on_errors(), tqdm(total=args.steps, desc="grpo", unit="step") as bar:
+    with exit_on_errors():
         args.validate()
-        return train(args, GRPORun, progress=bar)
+        return train(args, GRPORun, progress=progress_bars("step"))
 
 
 if __name__ == "__main__":

@@ -33,9 +33,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tqdm import tqdm
-
-from agents.training.cli import exit_on_errors, parse_dataclass
+from agents.training.cli import exit_on_errors, parse_dataclass, progress_bars
 from agents.training.grpo_config import PRESETS
 from agents.training.ray.config import RayArgs
 from agents.training.ray.run import DistributedRun, dry_run
@@ -58,8 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             print("The plan fits.")
             return {}
         try:
-            with tqdm(total=args.steps, desc="grpo", unit="step") as bar:
-                return train(args, DistributedRun, progress=bar)
+            return train(args, DistributedRun, progress=progress_bars("step"))
         except KeyboardInterrupt:
             log.warning("Interrupted: every actor is stopped; continue from the last checkpoint with --resume.")
             raise SystemExit(130) from None

@@ -33,7 +33,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import exit_on_errors, parse_dataclass
+from agents.training.cli import exit_on_errors, parse_dataclass, progress_bars
 from agents.training.sft import log, train
 from agents.training.sft_config import PRESETS, Args
 from agents.training.sft_eval import evaluate_final
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> Path:
     transformers.utils.logging.disable_progress_bar()  # its per-save bars would break up the training bar
     with exit_on_errors():
         args = parse_args(argv)
-        final, step = train(args)
+        final, step = train(args, progress_bars("step"))
     print(f"SFT finished at step {step}: model in {final}/, metrics in {args.out_dir}/metrics.csv")
     if args.eval_env_ids:
         with exit_on_errors():

@@ -18,8 +18,9 @@ def test_readme_snippet_runs(index):
     namespace: dict = {}
     exec(compile(SNIPPETS[index], f"README.md snippet {index}", "exec"), namespace)
     if "AlwaysStore" in namespace:  # the custom-policy example must drive a whole episode
-        from agents.training.rollout import rollout
         import gymnasium as gym
+
+        from agents.training.rollout import rollout
 
         (traj,) = rollout(lambda: gym.make("AtomMem-Synthetic-v0"), namespace["AlwaysStore"](), [0])
         assert traj.terminated and traj.turns

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Sequence
 
 import torch
 
@@ -33,7 +33,7 @@ class Batch:
     advantages: torch.Tensor
     first_response: int
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         """The same batch with every tensor on ``device``."""
         moved = {
             f.name: getattr(self, f.name).to(device) if isinstance(getattr(self, f.name), torch.Tensor)

@@ -29,16 +29,17 @@ import logging
 import re
 import shutil
 import tempfile
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Collection, Iterator, Mapping
+from typing import Any
 
 import torch
 
-from atommem_env.errors import AtomMemError
 from agents.training.learner import Learner
 from agents.training.rng import capture_rng, missing_generators, restore_rng
+from atommem_env.errors import AtomMemError
 
 __all__ = [
     "CheckpointError", "atomic_folder", "export_model", "latest_checkpoint", "load_checkpoint", "save_checkpoint",

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import MISSING, Field, field, fields
 from typing import Any, TypeVar
 
+from agents.training.progress import ProgressFactory
 from atommem_env.errors import AtomMemError, ConfigError
 
 T = TypeVar("T")
@@ -88,6 +89,13 @@ def json_object(flag: str, text: str, example: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{flag} must be a JSON object, e.g. '{example}'.")
     return value
+
+
+def progress_bars(unit: str) -> ProgressFactory:
+    """For scripts: a :data:`~agents.training.progress.ProgressFactory` of ``tqdm`` bars counting ``unit``."""
+    from tqdm import tqdm
+
+    return lambda description, total, done: tqdm(total=total, initial=done, desc=description, unit=unit)
 
 
 @contextmanager

@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from agents.registry import make_policy, parse_spec
 from agents.training.cli import json_object
 from agents.training.envs import EnvSpec
 from agents.training.errors import RunError
 from agents.training.metrics import summarize
+from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory, rollout
 from atommem_env.errors import ConfigError, DataError
 
@@ -160,7 +159,7 @@ def _previous_episodes(args: Args, path: Path, policy: str) -> dict[tuple[str, s
     return done
 
 
-def evaluate(args: Args) -> list[dict[str, Any]]:
+def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[str, Any]]:
     """Run every env id and return one results row per id; also writes the output files.
 
     With ``args.resume`` only the episodes missing from ``trajectories.jsonl`` are run; the rows
@@ -188,7 +187,7 @@ def evaluate(args: Args) -> list[dict[str, Any]]:
             trajectories = [done[k] for i in range(count) if (k := (env_id, policy.name, i)) in done]
             missing = [i for i in range(count) if (env_id, policy.name, i) not in done]
             started = time.perf_counter()
-            bar = tqdm(total=count, initial=count - len(missing), desc=env_id, unit="ep")
+            bar = progress(env_id, count, count - len(missing))
             for start in range(0, len(missing), args.batch_size):  # batches keep the bar and memory honest
                 ids = missing[start:start + args.batch_size]
                 batch = rollout(make, policy, [args.seed + i for i in ids], env_id=env_id, indices=ids,

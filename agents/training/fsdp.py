@@ -23,7 +23,8 @@ an 8B model's optimizer state per rank.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 

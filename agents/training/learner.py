@@ -17,15 +17,16 @@ import inspect
 import logging
 import time
 from collections import defaultdict
-from typing import Callable, Literal, Sequence
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from atommem_env.errors import ConfigError, DependencyError
 from agents.training.batching import Batch, collate, pack_micro_batches, pad_micro_batches
 from agents.training.grpo import Sample, entropy_from_logits, grpo_token_terms, token_sum
 from agents.training.learner_config import LearnerConfig, LoraSettings
+from atommem_env.errors import ConfigError, DependencyError
 
 __all__ = ["Learner", "LearnerConfig", "LoraSettings", "apply_lora", "token_logprobs", "warmup_factor"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from atommem_env.errors import ConfigError
 from agents.training.grpo import CLIP_HIGH, CLIP_LOW
+from atommem_env.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ the environments and the evaluation tables work without it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from agents.training.metrics import OP_RATE_KEYS
 

@@ -6,8 +6,9 @@ inside a Ray actor next to an inference engine.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import gymnasium as gym
 
@@ -50,7 +51,7 @@ class Trajectory:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Trajectory":
+    def from_json(cls, data: dict[str, Any]) -> Trajectory:
         """Rebuild a trajectory from :meth:`to_json` output (e.g. a line of ``trajectories.jsonl``).
 
         Keys that are not fields (such as the ``policy`` that ``evaluate.py`` adds) are ignored, so

@@ -17,12 +17,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from agents.training.checkpoint import latest_checkpoint
 from agents.training.errors import RunError
 from agents.training.grpo_config import GRPOArgs
 from agents.training.metrics import summarize
+from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory
 from atommem_env.errors import ConfigError
 
@@ -51,17 +52,8 @@ class Run(Protocol):
         """Release what the run holds (actors, placement groups, a Ray session it started)."""
 
 
-class Progress(Protocol):
-    """A progress display (e.g. a ``tqdm`` bar) that the scripts pass in; the library draws none itself."""
-
-    def update(self, n: int = 1) -> Any:
-        """Count ``n`` more steps done."""
-
-    def set_postfix(self, **values: Any) -> Any:
-        """Show the latest values next to the bar."""
-
-
-def train(args: GRPOArgs, make_run: Callable[[GRPOArgs], Run], progress: Progress | None = None) -> dict[str, float]:
+def train(args: GRPOArgs, make_run: Callable[[GRPOArgs], Run],
+          progress: ProgressFactory = no_progress) -> dict[str, float]:
     """Run (or resume) the GRPO run ``make_run(args)`` builds; returns the last step's metrics.
 
     Raises:
@@ -76,7 +68,7 @@ def train(args: GRPOArgs, make_run: Callable[[GRPOArgs], Run], progress: Progres
         run.close()
 
 
-def _loop(args: GRPOArgs, run: Run, run_dir: Path, progress: Progress | None) -> dict[str, float]:
+def _loop(args: GRPOArgs, run: Run, run_dir: Path, progress: ProgressFactory) -> dict[str, float]:
     from agents.training.tracking import Tracker
 
     start = run.restore(run_dir) if args.resume else 0
@@ -84,8 +76,7 @@ def _loop(args: GRPOArgs, run: Run, run_dir: Path, progress: Progress | None) ->
     with Tracker(run_dir, backend=args.logger, config=asdict(args), resume=args.resume) as tracker:
         if args.resume:
             tracker.truncate_after(start)
-        if progress is not None and start:
-            progress.update(start)  # the steps the resumed run already has
+        bar = progress("grpo", args.steps, start)
         for step in range(start, args.steps):
             metrics = run.step(step)
             if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
@@ -93,9 +84,9 @@ def _loop(args: GRPOArgs, run: Run, run_dir: Path, progress: Progress | None) ->
             tracker.log(metrics, step + 1)
             if (step + 1) % args.save_every == 0 or step + 1 == args.steps:
                 run.save(run_dir, step + 1)
-            if progress is not None:
-                progress.update(1)
-                progress.set_postfix(reward=f"{metrics['rollout/reward']:.3f}")
+            bar.update(1)
+            bar.set_postfix(reward=f"{metrics['rollout/reward']:.3f}")
+        bar.close()
     run.export(run_dir / "final")
     return metrics
 

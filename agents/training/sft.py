@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from agents.models import load_causal_lm
 from agents.training.checkpoint import (
@@ -25,6 +24,7 @@ from agents.training.checkpoint import (
 )
 from agents.training.errors import RunError
 from agents.training.learner import Learner, LearnerConfig, LoraSettings
+from agents.training.progress import ProgressFactory, no_progress
 from agents.training.sft_config import Args
 from agents.training.sft_data import Cursor, SampleStats, batches, read_trajectories, steps_per_epoch, teacher_samples
 from agents.training.tracking import Tracker
@@ -86,7 +86,7 @@ def start(args: Args, learner: Learner, identity: dict[str, Any]) -> tuple[int, 
 
 
 def fit(args: Args, learner: Learner, samples: list, tokenizer: Any, tracker: Tracker,
-        step: int, cursor: Cursor, identity: dict[str, Any]) -> int:
+        step: int, cursor: Cursor, identity: dict[str, Any], progress: ProgressFactory = no_progress) -> int:
     """Optimizer steps from ``(step, cursor)`` to the end (or ``--max-steps``); returns the last step."""
     total = args.epochs * steps_per_epoch(len(samples), args.batch_size)
     total = min(total, args.max_steps) if args.max_steps else total
@@ -95,7 +95,7 @@ def fit(args: Args, learner: Learner, samples: list, tokenizer: Any, tracker: Tr
         state = {"cursor": asdict(cursor), "data": identity}
         save_checkpoint(args.out_dir, learner, step, tokenizer=tokenizer, state=state, keep=args.keep_checkpoints)
 
-    bar = tqdm(total=total, initial=min(step, total), desc="sft", unit="step")
+    bar = progress("sft", total, min(step, total))
     saved = step
     for indices, after in batches(len(samples), args.batch_size, args.epochs, args.seed, cursor):
         if step >= total:
@@ -120,7 +120,7 @@ def train_metrics(metrics: dict[str, float], cursor: Cursor, num_samples: int) -
             "train/epoch": cursor.epoch + cursor.position / num_samples}
 
 
-def train(args: Args) -> tuple[Path, int]:
+def train(args: Args, progress: ProgressFactory = no_progress) -> tuple[Path, int]:
     """Run SFT as ``args`` say; returns the final model folder and the last step."""
     seed_everything(args.seed)
     model, tokenizer = load_causal_lm(args.model, args.device or None, args.dtype)
@@ -146,7 +146,7 @@ def train(args: Args) -> tuple[Path, int]:
     with Tracker(args.out_dir, backend=args.logger, config=config, resume=args.resume) as tracker:
         if args.resume:
             tracker.truncate_after(step)
-        step = fit(args, learner, samples, tokenizer, tracker, step, cursor, identity)
+        step = fit(args, learner, samples, tokenizer, tracker, step, cursor, identity, progress)
     final = export_model(learner, Path(args.out_dir) / "final", tokenizer=tokenizer)
     return final, step
 

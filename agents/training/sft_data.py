@@ -11,17 +11,18 @@ that ends an assistant turn (so the student learns to stop).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from agents.chat import chat_prompt_ids
-from atommem_env.errors import ConfigError, DataError
 from agents.training.evaluation import load_trajectories
 from agents.training.grpo import Sample
 from agents.training.rollout import Trajectory, Turn
+from atommem_env.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

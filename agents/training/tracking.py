@@ -18,8 +18,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 from atommem_env.errors import ConfigError, DependencyError
 
@@ -75,7 +76,7 @@ class Tracker:
         """Flush and close the backend (the CSV is written as it goes)."""
         self.backend.close()
 
-    def __enter__(self) -> "Tracker":
+    def __enter__(self) -> Tracker:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -17,7 +17,13 @@ from benchmarks import bench_env, bench_episode, bench_reference
 from benchmarks.common import format_table, summarize
 from benchmarks.reference_store import OurStores, reference_missing
 from benchmarks.trace import (
-    EmbedClock, PlayResult, TraceConfig, count_mismatches, make_trace, play, resolve_ranks,
+    EmbedClock,
+    PlayResult,
+    TraceConfig,
+    count_mismatches,
+    make_trace,
+    play,
+    resolve_ranks,
 )
 
 

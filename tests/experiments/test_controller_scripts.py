@@ -9,14 +9,14 @@ from dataclasses import asdict
 
 import pytest
 
-from agents.controller.macros import MACROS
-from experiments import controller_compare as C
+from agents.controller import training as T
 from agents.controller.curve import curve_from_run, run_label, write_curve
+from agents.controller.macros import MACROS
+from agents.controller.training import ControllerArgs, rows_last, train_metrics
 from agents.training.tracking import Tracker
 from atommem_env.errors import ConfigError
+from experiments import controller_compare as C
 from experiments import rllib_controller as R
-from agents.controller import training as T
-from agents.controller.training import ControllerArgs, rows_last, train_metrics
 
 
 @pytest.mark.parametrize("flags, message", [

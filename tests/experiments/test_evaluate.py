@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from agents.training import evaluation
-from experiments import evaluate
 from agents.training.plots import parse_env_id
 from agents.training.rollout import Trajectory
+from experiments import evaluate
 
 SYNTHETIC = "AtomMem-Synthetic-v0"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch", reason="training needs torch (pip install -e '.[train]')")
 pytest.importorskip("transformers", reason="training needs transformers (pip install -e '.[train]')")
 
-from experiments import grpo_train  # noqa: E402
 from agents.training.cli import parse_dataclass  # noqa: E402
-from agents.training.grpo_config import PRESETS, GRPOArgs  # noqa: E402
 from agents.training.errors import RunError  # noqa: E402
+from agents.training.grpo_config import PRESETS, GRPOArgs  # noqa: E402
 from agents.training.grpo_run import GRPORun  # noqa: E402
 from agents.training.runs import EpisodePlan, check_run_dir  # noqa: E402
 from atommem_env.errors import ConfigError  # noqa: E402
+from experiments import grpo_train  # noqa: E402
 from tests.support.tiny_lm import build_tiny_lm  # noqa: E402
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py
 
@@ -36,6 +36,11 @@ def argv(tiny_path, out_dir, *extra):
         "--lr", "1e-2", "--warmup-steps", "0", "--kl-coef", "0", "--eval-every", "1", "--eval-episodes", "2",
         "--save-every", "1", "--logger", "none", "--device", "cpu", "--out-dir", str(out_dir), *extra,
     ]
+
+
+FIXTURES = str(Path(__file__).resolve().parents[1] / "fixtures" / "data")
+# The HotpotQA fixture: 3 usable dev records, 10 paragraphs, so small single-question episodes.
+SMALL_REAL = {"num_documents": 10, "questions_per_episode": "single", "chunk_tokens": 128, "prompt_style": "compact"}
 
 
 def read_metrics(out_dir):
@@ -145,3 +150,13 @@ def test_the_plan_never_trains_on_held_out_episodes_and_is_deterministic():
 def test_a_plan_that_holds_everything_out_is_refused():
     with pytest.raises(ConfigError, match="lower --eval-episodes"):
         EpisodePlan(size=4, held_out_count=4, per_step=1, seed=0)
+
+
+@pytest.mark.parametrize("env_id, env_kwargs", [("AtomMem-Synthetic-Tiny-v0", {}), ("AtomMem-HotpotQA-v0", SMALL_REAL)])
+def test_data_dir_reaches_the_ids_that_read_data_and_no_other(tiny_path, tmp_path, monkeypatch, env_id, env_kwargs):
+    monkeypatch.delenv("ATOMMEM_DATA_DIR", raising=False)
+    metrics = grpo_train.main(argv(
+        tiny_path, tmp_path, "--steps", "1", "--env-id", env_id, "--env-kwargs", json.dumps(env_kwargs),
+        "--data-dir", FIXTURES, "--prompts-per-step", "1", "--eval-episodes", "1",
+    ))
+    assert metrics["rollout/episodes"] == 2 and metrics["eval/episodes"] == 1

@@ -2,8 +2,8 @@
 
 import pytest
 
-from experiments import plot_metrics
 from agents.training.tracking import Tracker
+from experiments import plot_metrics
 
 
 @pytest.fixture

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch", reason="training needs torch (pip install -e '.[train]')")
 
+from agents.training.ray import cluster  # noqa: E402
 from experiments import ray_train
 
-from agents.training.ray import cluster  # noqa: E402
+FIXTURES = str(Path(__file__).resolve().parents[1] / "fixtures" / "data")
+SMALL_REAL = {"num_documents": 10, "questions_per_episode": "single", "chunk_tokens": 128, "prompt_style": "compact"}
 
 
 def dry(argv, capsys):
@@ -105,7 +108,7 @@ def argv(model, out_dir, *extra):
         "--model", model, "--env-kwargs", json.dumps(env), "--num-gpus", "0", "--prompts-per-step", "2",
         "--group-size", "2", "--rollout-batch-size", "2", "--max-new-tokens", "4", "--lr", "1e-2",
         "--warmup-steps", "0", "--kl-coef", "0", "--eval-every", "1", "--eval-episodes", "2", "--save-every", "1",
-        "--logger", "none", "--out-dir", str(out_dir), *extra,
+        "--logger", "none", "--data-dir", FIXTURES, "--out-dir", str(out_dir), *extra,  # ignored by Synthetic
     ]
 
 
@@ -154,3 +157,24 @@ def test_a_minimal_run_trains_with_two_sharded_learner_ranks(tiny_lm_path, tmp_p
     initial, final = load_file(f"{tiny_lm_path}/model.safetensors"), load_file(out / "final" / "model.safetensors")
     assert final.keys() == initial.keys()  # whole tensors gathered from the shards
     assert any(not torch.equal(final[k], initial[k]) for k in final)
+
+
+# --- --data-dir reaches the rollout workers' envs only for ids that read data (Ray-free: the worker is
+# built in this process from the config the run gives its actors) ---------------------------------------
+
+
+@pytest.mark.parametrize("env_id, env_kwargs", [("AtomMem-Synthetic-Tiny-v0", {}), ("AtomMem-HotpotQA-v0", SMALL_REAL)])
+@pytest.mark.usefixtures("one_torch_thread")
+def test_data_dir_reaches_the_rollout_workers_only_for_ids_that_read_data(tiny_lm_path, monkeypatch, env_id, env_kwargs):
+    from agents.training.ray.config import RayArgs
+    from agents.training.ray.dispatch import Chunk, EpisodeSpec
+    from agents.training.ray.run import env_spec, worker_config
+    from agents.training.ray.workers import RolloutWorker
+
+    monkeypatch.delenv("ATOMMEM_DATA_DIR", raising=False)
+    args = RayArgs(model=tiny_lm_path, env_id=env_id, env_kwargs=json.dumps(env_kwargs), data_dir=FIXTURES,
+                   max_new_tokens=4, rollout_batch_size=1, out_dir="unused")
+    worker = RolloutWorker(worker_config(args, env_spec(args)))  # a Synthetic env given data_dir would refuse it
+    [trajectory] = worker.run(Chunk(0, (EpisodeSpec(0, 1, 0),)), greedy=True, seed=0)
+    assert trajectory.env_id == env_id and trajectory.turns
+    assert ("data_dir" in worker.envs[0].spec.kwargs) == (env_id == "AtomMem-HotpotQA-v0")

@@ -10,12 +10,12 @@ import pytest
 
 pytest.importorskip("ray.rllib", reason="the controller tests need RLlib (pip install -e '.[rllib]')")
 
-from agents.controller.env import FEATURES  # noqa: E402
-from agents.controller.macros import MACROS  # noqa: E402
 from agents.controller import training as T  # noqa: E402
-from experiments import rllib_controller as R  # noqa: E402
+from agents.controller.env import FEATURES  # noqa: E402
 from agents.controller.evaluation import module_policy, play_config  # noqa: E402
+from agents.controller.macros import MACROS  # noqa: E402
 from agents.training.metrics import summarize  # noqa: E402
+from experiments import rllib_controller as R  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -16,14 +16,18 @@ import gymnasium as gym  # noqa: E402
 import atommem_env  # noqa: E402,F401
 from agents import HeuristicMemoryPolicy  # noqa: E402
 from agents.chat import chat_prompt_ids  # noqa: E402
-from atommem_env.errors import DataError  # noqa: E402
-from experiments import sft  # noqa: E402
 from agents.training.batching import collate  # noqa: E402
 from agents.training.learner import Learner, LearnerConfig  # noqa: E402
-from agents.training.rollout import Trajectory, Turn, rollout  # noqa: E402
+from agents.training.rollout import rollout  # noqa: E402
 from agents.training.sft_data import (  # noqa: E402
-    Cursor, batches, end_of_turn_ids, keep_successful, teacher_samples,
+    Cursor,
+    batches,
+    end_of_turn_ids,
+    keep_successful,
+    teacher_samples,
 )
+from atommem_env.errors import DataError  # noqa: E402
+from experiments import sft  # noqa: E402
 from tests.support.tiny_lm import build_tiny_lm  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py

@@ -10,13 +10,17 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from atommem_env.errors import AtomMemError  # noqa: E402
 from agents.training import checkpoint as checkpoint_module  # noqa: E402
 from agents.training.checkpoint import (  # noqa: E402
-    CheckpointError, export_model, latest_checkpoint, load_checkpoint, save_checkpoint,
+    CheckpointError,
+    export_model,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
 )
 from agents.training.grpo import Sample  # noqa: E402
 from agents.training.learner import Learner, LearnerConfig, LoraSettings  # noqa: E402
+from atommem_env.errors import AtomMemError  # noqa: E402
 from tests.support.tiny_lm import WORDS, build_tiny_lm  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py

@@ -11,11 +11,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from atommem_env.errors import ConfigError  # noqa: E402
 from agents.training.batching import micro_batch_passes, pack_micro_batches, pad_micro_batches  # noqa: E402
 from agents.training.fsdp import decoder_layers, strategy_problems  # noqa: E402
 from agents.training.grpo import Sample  # noqa: E402
 from agents.training.learner import Learner, LearnerConfig  # noqa: E402
+from atommem_env.errors import ConfigError  # noqa: E402
 from tests.training.test_learner import CPU_FAST, grads, random_samples, tiny_model  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # see conftest.py

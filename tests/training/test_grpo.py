@@ -25,7 +25,6 @@ from agents.training.grpo import (  # noqa: E402
 )
 from agents.training.rollout import Trajectory, Turn  # noqa: E402
 
-
 # --- advantages ------------------------------------------------------------------------------------
 
 

@@ -8,10 +8,10 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from atommem_env.errors import ConfigError, DependencyError  # noqa: E402
 from agents.training.batching import collate  # noqa: E402
 from agents.training.grpo import Sample, group_advantages  # noqa: E402
 from agents.training.learner import Learner, LearnerConfig, LoraSettings, token_logprobs, warmup_factor  # noqa: E402
+from atommem_env.errors import ConfigError, DependencyError  # noqa: E402
 
 VOCAB = 64
 

@@ -7,8 +7,8 @@ import types
 
 import pytest
 
-from atommem_env.errors import ConfigError, DependencyError
 from agents.training.tracking import Tracker
+from atommem_env.errors import ConfigError, DependencyError
 
 
 def read_csv(run_dir):

@@ -20,8 +20,8 @@ directly.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Hashable, Sequence
 
 from agents.training.rollout import Trajectory
 

@@ -55,7 +55,7 @@ class ServiceEmbedder(CachingEmbedder):
         self._init_cache()
 
     @classmethod
-    def connect(cls, service: Any) -> "ServiceEmbedder":
+    def connect(cls, service: Any) -> ServiceEmbedder:
         """A client for ``service`` (an actor handle), with its name and size asked once."""
         import ray
 

@@ -12,7 +12,8 @@ vLLM engine on GPU hosts (:class:`agents.training.ray.vllm_engine.VLLMEngine`). 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from agents.training.ray.engine_config import ENGINES, EngineConfig
 

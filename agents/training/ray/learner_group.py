@@ -30,9 +30,10 @@ import copy
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from agents.training.errors import RunError
 from agents.training.grpo import Sample

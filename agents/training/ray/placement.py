@@ -20,8 +20,8 @@ groups, one per node; :func:`check_cluster` compares it with a cluster's nodes f
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 from atommem_env.errors import ConfigError
 

@@ -16,7 +16,9 @@ from typing import Any
 
 from agents.training.envs import EnvSpec
 from agents.training.ray.config import RayArgs
+from agents.training.ray.engine_config import EngineConfig
 from agents.training.ray.placement import PlacementPlan
+from agents.training.ray.workers import RayWorkerPool, WorkerConfig
 from agents.training.rollout import Trajectory
 from agents.training.runs import EpisodePlan, eval_metrics, grpo_step, newest_checkpoint
 from atommem_env.errors import ConfigError
@@ -50,6 +52,17 @@ def make_plan(args: RayArgs) -> PlacementPlan:
 def env_spec(args: RayArgs) -> EnvSpec:
     """The rollout workers' envs."""
     return EnvSpec.from_flags(args.env_id, args.env_kwargs, args.data_dir)
+
+
+def worker_config(args: RayArgs, env: EnvSpec, *, sleep_mode: bool = False) -> WorkerConfig:
+    """What each rollout worker builds: its engine and its envs (``sleep_mode`` for colocated engines)."""
+    engine = EngineConfig(
+        kind=args.engine, model=args.model, device="cuda" if args.num_gpus else "cpu", temperature=args.temperature,
+        top_p=args.top_p, max_new_tokens=args.max_new_tokens, max_context=args.max_context,
+        batch_size=args.rollout_batch_size, seed=args.seed, tensor_parallel_size=args.tensor_parallel_size,
+        gpu_memory_utilization=args.gpu_memory_utilization, sleep_mode=sleep_mode,
+    )
+    return WorkerConfig(engine=engine, env=env)
 
 
 def dry_run(args: RayArgs) -> tuple[str, list[str]]:
@@ -109,10 +122,8 @@ class DistributedRun:
             raise
 
     def _start_actors(self) -> None:
-        from agents.training.ray.engine_config import EngineConfig
         from agents.training.ray.learner_group import LearnerGroup, LearnerSpec
         from agents.training.ray.weight_sync import make_sync
-        from agents.training.ray.workers import RayWorkerPool, WorkerConfig
 
         args, device = self.args, "cuda" if self.args.num_gpus else "cpu"
         spec = LearnerSpec(
@@ -123,13 +134,7 @@ class DistributedRun:
                     "micro_batch_tokens": args.micro_batch_tokens, "temperature": args.temperature},
         )
         self.learners = LearnerGroup(spec, self.placement, self.groups)
-        engine = EngineConfig(
-            kind=args.engine, model=args.model, device=device, temperature=args.temperature, top_p=args.top_p,
-            max_new_tokens=args.max_new_tokens, max_context=args.max_context, batch_size=args.rollout_batch_size,
-            seed=args.seed, tensor_parallel_size=args.tensor_parallel_size,
-            gpu_memory_utilization=args.gpu_memory_utilization, sleep_mode=self.placement.mode == "colocated",
-        )
-        config = WorkerConfig(engine=engine, env=self.env)
+        config = worker_config(args, self.env, sleep_mode=self.placement.mode == "colocated")
         # The engines load the same initial weights as the learners from args.model: nothing to send yet.
         collective = args.weight_sync == "collective"
         self.pool = RayWorkerPool(config, self.placement, self.groups, None, 0, max_restarts=args.max_worker_restarts,

@@ -13,8 +13,9 @@ own, and Tune sweeps over env options.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import gymnasium as gym
 

@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from agents.training.ray.engine_config import EngineConfig
 from atommem_env.errors import ConfigError

@@ -26,7 +26,8 @@ the tests substitute a gloo group (``tests/support/gloo_channel.py``) to run the
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 

@@ -29,15 +29,18 @@ class Embedder(Protocol):
         ...
 
 
-def _require_text_list(texts: Sequence[str]) -> None:
-    """A bare string is a sequence too: embedding it character by character is never meant."""
+def require_text_list(texts: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` for a bare string.
+
+    A string is a sequence too, and embedding it character by character is never what was meant.
+    """
     if isinstance(texts, str):
         raise ConfigError(
             f"embed() takes a sequence of texts, got the single string {texts[:40]!r}; wrap it in a list."
         )
 
 
-def _unit_rows(vectors: Any) -> np.ndarray:
+def unit_rows(vectors: Any) -> np.ndarray:
     """``vectors`` as a float32 2-D array with L2-normalized rows (zero rows stay zero)."""
     out = np.array(vectors, dtype=np.float32, ndmin=2, copy=True)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
@@ -65,7 +68,7 @@ class CachingEmbedder:
 
     def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
         """Return a ``(len(texts), dim)`` float32 array with unit-norm rows (zero rows for blank text)."""
-        _require_text_list(texts)
+        require_text_list(texts)
         rows: dict[int, np.ndarray] = {}
         todo: dict[str, list[int]] = {}
         with self._lock:

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from atommem_env.embedders.base import _require_text_list
+from atommem_env.embedders.base import require_text_list
 from atommem_env.errors import ConfigError
 
 _STOPWORDS = frozenset(
@@ -54,7 +54,7 @@ class HashingEmbedder:
         return words
 
     def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
-        _require_text_list(texts)
+        require_text_list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         codes = self._codes
         for row, text in enumerate(texts):

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from atommem_env.embedders.base import CachingEmbedder, _unit_rows
+from atommem_env.embedders.base import CachingEmbedder, unit_rows
 from atommem_env.errors import ConfigError, DependencyError
 
 _MINILM_ALIASES = frozenset({"minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"})
@@ -118,7 +118,7 @@ class SentenceTransformerEmbedder(CachingEmbedder):
             normalize_embeddings=True,
             show_progress_bar=False,
         )
-        return _unit_rows(vectors)  # float32 and exactly unit-norm whatever the model's last module did
+        return unit_rows(vectors)  # float32 and exactly unit-norm whatever the model's last module did
 
     _TRANSIENT = ("_cache", "_lock", "_model")  # an unpickled copy reloads the model on first use
 

@@ -6,9 +6,8 @@ import json
 
 import numpy as np
 
-from atommem_env.embedders.base import CachingEmbedder, _unit_rows
+from atommem_env.embedders.base import CachingEmbedder, unit_rows
 from atommem_env.errors import AtomMemError, ConfigError
-from atommem_env.http import post_json
 
 #: Qwen3-Embedding's retrieval instruction, prepended to queries only (``f"{instruction}{query}"``),
 #: as the reference implementation does.
@@ -100,9 +99,12 @@ class OpenAIEmbedder(CachingEmbedder):
     def _embed_new(self, texts: list[str], query: bool) -> np.ndarray:
         inputs = [f"{self.query_instruction}{t}" for t in texts] if query else texts
         parts = [self._request(inputs[i : i + self.batch_size]) for i in range(0, len(inputs), self.batch_size)]
-        return _unit_rows(np.concatenate(parts, axis=0))
+        return unit_rows(np.concatenate(parts, axis=0))
 
     def _request(self, batch: list[str]) -> np.ndarray:
+        # Imported here: urllib.request (http.client, ssl) costs every `import atommem_env` ~20 ms otherwise.
+        from atommem_env.http import post_json
+
         raw = post_json(
             self.url,
             {"model": self.model, "input": batch, "encoding_format": "float"},

@@ -424,6 +424,15 @@ def test_importing_embedders_does_not_import_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
+def test_importing_the_package_imports_no_model_library_or_http_client() -> None:
+    code = (
+        "import sys, atommem_env; "
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers', 'urllib.request', 'http.client') "
+        "if m in sys.modules]; assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
 def test_an_env_sends_one_responses_entries_in_one_request(server: FakeEmbeddingsServer) -> None:
     from atommem_env.datasets.synthetic import SyntheticSource
     from atommem_env.env import MemoryQAEnv

@@ -19,14 +19,14 @@ from gymnasium import spaces
 from atommem_env.config import ContextConfig
 from atommem_env.datasets.base import Episode, EpisodeSource
 from atommem_env.errors import AtomMemError, ConfigError
+from atommem_env.observation import Phase, Progress
 from atommem_env.scoring import NO_ANSWER, score_answer
 from atommem_env.spaces import UnicodeText
 from atommem_env.tokenization import chunk_text, make_tokenizer
 
+# The phase as ``info["phase"]`` names it; the observation holds its :class:`Phase` code (a plain int).
 READING, ANSWERING, DONE = "reading", "answering", "done"
-PHASE_CODE = {READING: 0, ANSWERING: 1, DONE: 1}
-# Order of the integers in ``observation["progress"]``.
-PROGRESS_FIELDS = ("chunk_index", "num_chunks", "question_index", "num_questions", "reads", "turn")
+PHASE_CODE = {READING: int(Phase.READING), ANSWERING: int(Phase.ANSWERING), DONE: int(Phase.ANSWERING)}
 _INT_MAX = np.iinfo(np.int32).max
 
 
@@ -45,7 +45,7 @@ def observation_space() -> spaces.Dict:
             "query": text,
             "memories": spaces.Sequence(text),
             "feedback": text,
-            "progress": spaces.Box(0, _INT_MAX, shape=(len(PROGRESS_FIELDS),), dtype=np.int64),
+            "progress": spaces.Box(0, _INT_MAX, shape=(len(Progress),), dtype=np.int64),
         }
     )
 
@@ -138,8 +138,12 @@ class LongContextQAEnv(gym.Env[dict, str]):
     ) -> dict[str, Any]:
         """The observation dict: the rendered messages and the same content as structured fields."""
         reading = self._phase == READING
-        progress = (self._chunk_index, len(self._chunks), self._question_index,
-                    len(self._answers), reads, self._turn)
+        counts = {
+            Progress.CHUNK: self._chunk_index, Progress.CHUNKS: len(self._chunks),
+            Progress.QUESTION: self._question_index, Progress.QUESTIONS: len(self._answers),
+            Progress.READS: reads, Progress.TURN: self._turn,
+        }
+        progress = np.array([counts[field] for field in Progress], dtype=np.int64)
         return {
             "system": system,
             "user": self._user_message(),
@@ -151,7 +155,7 @@ class LongContextQAEnv(gym.Env[dict, str]):
             "query": query,
             "memories": tuple(memories),
             "feedback": feedback,
-            "progress": np.array(progress, dtype=np.int64),
+            "progress": progress,
         }
 
     # ------------------------------------------------------------------------------------ info

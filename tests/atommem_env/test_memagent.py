@@ -17,6 +17,7 @@ from agents import BASELINES, HeuristicMemoryPolicy, NoMemoryPolicy
 from atommem_env import prompts
 from atommem_env.errors import AtomMemError, ConfigError
 from atommem_env.memagent import MemAgentEnv
+from atommem_env.observation import Phase, Progress
 from experiments import evaluate
 from agents.training.metrics import OP_RATE_KEYS, summarize
 from agents.training.rollout import rollout
@@ -173,10 +174,10 @@ class GoldLineOracle:
         self.golds = golds
 
     def act(self, obs) -> str:
-        if obs["phase"] == 0:
+        if obs["phase"] == Phase.READING:
             lines = [line for line in obs["chunk"].splitlines() if any(g in line for g in self.golds)]
             return "\n".join(filter(None, [obs["scratchpad"], *lines]))
-        gold = self.golds[int(obs["progress"][2])]
+        gold = self.golds[int(obs["progress"][Progress.QUESTION])]
         return boxed(gold) if gold in obs["scratchpad"] else boxed("don't know")
 
 

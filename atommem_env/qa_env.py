@@ -19,6 +19,7 @@ from gymnasium import spaces
 from atommem_env.config import ContextConfig
 from atommem_env.datasets.base import Episode, EpisodeSource
 from atommem_env.errors import AtomMemError, ConfigError
+from atommem_env.info import EpisodeInfo, StepInfo
 from atommem_env.observation import Phase, Progress
 from atommem_env.scoring import NO_ANSWER, score_answer
 from atommem_env.spaces import UnicodeText
@@ -159,7 +160,7 @@ class LongContextQAEnv(gym.Env[dict, str]):
         }
 
     # ------------------------------------------------------------------------------------ info
-    def _episode_info(self) -> dict[str, Any]:
+    def _episode_info(self) -> EpisodeInfo:
         """The ``info`` keys that say where the episode stands (plain, JSON-serializable values)."""
         return {
             "episode_id": self._episode.episode_id,
@@ -172,20 +173,17 @@ class LongContextQAEnv(gym.Env[dict, str]):
             "num_questions": len(self._answers),
         }
 
-    def _final_scores(self, info: dict[str, Any]) -> float:
+    def _final_scores(self, info: StepInfo) -> float:
         """Score every answer against its own question's gold; add the results to ``info``."""
         episode = self._episode
         aliases = episode.aliases or ((),) * len(episode.answers)
         scores = [score_answer(pred, (gold,)) for pred, gold in zip(self._answers, episode.answers)]
-        info.update(
-            answers=list(self._answers),
-            golds=list(episode.answers),
-            aliases=[list(a) for a in aliases],
-            skipped=list(self._skipped),
-            em=[s.em for s in scores],
-            f1=[s.f1 for s in scores],
-            substring_em=[s.substring_em for s in scores],
-        )
-        reward = float(np.mean(info["em"]))
-        info["reward"] = reward
+        info["answers"] = list(self._answers)
+        info["golds"] = list(episode.answers)
+        info["aliases"] = [list(a) for a in aliases]
+        info["skipped"] = list(self._skipped)
+        info["em"] = [s.em for s in scores]
+        info["f1"] = [s.f1 for s in scores]
+        info["substring_em"] = [s.substring_em for s in scores]
+        info["reward"] = reward = float(np.mean(info["em"]))
         return reward

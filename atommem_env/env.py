@@ -70,6 +70,8 @@ class MemoryQAEnv(LongContextQAEnv):
     the same content as structured fields for non-LLM policies. The action is the response text.
     """
 
+    config: EnvConfig
+
     def __init__(
         self,
         source: EpisodeSource,
@@ -270,7 +272,7 @@ class MemoryQAEnv(LongContextQAEnv):
             feedback=self._feedback,
         )
         if self._phase == READING:
-            return prompts.render_reading(self._episode.questions, self._chunks[self._chunk_index], view,
+            return prompts.render_reading(self._current.questions, self._chunks[self._chunk_index], view,
                                          self.config.prompt_style)
         return prompts.render_answering(self._current_question(), view, self.config.prompt_style)
 

@@ -58,6 +58,8 @@ class MemAgentEnv(LongContextQAEnv):
             ``response_tokens``).
     """
 
+    config: MemAgentConfig
+
     def __init__(
         self,
         source: EpisodeSource,
@@ -116,7 +118,7 @@ class MemAgentEnv(LongContextQAEnv):
     def _user_message(self) -> str:
         if self._phase == READING:
             return prompts.render_memagent_reading(
-                self._episode.questions, self._chunks[self._chunk_index], self._memory
+                self._current.questions, self._chunks[self._chunk_index], self._memory
             )
         return prompts.render_memagent_answering(self._current_question(), self._memory)
 

@@ -10,7 +10,8 @@ answers, so that the protocols differ only in what a response does to memory.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -79,7 +80,9 @@ class LongContextQAEnv(gym.Env[dict, str]):
         self.observation_space = observation_space()
         self._episode: Episode | None = None
 
-    def render(self) -> str | None:
+    # gymnasium types frames with its RenderFrame TypeVar, which no concrete return type matches.
+    def render(self) -> str | None:  # type: ignore[override]
+        """The current user message in ``"ansi"`` mode (after ``reset``), else None."""
         if self.render_mode == "ansi" and self._episode is not None:
             return self._user_message()
         return None
@@ -116,6 +119,13 @@ class LongContextQAEnv(gym.Env[dict, str]):
         self._phase = READING
         self._turn = 0
 
+    @property
+    def _current(self) -> Episode:
+        """The episode being played; only read after ``reset``."""
+        if self._episode is None:
+            raise AtomMemError("No episode yet; call reset() first.")
+        return self._episode
+
     def _check_action(self, action: Any) -> None:
         if self._episode is None or self._phase == DONE:
             raise AtomMemError("step() called on a finished or unstarted episode; call reset() first.")
@@ -123,7 +133,7 @@ class LongContextQAEnv(gym.Env[dict, str]):
             raise TypeError(f"The action must be the response text (str), got {type(action).__name__}.")
 
     def _current_question(self) -> str:
-        questions = self._episode.questions
+        questions = self._current.questions
         return questions[min(self._question_index, len(questions) - 1)]
 
     # ----------------------------------------------------------------------------- observations
@@ -149,7 +159,7 @@ class LongContextQAEnv(gym.Env[dict, str]):
             "system": system,
             "user": self._user_message(),
             "phase": PHASE_CODE[self._phase],
-            "questions": tuple(self._episode.questions),
+            "questions": tuple(self._current.questions),
             "question": "" if reading else self._current_question(),
             "chunk": self._chunks[self._chunk_index] if reading else "",
             "scratchpad": scratchpad,
@@ -163,7 +173,7 @@ class LongContextQAEnv(gym.Env[dict, str]):
     def _episode_info(self) -> EpisodeInfo:
         """The ``info`` keys that say where the episode stands (plain, JSON-serializable values)."""
         return {
-            "episode_id": self._episode.episode_id,
+            "episode_id": self._current.episode_id,
             "index": self._index,
             "phase": self._phase,
             "turn": self._turn,
@@ -175,9 +185,9 @@ class LongContextQAEnv(gym.Env[dict, str]):
 
     def _final_scores(self, info: StepInfo) -> float:
         """Score every answer against its own question's gold; add the results to ``info``."""
-        episode = self._episode
+        episode = self._current
         aliases = episode.aliases or ((),) * len(episode.answers)
-        scores = [score_answer(pred, (gold,)) for pred, gold in zip(self._answers, episode.answers)]
+        scores = [score_answer(pred, (gold,)) for pred, gold in zip(self._answers, episode.answers, strict=True)]
         info["answers"] = list(self._answers)
         info["golds"] = list(episode.answers)
         info["aliases"] = [list(a) for a in aliases]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from atommem_env.errors import ConfigError
+from atommem_env.errors import AtomMemError, ConfigError
 
 
 @runtime_checkable
@@ -22,7 +23,12 @@ class Embedder(Protocol):
     """
 
     name: str
-    dim: int
+
+    # Read-only, so that model-backed embedders can learn their size lazily (a property).
+    @property
+    def dim(self) -> int:
+        """Vector size."""
+        ...
 
     def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
         """Return a ``(len(texts), dim)`` float32 array with unit-norm rows (zero rows for empty text)."""
@@ -56,8 +62,24 @@ class CachingEmbedder:
     (unit rows for non-blank texts) and ``dim``.
     """
 
-    dim: int
     cache_size: int
+    _dim: int | None
+
+    @property
+    def dim(self) -> int:
+        """Vector size: given, or learned on first read (``_learn_dim``: load the model, ask the server)."""
+        if self._dim is None:
+            self._learn_dim()
+        if self._dim is None:
+            raise AtomMemError(f"{type(self).__name__} could not learn its vector size.")
+        return self._dim
+
+    @dim.setter
+    def dim(self, value: int) -> None:
+        self._dim = value
+
+    def _learn_dim(self) -> None:
+        raise NotImplementedError
 
     def _init_cache(self) -> None:
         self._cache: OrderedDict[tuple[bool, str], np.ndarray] = OrderedDict()
@@ -84,7 +106,7 @@ class CachingEmbedder:
         if todo:
             fresh = self._embed_new(list(todo), query)
             with self._lock:
-                for (text, indices), vector in zip(todo.items(), fresh):
+                for (text, indices), vector in zip(todo.items(), fresh, strict=True):
                     vector = vector.copy()  # own row: a cached view would pin its whole batch
                     vector.setflags(write=False)  # shared by the cache and later calls
                     for i in indices:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import Any, Sequence
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
@@ -50,10 +52,11 @@ class HashingEmbedder:
     def _features(self, text: str) -> list[str]:
         words = [w for w in self._WORD.findall(text.lower()) if w not in _STOPWORDS]
         if self.bigrams:
-            return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+            return words + [f"{a} {b}" for a, b in pairwise(words)]
         return words
 
     def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
+        """Return a ``(len(texts), dim)`` float32 array with unit-norm rows (zero rows for empty text)."""
         require_text_list(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         codes = self._codes
@@ -73,7 +76,7 @@ class HashingEmbedder:
         return {"dim": self.dim, "bigrams": self.bigrams}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)
+        HashingEmbedder.__init__(self, **state)
 
     def __repr__(self) -> str:
         return f"HashingEmbedder(dim={self.dim}, bigrams={self.bigrams})"

@@ -96,17 +96,15 @@ class SentenceTransformerEmbedder(CachingEmbedder):
                     f"Fix: {hint}."
                 ) from exc
             get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-            self._dim = int(get_dim())
+            dim = get_dim()
+            if dim is None:
+                raise ConfigError(f"SentenceTransformerEmbedder: {self.model!r} reports no fixed vector size.")
+            self._dim = int(dim)
             self._model = model
         return self._model
 
-    @property
-    def dim(self) -> int:
-        """Vector size (loads the model on first read)."""
-        if self._dim is None:
-            self._load()
-        assert self._dim is not None
-        return self._dim
+    def _learn_dim(self) -> None:
+        self._load()  # sets _dim
 
     def _embed_new(self, texts: list[str], query: bool) -> np.ndarray:
         model = self._load()

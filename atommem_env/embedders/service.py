@@ -88,13 +88,8 @@ class OpenAIEmbedder(CachingEmbedder):
         self._dim = dim
         self._init_cache()
 
-    @property
-    def dim(self) -> int:
-        """Vector size (given, or learned from the first response; a probe request if none yet)."""
-        if self._dim is None:
-            self._request(["dimension probe"])
-        assert self._dim is not None
-        return self._dim
+    def _learn_dim(self) -> None:
+        self._request(["dimension probe"])  # the response sets _dim
 
     def _embed_new(self, texts: list[str], query: bool) -> np.ndarray:
         inputs = [f"{self.query_instruction}{t}" for t in texts] if query else texts

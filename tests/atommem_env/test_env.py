@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from atommem_env.env import ANSWERING, READING, MemoryQAEnv
+from atommem_env.env import READING, MemoryQAEnv
 from atommem_env.errors import AtomMemError, ConfigError
 from atommem_env.observation import Phase, Progress
 from atommem_env.tokenization import RegexTokenizer
@@ -303,8 +303,8 @@ def run_script(env, seed, index, script):
 
 def assert_same_trace(a, b):
     assert len(a) == len(b)
-    for x, y in zip(a, b):
-        for p, q in zip(x, y):
+    for x, y in zip(a, b, strict=True):
+        for p, q in zip(x, y, strict=True):
             if isinstance(p, dict):
                 assert p.keys() == q.keys()
                 for key in p:

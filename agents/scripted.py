@@ -26,8 +26,8 @@ from atommem_env.actions import (
     Op,
     render_ops,
 )
+from atommem_env.observation import Phase, Progress
 
-READS = 4  # index of the read counter in observation["progress"]
 DONT_KNOW = "don't know"
 _BRIDGE_PREFIX = "Bridge entities: "
 
@@ -58,7 +58,7 @@ class HeuristicMemoryPolicy(_Scripted):
 
     def decide(self, obs: dict[str, Any]) -> list[Op]:
         """The ops for one observation: store and query while reading, read or answer while answering."""
-        return self._read(obs) if obs["phase"] == 0 else self._answer(obs)
+        return self._read(obs) if obs["phase"] == Phase.READING else self._answer(obs)
 
     # ------------------------------------------------------------------------------------ reading
     def _read(self, obs: dict[str, Any]) -> list[Op]:
@@ -72,7 +72,7 @@ class HeuristicMemoryPolicy(_Scripted):
     def _answer(self, obs: dict[str, Any]) -> list[Op]:
         question = obs["question"]
         base_query = question_query(obs)
-        reads = int(obs["progress"][READS])
+        reads = int(obs["progress"][Progress.READS])
         if reads == 0 and obs["query"] != base_query:
             return [Op(UPDATE_QUERY, base_query or question)]
         # A second hop: look up the bridge entity once, then answer from what it links to.
@@ -86,14 +86,14 @@ class HeuristicMemoryPolicy(_Scripted):
 # The heuristic agent is built from these; the macro-actions of :mod:`agents.controller.macros` reuse them.
 def question_entities(obs: dict[str, Any]) -> list[str]:
     """Entities of the questions that matter now: all of them while reading, the current one after."""
-    if obs["phase"] == 0:
+    if obs["phase"] == Phase.READING:
         return [e for q in obs["questions"] for e in T.entities(q)]
     return T.entities(obs["question"])
 
 
 def question_query(obs: dict[str, Any]) -> str:
     """Keyword query for the questions that matter now (all while reading, the current one after)."""
-    text = " ".join(obs["questions"]) if obs["phase"] == 0 else obs["question"]
+    text = " ".join(obs["questions"]) if obs["phase"] == Phase.READING else obs["question"]
     return " ".join(T.keywords(text))
 
 
@@ -240,7 +240,7 @@ class NoMemoryPolicy(_Scripted):
 
     def decide(self, obs: dict[str, Any]) -> list[Op]:
         """The ops for one observation: the placeholder write while reading, a guess while answering."""
-        if obs["phase"] == 0:
+        if obs["phase"] == Phase.READING:
             if obs["memories"]:
                 return [Op(MODIFY_MEMORY, "nothing", 1)]
             return [Op(ADD_MEMORY, "nothing")]

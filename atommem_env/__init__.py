@@ -15,8 +15,10 @@ from atommem_env.datasets.base import Episode, EpisodeSource, QASample
 from atommem_env.embedders import Embedder, HashingEmbedder, make_embedder
 from atommem_env.env import MemoryQAEnv
 from atommem_env.errors import AtomMemError, ConfigError, DataError, DependencyError, MemoryOpError
+from atommem_env.info import StepInfo
 from atommem_env.memagent import MemAgentEnv
 from atommem_env.memory import MemoryEntry, MemoryStore
+from atommem_env.observation import Phase, Progress
 from atommem_env.prompts import to_messages
 from atommem_env.registration import needs_data, register_all, registered_ids
 from atommem_env.scoring import exact_match, f1_score, normalize_answer, substring_match
@@ -33,7 +35,8 @@ def as_messages(observation: dict) -> list[dict[str, str]]:
 __all__ = [
     "AtomMemError", "ConfigError", "DataError", "DependencyError", "Embedder", "EnvConfig", "Episode",
     "EpisodeSource", "HashingEmbedder", "MemAgentConfig", "MemAgentEnv", "MemoryEntry", "MemoryOpError",
-    "MemoryQAEnv", "MemoryStore", "Op", "ParsedAction", "QASample", "RegexTokenizer", "Tokenizer", "as_messages",
-    "exact_match", "f1_score", "make_embedder", "make_tokenizer", "needs_data", "normalize_answer",
-    "parse_action", "register_all", "registered_ids", "render_op", "render_ops", "substring_match",
+    "MemoryQAEnv", "MemoryStore", "Op", "ParsedAction", "Phase", "Progress", "QASample", "RegexTokenizer",
+    "StepInfo", "Tokenizer", "as_messages", "exact_match", "f1_score", "make_embedder", "make_tokenizer",
+    "needs_data", "normalize_answer", "parse_action", "register_all", "registered_ids", "render_op", "render_ops",
+    "substring_match",
 ]

@@ -10,8 +10,8 @@ the environment; this module only knows text.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from atommem_env.errors import RenderError
 

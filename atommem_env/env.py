@@ -22,6 +22,7 @@ from atommem_env.config import EnvConfig
 from atommem_env.datasets.base import EpisodeSource
 from atommem_env.embedders import make_embedder
 from atommem_env.errors import MemoryOpError
+from atommem_env.info import ErrorRecord, OpRecord, StepInfo, as_dict
 from atommem_env.memory import MemoryStore
 from atommem_env.qa_env import ANSWERING, DONE, READING, LongContextQAEnv
 from atommem_env.tokenization import truncate_tokens
@@ -38,8 +39,8 @@ _DOCUMENT_START = re.compile(r"(?:^|\n\n)Document \d+:\n")
 class _Turn:
     """What one response did; becomes part of ``info``."""
 
-    ops: list[dict[str, Any]] = field(default_factory=list)
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    ops: list[OpRecord] = field(default_factory=list)
+    errors: list[ErrorRecord] = field(default_factory=list)
     created: list[int] = field(default_factory=list)
     updated: list[int] = field(default_factory=list)
     deleted: list[int] = field(default_factory=list)
@@ -68,6 +69,8 @@ class MemoryQAEnv(LongContextQAEnv):
     Observations are dicts: ``system`` and ``user`` are the rendered chat messages; the other keys are
     the same content as structured fields for non-LLM policies. The action is the response text.
     """
+
+    config: EnvConfig
 
     def __init__(
         self,
@@ -100,7 +103,7 @@ class MemoryQAEnv(LongContextQAEnv):
         self._query = prompts.DEFAULT_QUERY
         self._feedback = ""
         self.memory.clear()
-        return self._observe(), self._info(_Turn())
+        return self._observe(), as_dict(self._info(_Turn()))
 
     def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """Execute one response. Malformed parts become feedback; this never raises on text."""
@@ -131,7 +134,7 @@ class MemoryQAEnv(LongContextQAEnv):
         reward = 0.0
         if terminated or truncated:
             reward = self._final_scores(info)
-        return self._observe(), reward, terminated, truncated, info
+        return self._observe(), reward, terminated, truncated, as_dict(info)
 
     # ------------------------------------------------------------------------------ episode state
     def _apply(self, op: A.Op, turn: _Turn) -> None:
@@ -172,7 +175,7 @@ class MemoryQAEnv(LongContextQAEnv):
         self._after_write()
         warning = "scratchpad_truncated" if truncated else None
         if truncated:
-            turn.errors.append({"code": warning, "tag": op.kind, "message":
+            turn.errors.append({"code": "scratchpad_truncated", "tag": op.kind, "message":
                                 f"Short-term memory cut to {self.config.scratchpad_tokens} tokens."})
         turn.done(op, warning=warning)
 
@@ -269,12 +272,12 @@ class MemoryQAEnv(LongContextQAEnv):
             feedback=self._feedback,
         )
         if self._phase == READING:
-            return prompts.render_reading(self._episode.questions, self._chunks[self._chunk_index], view,
+            return prompts.render_reading(self._current.questions, self._chunks[self._chunk_index], view,
                                          self.config.prompt_style)
         return prompts.render_answering(self._current_question(), view, self.config.prompt_style)
 
     # ------------------------------------------------------------------------------------ info
-    def _info(self, turn: _Turn, advanced: bool = False) -> dict[str, Any]:
+    def _info(self, turn: _Turn, advanced: bool = False) -> StepInfo:
         counts = {stat: 0 for stat in OP_STAT.values()}
         for record in turn.ops:
             if record["ok"]:

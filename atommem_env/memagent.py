@@ -38,6 +38,7 @@ from atommem_env.actions import extract_boxed
 from atommem_env.config import MemAgentConfig
 from atommem_env.datasets.base import EpisodeSource
 from atommem_env.env import OP_STAT
+from atommem_env.info import StepInfo, as_dict
 from atommem_env.qa_env import ANSWERING, DONE, READING, LongContextQAEnv
 from atommem_env.tokenization import truncate_tokens
 
@@ -57,6 +58,8 @@ class MemAgentEnv(LongContextQAEnv):
             ``response_tokens``).
     """
 
+    config: MemAgentConfig
+
     def __init__(
         self,
         source: EpisodeSource,
@@ -74,7 +77,7 @@ class MemAgentEnv(LongContextQAEnv):
         """Start an episode. ``options={"index": i}`` pins the episode; otherwise it is drawn."""
         self._begin(seed, options)
         self._memory = ""
-        return self._observe(), self._info(advanced=False, memory_truncated=False)
+        return self._observe(), as_dict(self._info(advanced=False, memory_truncated=False))
 
     def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         """A reading turn overwrites the memory; an answering turn records one answer. Never raises on text."""
@@ -89,7 +92,7 @@ class MemAgentEnv(LongContextQAEnv):
         terminated = self._phase == DONE
         info = self._info(advanced=reading, memory_truncated=memory_truncated)
         reward = self._final_scores(info) if terminated else 0.0
-        return self._observe(), reward, terminated, False, info
+        return self._observe(), reward, terminated, False, as_dict(info)
 
     # ------------------------------------------------------------------------------ episode state
     def _overwrite_memory(self, response: str) -> bool:
@@ -115,12 +118,12 @@ class MemAgentEnv(LongContextQAEnv):
     def _user_message(self) -> str:
         if self._phase == READING:
             return prompts.render_memagent_reading(
-                self._episode.questions, self._chunks[self._chunk_index], self._memory
+                self._current.questions, self._chunks[self._chunk_index], self._memory
             )
         return prompts.render_memagent_answering(self._current_question(), self._memory)
 
     # ------------------------------------------------------------------------------------ info
-    def _info(self, *, advanced: bool, memory_truncated: bool) -> dict[str, Any]:
+    def _info(self, *, advanced: bool, memory_truncated: bool) -> StepInfo:
         """MemoryQAEnv's info keys (no ops, no errors, no store), plus the memory's size and cut."""
         return {
             **self._episode_info(),

@@ -11,8 +11,8 @@ embedder for vectors and its tokenizer for lengths.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -12,13 +12,15 @@ The MemAgent baseline (SPEC §9) has its own two templates, verbatim from its re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 # The reference's initial query, verbatim (its typo is part of what trained models have seen).
 DEFAULT_QUERY = "defult query, change it!"
 NO_MEMORY = "No previous memory"
 
+# A template's source line is a line of the message, so its long lines (and the reference's trailing
+# spaces) are prompt content, not style: the templates carry a noqa for E501 / W291.
 SYSTEM_PROMPT = """You are presented with a section of an article and a previous memory. Please learn the provided section carefully and manage your memory to answer questions.
 
 Your short-term memory is a step-wise updated summary, while your long-term memory is a vector database that can be updated through atomic operations. 
@@ -71,7 +73,7 @@ short-term vs long-term memory mechanism; atomic operations; memory workflow
 <add_memory>
 Long-term memory note: The system's memory architecture explicitly separates short-term and long-term roles. Short-term memory is updated every step and acts as a compressed running summary of what the agent has just read, inferred, or decided. In contrast, the long-term memory is a vector-database-backed store meant to hold more detailed, fine-grained, and broadly relevant information—such as definitions, recurring concepts, protocol rules, and any knowledge that may be useful across multiple future queries. The long-term store is maintained through atomic operations (query updating, adding new facts, modifying older entries, and deleting redundant ones), making it flexible and continually improvable as new context appears.
 </add_memory>
-"""
+"""  # noqa: E501, W291
 
 _READING_HEAD = """
 This is the question you need to solve:
@@ -106,7 +108,7 @@ Now you should follow this strategy to manage memory:
 
 Focus on your query times:
 You have update query **{reads}** times, exceed **{max_reads}** will lead to the task failure.
-"""
+"""  # noqa: E501
 
 _ANSWERING_HEAD = """You are presented with a problem and a previous memory. Based on the memory, use '<final_answer></final_answer>' to answer the problem in \\boxed{{}}. You can use update query to get memory.
 
@@ -115,7 +117,7 @@ AVOID using update_query multiple times within a single response, instead, you c
 
 problem:
 {question}
-"""
+"""  # noqa: E501
 
 _ANSWERING_TAIL = """
 Output the answer only as an exact match—do not add any description.
@@ -126,7 +128,7 @@ Example 2:
 
 Focus on your query times:
 You have update query **{reads}** times, exceed **{max_reads}** will lead to the task failure. When you are about to exceed the limit, use <final_answer>don't know</final_answer> to skip this question.
-"""
+"""  # noqa: E501
 
 _FEEDBACK_SECTION = """
 Feedback on your previous response:
@@ -143,7 +145,7 @@ COMPACT_SYSTEM_PROMPT = """You read an article chunk by chunk and manage your me
 <modify_memory>Memory i: new text</modify_memory> rewrites the shown entry i.
 <delete_memory>Memory i</delete_memory> deletes the shown entry i.
 <final_answer>\\boxed{answer}</final_answer> answers the current question (answering phase only).
-"""
+"""  # noqa: E501
 
 _COMPACT_READING_HEAD = """Questions:
 {questions}
@@ -174,7 +176,7 @@ _COMPACT_ANSWERING_HEAD = """Question:
 
 _COMPACT_ANSWERING_TAIL = """
 Answer with <final_answer>\\boxed{{answer}}</final_answer>, or first retrieve with <update_query>keywords</update_query>. Reads used: {reads} of {max_reads}.
-"""
+"""  # noqa: E501
 
 _DISABLED_NOTE = {
     "update_memory": "In this setting the short-term memory is disabled: <update_memory> has no effect.",
@@ -226,7 +228,8 @@ def _feedback(view: PromptView) -> str:
 
 def render_reading(questions: Sequence[str], chunk: str, view: PromptView, style: str = "paper") -> str:
     """User message of a reading turn: all questions, memories, the chunk and the strategy."""
-    head, tail = (_COMPACT_READING_HEAD, _COMPACT_READING_TAIL) if style == "compact" else (_READING_HEAD, _READING_TAIL)
+    compact = style == "compact"
+    head, tail = (_COMPACT_READING_HEAD, _COMPACT_READING_TAIL) if compact else (_READING_HEAD, _READING_TAIL)
     head = head.format(questions="\n".join(questions))
     tail = tail.format(chunk=chunk, reads=view.reads, max_reads=view.max_reads)
     return head + _memory_sections(view, style) + tail + _feedback(view)
@@ -270,7 +273,7 @@ MEMAGENT_READING = """You are presented with a problem, a section of an article 
 </section>
 
 Updated memory:
-"""
+"""  # noqa: E501, W291
 
 MEMAGENT_ANSWERING = """You are presented with a problem and a previous memory. Please answer the problem based on the previous memory and put the answer in \\boxed{{}}.
 
@@ -283,7 +286,7 @@ MEMAGENT_ANSWERING = """You are presented with a problem and a previous memory. 
 </memory>
 
 Your answer:
-"""
+"""  # noqa: E501, W291
 
 
 def _memagent_memory(memory: str) -> str:

@@ -10,7 +10,8 @@ answers, so that the protocols differ only in what a response does to memory.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -19,14 +20,15 @@ from gymnasium import spaces
 from atommem_env.config import ContextConfig
 from atommem_env.datasets.base import Episode, EpisodeSource
 from atommem_env.errors import AtomMemError, ConfigError
+from atommem_env.info import EpisodeInfo, StepInfo
+from atommem_env.observation import Phase, Progress
 from atommem_env.scoring import NO_ANSWER, score_answer
 from atommem_env.spaces import UnicodeText
 from atommem_env.tokenization import chunk_text, make_tokenizer
 
+# The phase as ``info["phase"]`` names it; the observation holds its :class:`Phase` code (a plain int).
 READING, ANSWERING, DONE = "reading", "answering", "done"
-PHASE_CODE = {READING: 0, ANSWERING: 1, DONE: 1}
-# Order of the integers in ``observation["progress"]``.
-PROGRESS_FIELDS = ("chunk_index", "num_chunks", "question_index", "num_questions", "reads", "turn")
+PHASE_CODE = {READING: int(Phase.READING), ANSWERING: int(Phase.ANSWERING), DONE: int(Phase.ANSWERING)}
 _INT_MAX = np.iinfo(np.int32).max
 
 
@@ -45,7 +47,7 @@ def observation_space() -> spaces.Dict:
             "query": text,
             "memories": spaces.Sequence(text),
             "feedback": text,
-            "progress": spaces.Box(0, _INT_MAX, shape=(len(PROGRESS_FIELDS),), dtype=np.int64),
+            "progress": spaces.Box(0, _INT_MAX, shape=(len(Progress),), dtype=np.int64),
         }
     )
 
@@ -78,7 +80,9 @@ class LongContextQAEnv(gym.Env[dict, str]):
         self.observation_space = observation_space()
         self._episode: Episode | None = None
 
-    def render(self) -> str | None:
+    # gymnasium types frames with its RenderFrame TypeVar, which no concrete return type matches.
+    def render(self) -> str | None:  # type: ignore[override]
+        """The current user message in ``"ansi"`` mode (after ``reset``), else None."""
         if self.render_mode == "ansi" and self._episode is not None:
             return self._user_message()
         return None
@@ -115,6 +119,13 @@ class LongContextQAEnv(gym.Env[dict, str]):
         self._phase = READING
         self._turn = 0
 
+    @property
+    def _current(self) -> Episode:
+        """The episode being played; only read after ``reset``."""
+        if self._episode is None:
+            raise AtomMemError("No episode yet; call reset() first.")
+        return self._episode
+
     def _check_action(self, action: Any) -> None:
         if self._episode is None or self._phase == DONE:
             raise AtomMemError("step() called on a finished or unstarted episode; call reset() first.")
@@ -122,7 +133,7 @@ class LongContextQAEnv(gym.Env[dict, str]):
             raise TypeError(f"The action must be the response text (str), got {type(action).__name__}.")
 
     def _current_question(self) -> str:
-        questions = self._episode.questions
+        questions = self._current.questions
         return questions[min(self._question_index, len(questions) - 1)]
 
     # ----------------------------------------------------------------------------- observations
@@ -138,27 +149,31 @@ class LongContextQAEnv(gym.Env[dict, str]):
     ) -> dict[str, Any]:
         """The observation dict: the rendered messages and the same content as structured fields."""
         reading = self._phase == READING
-        progress = (self._chunk_index, len(self._chunks), self._question_index,
-                    len(self._answers), reads, self._turn)
+        counts = {
+            Progress.CHUNK: self._chunk_index, Progress.CHUNKS: len(self._chunks),
+            Progress.QUESTION: self._question_index, Progress.QUESTIONS: len(self._answers),
+            Progress.READS: reads, Progress.TURN: self._turn,
+        }
+        progress = np.array([counts[field] for field in Progress], dtype=np.int64)
         return {
             "system": system,
             "user": self._user_message(),
             "phase": PHASE_CODE[self._phase],
-            "questions": tuple(self._episode.questions),
+            "questions": tuple(self._current.questions),
             "question": "" if reading else self._current_question(),
             "chunk": self._chunks[self._chunk_index] if reading else "",
             "scratchpad": scratchpad,
             "query": query,
             "memories": tuple(memories),
             "feedback": feedback,
-            "progress": np.array(progress, dtype=np.int64),
+            "progress": progress,
         }
 
     # ------------------------------------------------------------------------------------ info
-    def _episode_info(self) -> dict[str, Any]:
+    def _episode_info(self) -> EpisodeInfo:
         """The ``info`` keys that say where the episode stands (plain, JSON-serializable values)."""
         return {
-            "episode_id": self._episode.episode_id,
+            "episode_id": self._current.episode_id,
             "index": self._index,
             "phase": self._phase,
             "turn": self._turn,
@@ -168,20 +183,17 @@ class LongContextQAEnv(gym.Env[dict, str]):
             "num_questions": len(self._answers),
         }
 
-    def _final_scores(self, info: dict[str, Any]) -> float:
+    def _final_scores(self, info: StepInfo) -> float:
         """Score every answer against its own question's gold; add the results to ``info``."""
-        episode = self._episode
+        episode = self._current
         aliases = episode.aliases or ((),) * len(episode.answers)
-        scores = [score_answer(pred, (gold,)) for pred, gold in zip(self._answers, episode.answers)]
-        info.update(
-            answers=list(self._answers),
-            golds=list(episode.answers),
-            aliases=[list(a) for a in aliases],
-            skipped=list(self._skipped),
-            em=[s.em for s in scores],
-            f1=[s.f1 for s in scores],
-            substring_em=[s.substring_em for s in scores],
-        )
-        reward = float(np.mean(info["em"]))
-        info["reward"] = reward
+        scores = [score_answer(pred, (gold,)) for pred, gold in zip(self._answers, episode.answers, strict=True)]
+        info["answers"] = list(self._answers)
+        info["golds"] = list(episode.answers)
+        info["aliases"] = [list(a) for a in aliases]
+        info["skipped"] = list(self._skipped)
+        info["em"] = [s.em for s in scores]
+        info["f1"] = [s.f1 for s in scores]
+        info["substring_em"] = [s.substring_em for s in scores]
+        info["reward"] = reward = float(np.mean(info["em"]))
         return reward

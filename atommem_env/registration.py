@@ -10,7 +10,7 @@ overrides them (e.g. ``data_dir=...``, ``top_k=3``, ``embedder=...``).
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium as gym
 
@@ -26,6 +26,7 @@ _BENCHMARK_SOURCE_ARGS = ("split", "data_dir", "data_files", "questions_per_epis
 _SYNTHETIC_DEFAULTS = {"chunk_tokens": 512, "chunk_overlap": 32}
 # The small CPU setting (docs/TRAINING.md): 4 documents (2 gold, 2 distractors), 128-token chunks and the
 # compact prompts, so SmolLM2-135M can be trained and evaluated on a 2-core CPU. Not the paper's setting.
+_Env = TypeVar("_Env", bound=LongContextQAEnv)
 TINY_SYNTHETIC = {**_SYNTHETIC_DEFAULTS, "num_documents": 4, "chunk_tokens": 128, "prompt_style": "compact"}
 
 
@@ -49,7 +50,7 @@ def make_memagent_benchmark_env(benchmark: str, num_documents: int, **kwargs: An
     return _benchmark(MemAgentEnv, benchmark, num_documents, kwargs)
 
 
-def _synthetic(env_cls: type[LongContextQAEnv], kwargs: dict[str, Any]) -> LongContextQAEnv:
+def _synthetic(env_cls: type[_Env], kwargs: dict[str, Any]) -> _Env:
     from atommem_env.datasets.synthetic import SyntheticSource
 
     names = set(inspect.signature(SyntheticSource).parameters)
@@ -57,8 +58,7 @@ def _synthetic(env_cls: type[LongContextQAEnv], kwargs: dict[str, Any]) -> LongC
     return env_cls(SyntheticSource(**source_kwargs), **kwargs)
 
 
-def _benchmark(env_cls: type[LongContextQAEnv], benchmark: str, num_documents: int,
-               kwargs: dict[str, Any]) -> LongContextQAEnv:
+def _benchmark(env_cls: type[_Env], benchmark: str, num_documents: int, kwargs: dict[str, Any]) -> _Env:
     from atommem_env.datasets import load_benchmark
 
     source_kwargs = {k: kwargs.pop(k) for k in _BENCHMARK_SOURCE_ARGS if k in kwargs}

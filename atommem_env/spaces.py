@@ -43,9 +43,11 @@ class UnicodeText(Space[str]):
 
     @property
     def is_np_flattenable(self) -> bool:
+        """Text has no fixed-size numpy form."""
         return False
 
     def contains(self, x: Any) -> bool:
+        """Whether ``x`` is a string within ``max_length``."""
         return isinstance(x, str) and (self.max_length is None or len(x) <= self.max_length)
 
     def sample(self, mask: Any = None, probability: Any = None) -> str:
@@ -62,9 +64,11 @@ class UnicodeText(Space[str]):
         return "".join(pieces)[:length]
 
     def to_jsonable(self, sample_n: Any) -> list[str]:
+        """Samples as a JSON list of strings."""
         return list(sample_n)
 
     def from_jsonable(self, sample_n: list[str]) -> list[str]:
+        """Samples back from a JSON list of strings."""
         return list(sample_n)
 
     def __repr__(self) -> str:

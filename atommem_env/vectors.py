@@ -31,12 +31,15 @@ class RowVectors:
             self._data = data
 
     def set(self, row: int, vector: np.ndarray) -> None:
+        """Store ``vector`` as entry ``row``."""
         self._data[row] = vector
 
     def move(self, src: int, dst: int) -> None:
+        """Copy entry ``src`` over entry ``dst`` (compaction after a delete)."""
         self._data[dst] = self._data[src]
 
     def scores(self, query: np.ndarray, n: int) -> np.ndarray:
+        """Inner products of ``query`` with the first ``n`` entries."""
         # Row by row (np.vecdot) rather than one BLAS matrix-vector product: BLAS spreads a product
         # of this size over its thread pool, and waking those threads on a busy machine cost 6-12 ms
         # per search at 1,000-10,000 entries, against 0.2-1.8 ms on the calling thread
@@ -65,10 +68,12 @@ class ColumnVectors:
             self._dims.extend([_NO_DIMS] * (data.shape[1] - size))
 
     def set(self, row: int, vector: np.ndarray) -> None:
+        """Store ``vector`` as entry ``row``."""
         dims = np.flatnonzero(vector)
         self._write(row, dims, vector[dims])
 
     def move(self, src: int, dst: int) -> None:
+        """Copy entry ``src`` over entry ``dst`` (compaction after a delete)."""
         dims = self._dims[src]
         self._write(dst, dims, self._data[dims, src])
 
@@ -78,6 +83,7 @@ class ColumnVectors:
         self._dims[row] = dims
 
     def scores(self, query: np.ndarray, n: int) -> np.ndarray:
+        """Inner products of ``query`` with the first ``n`` entries."""
         # einsum runs on the calling thread (a BLAS product could wake its thread pool, see
         # RowVectors.scores). A dense query still gets exact scores here, only without the saving.
         dims = np.flatnonzero(query)

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from atommem_env.datasets.synthetic import SyntheticSource  # noqa: E402
 from atommem_env.embedders import SentenceTransformerEmbedder, make_embedder  # noqa: E402
 from atommem_env.env import MemoryQAEnv  # noqa: E402
+from atommem_env.observation import Phase  # noqa: E402
 from benchmarks.common import format_table, machine, summarize, write_json  # noqa: E402
 
 PHASES = ("parse", "ops", "retrieval", "render")
@@ -127,7 +128,7 @@ def measure(env: MemoryQAEnv, size: int, steps: int, fillers: list[str], seed: i
         samples["total_cpu"].append(time.process_time() - start_cpu)
         spent = {k: totals[k] - before[k] for k in totals}
         _record(samples, total, spent)
-        if terminated or truncated or obs["phase"] != 0:
+        if terminated or truncated or obs["phase"] != Phase.READING:
             raise RuntimeError("the benchmark episode left the reading phase; it needs more chunks")
         sizes.append(len(env.memory))
         _restore(env, info, spare, size, obs["query"])

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+from atommem_env.datasets.base import Episode, render_documents
+from atommem_env.env import MemoryQAEnv
+from tests.support.datasets import FIXTURES, reset_dataset_state
+
 # No per-example deadlines anywhere: on a loaded CI machine they fail correct code (a timed assertion
 # in disguise); performance is measured in benchmarks/, never asserted in tests.
 settings.register_profile("atommem", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("atommem")
-
-from atommem_env.datasets.base import Episode, render_documents
-from atommem_env.env import MemoryQAEnv
 
 FACTS = (
     ("Where was Zorblax Quen born?", "Marrowfield", "Zorblax Quen\nZorblax Quen was born in Marrowfield."),
@@ -62,6 +63,26 @@ def make_env(toy_source):
         return MemoryQAEnv(toy_source, **kwargs)
 
     return _make
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    """The hand-written official-format fixture folder (``tests/fixtures/data``)."""
+    return FIXTURES
+
+
+@pytest.fixture
+def fresh_dataset_cache(monkeypatch: pytest.MonkeyPatch):
+    """A test without cached corpora and without a data folder from the environment.
+
+    Not autouse: the data test modules apply it to all their tests with ``pytestmark``; the registry
+    tests keep their cache, so a real benchmark file is parsed once per session.
+    """
+    reset_dataset_state(monkeypatch)
+    yield
+    from atommem_env.datasets import clear_cache
+
+    clear_cache()
 
 
 def shared_data_dir() -> Path | None:

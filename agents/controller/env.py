@@ -30,6 +30,7 @@ from agents import text as T
 from agents.controller.macros import MACROS, MacroSettings, applicable, render_macro
 from atommem_env.env import MemoryQAEnv
 from atommem_env.errors import ConfigError
+from atommem_env.observation import Phase, Progress
 
 FEATURES = (
     "phase",                   # 0 reading, 1 answering
@@ -139,8 +140,9 @@ class ControllerEnv(gym.Env[np.ndarray, np.int64]):
 def observation_features(obs: dict[str, Any], *, store_size: int, max_turns: int, top_k: int, max_reads: int,
                          settings: MacroSettings) -> dict[str, float]:
     """Every feature of :data:`FEATURES` for a text observation, each in [0, 1]."""
-    chunk_index, num_chunks, question_index, num_questions, reads, turn = (int(x) for x in obs["progress"])
-    reading = obs["phase"] == 0
+    chunk_index, num_chunks, question_index, num_questions, reads, turn = (
+        int(obs["progress"][field]) for field in Progress)
+    reading = obs["phase"] == Phase.READING
     questions = list(obs["questions"]) if reading else [obs["question"]]
     names = S.question_entities(obs)
     keywords = T.keywords(" ".join(questions))

@@ -50,13 +50,14 @@ from atommem_env.actions import (
     render_op,
 )
 from atommem_env.errors import ConfigError, RenderError
+from atommem_env.observation import Phase, Progress
 from atommem_env.tokenization import Tokenizer, truncate_tokens
 
 MACROS = (
     "skip", "store_matches", "store_chunk", "update_best", "delete_worst", "read_question", "read_bridge",
     "answer",
 )
-READING, ANSWERING = 0, 1  # observation["phase"]
+READING, ANSWERING = Phase.READING, Phase.ANSWERING  # observation["phase"]
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def render_macro(macro: str, obs: dict[str, Any], tokenizer: Tokenizer, settings
         ConfigError: ``macro`` is not one of :data:`MACROS`.
     """
     _check_macro(macro)
-    reads_left = obs["phase"] == ANSWERING or int(obs["progress"][READS]) < max_reads
+    reads_left = obs["phase"] == ANSWERING or int(obs["progress"][Progress.READS]) < max_reads
     if not applicable(macro, obs["phase"], len(obs["memories"]), reads_left):
         return ""
     ops = _BUILDERS[macro][1](obs, _Context(tokenizer, settings))
@@ -201,12 +202,12 @@ def _with_bridge_note(obs: dict[str, Any], ctx: _Context, ops: list[Op]) -> list
 
 # -------------------------------------------------------------------------------- reads, answer
 def _read_question(obs: dict[str, Any], ctx: _Context) -> list[Op]:
-    query = S.question_query(obs) or (obs["question"] if obs["phase"] else " ".join(obs["questions"]))
+    query = S.question_query(obs) or (obs["question"] if obs["phase"] == ANSWERING else " ".join(obs["questions"]))
     return [Op(UPDATE_QUERY, query.strip())] if query.strip() else []
 
 
 def _read_bridge(obs: dict[str, Any], ctx: _Context) -> list[Op]:
-    questions = obs["questions"] if obs["phase"] == 0 else (obs["question"],)
+    questions = obs["questions"] if obs["phase"] == READING else (obs["question"],)
     for question in questions:
         hop = S.bridge_entity(question, obs["memories"])
         if hop is not None:

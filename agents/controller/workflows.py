@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from agents.controller.macros import MACROS
-from agents.scripted import READS
+from atommem_env.observation import Phase, Progress
 
 ControllerPolicy = Callable[[np.ndarray, dict[str, Any]], int]
 
@@ -30,9 +30,9 @@ ControllerPolicy = Callable[[np.ndarray, dict[str, Any]], int]
 def _sequence(reading: str, answering: tuple[str, ...]) -> ControllerPolicy:
     """A workflow: ``reading`` on every reading turn; ``answering[k]`` once k reads were made."""
     def choose(features: np.ndarray, obs: dict[str, Any]) -> int:
-        if obs["phase"] == 0:
+        if obs["phase"] == Phase.READING:
             return MACROS.index(reading)
-        reads = int(obs["progress"][READS])  # reads of the current question
+        reads = int(obs["progress"][Progress.READS])  # reads of the current question
         return MACROS.index(answering[min(reads, len(answering) - 1)])
     return choose
 

@@ -13,6 +13,7 @@ from typing import Any
 import gymnasium as gym
 
 from agents.base import Policy
+from atommem_env.info import ErrorRecord, OpRecord, StepInfo, as_step_info
 
 
 @dataclass
@@ -21,8 +22,8 @@ class Turn:
 
     user: str
     response: str
-    ops: list[dict[str, Any]]
-    errors: list[dict[str, Any]]
+    ops: list[OpRecord]
+    errors: list[ErrorRecord]
     op_counts: dict[str, int]
     memory_size: int
     phase: str
@@ -112,7 +113,7 @@ def rollout(
         for slot, completion in zip(slots, completions):
             episode, traj, obs = active[slot]
             next_obs, reward, terminated, truncated, info = envs[slot].step(completion.text)
-            traj.turns.append(_turn(obs, completion, info))
+            traj.turns.append(_turn(obs, completion, as_step_info(info)))
             if terminated or truncated:
                 traj.reward, traj.terminated, traj.truncated = float(reward), terminated, truncated
                 traj.result = {k: info[k] for k in _RESULT_KEYS}
@@ -125,7 +126,7 @@ def rollout(
     return [t for t in results if t is not None]
 
 
-def _turn(obs: dict[str, Any], completion: Any, info: dict[str, Any]) -> Turn:
+def _turn(obs: dict[str, Any], completion: Any, info: StepInfo) -> Turn:
     as_list = lambda x: list(x) if x is not None else None  # noqa: E731
     return Turn(
         user=obs["user"],

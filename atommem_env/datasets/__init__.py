@@ -7,12 +7,12 @@ file and downloads nothing.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from .base import Episode, EpisodeSource, QASample, render_documents
 from .builder import DEFAULT_GROUPING_SEED, REFERENCE_SHUFFLE_SEED, LongContextSource, group_questions
-from .synthetic import SyntheticSource, evidence_facts
 from .sources import BENCHMARKS, ENV_VAR, DataLocation, HubSpec, canonical_benchmark, clear_cache, locate
+from .synthetic import SyntheticSource, evidence_facts
 
 __all__ = [
     "BENCHMARKS",
@@ -39,7 +39,7 @@ __all__ = [
 def load_benchmark(benchmark: str, *, split: str = "dev", num_documents: int = 200,
                    data_dir: str | os.PathLike | None = None, data_files: str | Sequence[str] | None = None,
                    questions_per_episode: str | int = "paper", shuffle: str = "episode",
-                   max_questions: int | None = None) -> EpisodeSource:
+                   max_questions: int | None = None) -> LongContextSource:
     """Long-context episodes of a multi-hop QA benchmark, built as the paper builds them.
 
     Args:

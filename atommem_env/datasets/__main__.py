@@ -12,7 +12,7 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -48,9 +48,9 @@ def _info(args: argparse.Namespace) -> int:
                     print(f"  {n} documents: unavailable (pool of {len(corpus.pool)} paragraphs < {n})")
                     continue
                 try:
-                    source = load_benchmark(benchmark, split=split, num_documents=n, data_files=list(location.files),
-                                            questions_per_episode=args.questions_per_episode)
-                    print(f"  {n} documents: {len(source)} episodes ({source.num_questions} questions)")
+                    built = load_benchmark(benchmark, split=split, num_documents=n, data_files=list(location.files),
+                                           questions_per_episode=args.questions_per_episode)
+                    print(f"  {n} documents: {len(built)} episodes ({built.num_questions} questions)")
                 except AtomMemError as exc:
                     print(f"  {n} documents: unavailable -- {exc}")
     return 0

@@ -7,8 +7,9 @@ something with a length and a pure ``episode(index, rng)`` method.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -87,4 +88,6 @@ class EpisodeSource(Protocol):
 
     def __len__(self) -> int: ...
 
-    def episode(self, index: int, rng: np.random.Generator) -> Episode: ...
+    def episode(self, index: int, rng: np.random.Generator) -> Episode:
+        """Episode ``index``, its random choices (distractors, order) drawn from ``rng``."""
+        ...

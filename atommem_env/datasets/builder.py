@@ -96,7 +96,8 @@ class LongContextSource:
             raise ConfigError(f"num_documents={num_documents!r} must be a positive int (the paper uses 200/400/800).")
         if shuffle not in _SHUFFLES:
             raise ConfigError(f"shuffle={shuffle!r} is invalid; use 'episode' (default: shuffle with the "
-                              f"episode rng) or 'fixed' (the reference's seed {REFERENCE_SHUFFLE_SEED} for every episode).")
+                              f"episode rng) or 'fixed' (the reference's seed {REFERENCE_SHUFFLE_SEED} for "
+                              "every episode).")
         if max_questions is not None and (isinstance(max_questions, bool) or int(max_questions) < 1):
             raise ConfigError(f"max_questions={max_questions!r} must be a positive int or None.")
         self.location, self.num_documents = location, int(num_documents)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
-from .base import QASample
 from ._records import ParsedFile
+from .base import QASample
 
 logger = logging.getLogger("atommem_env.datasets")
 

@@ -9,10 +9,10 @@ uses the same shape, so :func:`parse_titled_sentence_records` serves both adapte
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..errors import DataError
-from .base import QASample
 from ._records import (
     ParsedFile,
     answer_of,
@@ -23,12 +23,13 @@ from ._records import (
     render_paragraph,
     require_list_of_records,
 )
+from .base import QASample
 
 BENCHMARK = "hotpotqa"
 _REQUIRED = ("question", "answer", "context")
 
 
-def titled_pairs(value: Any, text_keys: Sequence[str] = ("sentences", "content")) -> list[tuple[str, Any]] | None:
+def titled_pairs(value: Any, text_keys: Sequence[str] = ("sentences", "content")) -> list[tuple[Any, Any]] | None:
     """Normalize ``[[title, x], ...]`` and the hub's ``{"title": [...], "sentences": [...]}`` shapes.
 
     Returns None when ``value`` is neither shape, so the caller can skip the record with a reason.
@@ -37,7 +38,7 @@ def titled_pairs(value: Any, text_keys: Sequence[str] = ("sentences", "content")
         titles = value.get("title")
         others = next((value[k] for k in (*text_keys, "sent_id") if k in value), None)
         if isinstance(titles, list) and isinstance(others, list) and len(titles) == len(others):
-            return list(zip(titles, others))
+            return list(zip(titles, others, strict=True))
         return None
     if not isinstance(value, list):
         return None

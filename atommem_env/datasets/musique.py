@@ -8,9 +8,9 @@ records (``answerable: false``, only in the ``musique_full`` files) are skipped:
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from .base import QASample
 from ._records import (
     ParsedFile,
     answer_of,
@@ -21,6 +21,7 @@ from ._records import (
     render_paragraph,
     require_list_of_records,
 )
+from .base import QASample
 
 BENCHMARK = "musique"
 _REQUIRED = ("question", "answer", "paragraphs")

@@ -18,9 +18,10 @@ from __future__ import annotations
 import difflib
 import os
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..errors import ConfigError, DataError
 from ._records import ParsedFile, read_records

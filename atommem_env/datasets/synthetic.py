@@ -188,12 +188,13 @@ class SyntheticSource:
         else:
             n_questions = int(self.questions_per_episode)
 
-        paths, chains, questions, gold, twins = [], [], [], [], []
+        paths, chains, questions, gold = [], [], [], []
+        twins: list[_Doc] = []
         for _ in range(n_questions):
             path = PATHS[self.hops][d.index(len(PATHS[self.hops]))]
             kinds = [RELATIONS[path[0]].subject] + [RELATIONS[r].object for r in path]
             chain = [names.new(kind, strict=True) for kind in kinds]
-            twin = [names.new(kind, like=name, strict=True) for kind, name in zip(kinds, chain)]
+            twin = [names.new(kind, like=name, strict=True) for kind, name in zip(kinds, chain, strict=True)]
             paths.append(path)
             chains.append(tuple(chain))
             questions.append(question_text(path, chain[0]))
@@ -266,10 +267,11 @@ def evidence_facts(episode: Episode) -> tuple[tuple[str, ...], ...]:
         ValueError: the episode was not built by :class:`SyntheticSource`.
     """
     result = []
-    for docs, answer in zip(episode.supporting, episode.answers):
+    # Not strict: an episode without supporting documents (not built by SyntheticSource) gives ().
+    for docs, answer in zip(episode.supporting, episode.answers, strict=False):
         targets = [doc.split("\n", 1)[0] for doc in docs[1:]] + [answer]
         facts = []
-        for doc, target in zip(docs, targets):
+        for doc, target in zip(docs, targets, strict=True):
             body = doc.split("\n", 1)[1] if "\n" in doc else ""
             hits = [s.strip() for s in _SENTENCE.findall(body) if target in s]
             if len(hits) != 1:

@@ -12,8 +12,8 @@ the only sentence that contains the object's name (gold names are drawn ``strict
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -225,7 +225,7 @@ class Names:
             if like is not None:
                 keep = self._d.index(2) if kind == "person" else 0
                 slots = tuple(old if i == keep else new for i, (old, new)
-                              in enumerate(zip(self._slots[like], slots)))
+                              in enumerate(zip(self._slots[like], slots, strict=True)))
             name = joiner.join(slots)
             low = name.lower()
             if low in self._used or len(name) < 4:
@@ -251,7 +251,8 @@ def render_document(d: Draws, kind: str, subject: str, relation: str, obj: str) 
     attrs: dict[str, object] = {key: values[(bits >> (5 * j)) % len(values)]
                                 for j, (key, values) in enumerate(_ATTRS.items())}
     year = d.integer(1850, 1990)
-    attrs.update(year=year, later=year + d.integer(20, 30), early=year - d.integer(50, 300), n=d.integer(2, 40), s=subject, o=obj)
+    attrs.update(year=year, later=year + d.integer(20, 30), early=year - d.integer(50, 300), n=d.integer(2, 40),
+                 s=subject, o=obj)
     fact = d.pick(RELATIONS[relation].facts).format(**attrs)
     fact = fact[0].upper() + fact[1:]
     fillers = _FILLERS[kind]

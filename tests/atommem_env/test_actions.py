@@ -3,8 +3,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atommem_env.actions import (
-    ADD_MEMORY, DELETE_MEMORY, FINAL_ANSWER, MODIFY_MEMORY, OP_KINDS, UPDATE_MEMORY, UPDATE_QUERY,
-    Op, extract_boxed, parse_action, render_op, render_ops,
+    ADD_MEMORY,
+    DELETE_MEMORY,
+    FINAL_ANSWER,
+    MODIFY_MEMORY,
+    OP_KINDS,
+    UPDATE_MEMORY,
+    UPDATE_QUERY,
+    Op,
+    extract_boxed,
+    parse_action,
+    render_op,
+    render_ops,
 )
 from atommem_env.errors import RenderError
 

@@ -13,7 +13,7 @@ from atommem_env.datasets.musique import load_musique
 from atommem_env.datasets.twowiki import load_twowiki
 from atommem_env.errors import DataError
 
-from tests.support.datasets import fixtures_dir, fresh_dataset_cache  # noqa: F401  (pytest fixtures)
+pytestmark = pytest.mark.usefixtures("fresh_dataset_cache")
 
 
 def test_hotpotqa_dev_renders_paragraphs_and_skips_bad_records(fixtures_dir: Path, caplog) -> None:

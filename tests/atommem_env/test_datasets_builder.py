@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from atommem_env.datasets import EpisodeSource, LongContextSource, group_questions, load_benchmark
 from atommem_env.errors import ConfigError, DataError
+from tests.support.datasets import write_hotpot_file
 
-from tests.support.datasets import fresh_dataset_cache, write_hotpot_file  # noqa: F401  (pytest fixtures)
-
+pytestmark = pytest.mark.usefixtures("fresh_dataset_cache")
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_episode_has_exactly_n_unique_documents_with_all_own_paragraphs(split_fi
     assert episode.answers == tuple(s.answer for s in samples)
     assert episode.episode_id == f"hotpotqa/dev/150/{index}"
     assert len(episode.supporting) == len(samples)
-    for s, gold in zip(samples, episode.supporting):
+    for s, gold in zip(samples, episode.supporting, strict=True):
         assert gold == tuple(p for p in s.paragraphs if p.split("\n")[0] in s.supporting_titles)
         assert len(gold) == 2 and set(gold) <= set(episode.documents)
     assert episode.context.startswith("Document 1:\n") and f"Document 150:\n{episode.documents[-1]}" in episode.context
@@ -136,7 +136,8 @@ def test_group_larger_than_n_names_the_fix(split_file: Path) -> None:
         _source(split_file, num_documents=30, questions_per_episode=8)
 
 
-@pytest.mark.parametrize("kwargs, pattern", [({"shuffle": "random"}, "shuffle="), ({"num_documents": 0}, "num_documents="),
+@pytest.mark.parametrize("kwargs, pattern", [({"shuffle": "random"}, "shuffle="),
+                                             ({"num_documents": 0}, "num_documents="),
                                              ({"max_questions": 0}, "max_questions=")])
 def test_invalid_options(split_file: Path, kwargs, pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern):

@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from atommem_env.datasets.__main__ import main
+from tests.support.datasets import write_hotpot_file
 
-from tests.support.datasets import fixtures_dir, fresh_dataset_cache, write_hotpot_file  # noqa: F401  (pytest fixtures)
-
+pytestmark = pytest.mark.usefixtures("fresh_dataset_cache")
 
 
 def test_info_reports_files_records_skips_pools_and_episodes(fixtures_dir: Path, capsys) -> None:

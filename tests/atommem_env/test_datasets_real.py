@@ -18,17 +18,18 @@ import pytest
 
 from atommem_env.datasets import load_benchmark
 
-from tests.support.datasets import fresh_dataset_cache  # noqa: F401
-
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("ATOMMEM_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")
 BENCHMARKS = ("hotpotqa", "2wikimultihopqa", "musique")
 SIZES = (200, 400, 800)
 
-pytestmark = pytest.mark.skipif(
-    not (SHARED / "hotpotqa").is_dir(),
-    reason=f"real benchmark data not found at {SHARED} (set ATOMMEM_SHARED_DATA to the shared/data folder)",
-)
+pytestmark = [
+    pytest.mark.usefixtures("fresh_dataset_cache"),
+    pytest.mark.skipif(
+        not (SHARED / "hotpotqa").is_dir(),
+        reason=f"real benchmark data not found at {SHARED} (set ATOMMEM_SHARED_DATA to the shared/data folder)",
+    ),
+]
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
@@ -41,7 +42,7 @@ def test_real_episodes_have_n_unique_documents_and_all_gold(name: str, num_docum
         assert len(episode.documents) == num_documents == len(set(episode.documents))
         documents = set(episode.documents)
         start, stop = source.groups[index]
-        for sample, gold in zip(source.corpus.samples[start:stop], episode.supporting):
+        for sample, gold in zip(source.corpus.samples[start:stop], episode.supporting, strict=True):
             assert gold, f"{sample.id}: no supporting paragraph found"
             assert set(gold) <= documents
             assert set(sample.paragraphs) <= documents

@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atommem_env.datasets import HubSpec, canonical_benchmark, load_benchmark, locate
-from atommem_env.datasets import sources
+from atommem_env.datasets import HubSpec, canonical_benchmark, load_benchmark, locate, sources
 from atommem_env.errors import ConfigError, DataError
+from tests.support.datasets import write_hotpot_file
 
-from tests.support.datasets import fixtures_dir, fresh_dataset_cache, write_hotpot_file  # noqa: F401  (pytest fixtures)
-
+pytestmark = pytest.mark.usefixtures("fresh_dataset_cache")
 
 
 @pytest.fixture
@@ -33,7 +32,8 @@ def test_data_dir_with_benchmark_subfolders(fixtures_dir: Path) -> None:
 
 
 def test_subset_names_and_files_directly_inside(tmp_path: Path, fixtures_dir: Path) -> None:
-    shutil.copy(fixtures_dir / "hotpotqa" / "hotpot_dev_distractor_v1.json", tmp_path / "hotpot_dev_distractor_subset.json")
+    shutil.copy(fixtures_dir / "hotpotqa" / "hotpot_dev_distractor_v1.json",
+                tmp_path / "hotpot_dev_distractor_subset.json")
     assert locate("HotpotQA", "validation", data_dir=tmp_path).files[0].endswith("hotpot_dev_distractor_subset.json")
 
 

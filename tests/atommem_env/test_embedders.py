@@ -9,9 +9,10 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -85,7 +86,7 @@ class FakeEmbeddingsServer:
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeEmbeddingsServer":
+    def __enter__(self) -> FakeEmbeddingsServer:
         self._thread.start()
         return self
 
@@ -420,6 +421,15 @@ def test_importing_embedders_does_not_import_torch() -> None:
         "import sys, atommem_env.embedders as e; e.make_embedder('minilm'); e.make_embedder('hashing').embed(['x']); "
         "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules]; "
         "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_importing_the_package_imports_no_model_library_or_http_client() -> None:
+    code = (
+        "import sys, atommem_env; "
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers', 'urllib.request', 'http.client') "
+        "if m in sys.modules]; assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 

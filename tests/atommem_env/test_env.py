@@ -6,8 +6,9 @@ import pickle
 import numpy as np
 import pytest
 
-from atommem_env.env import ANSWERING, READING, MemoryQAEnv
+from atommem_env.env import READING, MemoryQAEnv
 from atommem_env.errors import AtomMemError, ConfigError
+from atommem_env.observation import Phase, Progress
 from atommem_env.tokenization import RegexTokenizer
 
 ADD = "<add_memory>note</add_memory>"
@@ -31,6 +32,23 @@ def test_reset_observation_is_in_space_and_info_is_plain_json(make_env):
     assert obs["phase"] == 0 and obs["chunk"] and obs["question"] == ""
     assert json.loads(json.dumps(info)) == info
     assert info["num_chunks"] > 2 and info["phase"] == READING
+
+
+def test_progress_and_phase_names_match_the_observation_and_info(make_env):
+    env = make_env()
+    obs, info = env.reset(seed=0)
+    assert [int(p) for p in Progress] == list(range(env.observation_space["progress"].shape[0]))
+    assert (Phase.READING, Phase.ANSWERING) == (0, 1)
+    counts = {Progress.CHUNK: "chunk_index", Progress.CHUNKS: "num_chunks", Progress.QUESTION: "question_index",
+              Progress.QUESTIONS: "num_questions", Progress.TURN: "turn"}
+    while True:
+        assert type(obs["phase"]) is int and obs["progress"].dtype == np.int64
+        assert obs["phase"] == (Phase.READING if info["phase"] == READING else Phase.ANSWERING)
+        assert {f: int(obs["progress"][f]) for f in counts} == {f: info[key] for f, key in counts.items()}
+        if info["phase"] == "done":
+            break
+        action = ADD if obs["phase"] == Phase.READING else "<final_answer>\\boxed{x}</final_answer>"
+        obs, _, _, _, info = env.step(action)
 
 
 def test_chunk_advances_only_after_create_or_update(make_env):
@@ -285,8 +303,8 @@ def run_script(env, seed, index, script):
 
 def assert_same_trace(a, b):
     assert len(a) == len(b)
-    for x, y in zip(a, b):
-        for p, q in zip(x, y):
+    for x, y in zip(a, b, strict=True):
+        for p, q in zip(x, y, strict=True):
             if isinstance(p, dict):
                 assert p.keys() == q.keys()
                 for key in p:

@@ -4,11 +4,11 @@ import pickle
 
 import gymnasium as gym
 import pytest
-from tests.conftest import shared_data_dir
 
 from agents import HeuristicMemoryPolicy
 from agents.training.metrics import summarize
 from agents.training.rollout import rollout
+from tests.conftest import shared_data_dir
 
 
 def play_a_few_turns(env):

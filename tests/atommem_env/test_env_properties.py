@@ -2,11 +2,11 @@
 
 import json
 
-from tests.conftest import ToySource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atommem_env.env import MemoryQAEnv
+from tests.conftest import ToySource
 
 WORDS = st.sampled_from(["Marrowfield", "Ilsa", "weather", "Odo", "day", "born", "founded", ""])
 PHRASE = st.lists(WORDS, max_size=4).map(" ".join)
@@ -65,7 +65,8 @@ def test_random_play_keeps_every_invariant(options, seed, responses):
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), responses=st.lists(RESPONSE, min_size=1, max_size=30))
 def test_two_envs_side_by_side_never_share_memory(seed, responses):
-    a, b = MemoryQAEnv(ToySource(), chunk_tokens=60, chunk_overlap=5), MemoryQAEnv(ToySource(), chunk_tokens=60, chunk_overlap=5)
+    a = MemoryQAEnv(ToySource(), chunk_tokens=60, chunk_overlap=5)
+    b = MemoryQAEnv(ToySource(), chunk_tokens=60, chunk_overlap=5)
     a.reset(seed=seed)
     b.reset(seed=seed)
     for response in responses:

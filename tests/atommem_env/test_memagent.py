@@ -7,19 +7,20 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
-from tests.conftest import FACTS, ToySource, shared_data_dir
 from gymnasium.utils.env_checker import check_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import atommem_env
 from agents import BASELINES, HeuristicMemoryPolicy, NoMemoryPolicy
+from agents.training.metrics import OP_RATE_KEYS, summarize
+from agents.training.rollout import rollout
 from atommem_env import prompts
 from atommem_env.errors import AtomMemError, ConfigError
 from atommem_env.memagent import MemAgentEnv
+from atommem_env.observation import Phase, Progress
 from experiments import evaluate
-from agents.training.metrics import OP_RATE_KEYS, summarize
-from agents.training.rollout import rollout
+from tests.conftest import FACTS, ToySource, shared_data_dir
 
 MEMAGENT_SYNTHETIC = "AtomMem-MemAgent-Synthetic-v0"
 GOLDS = [answer for _, answer, _ in FACTS]
@@ -173,10 +174,10 @@ class GoldLineOracle:
         self.golds = golds
 
     def act(self, obs) -> str:
-        if obs["phase"] == 0:
+        if obs["phase"] == Phase.READING:
             lines = [line for line in obs["chunk"].splitlines() if any(g in line for g in self.golds)]
             return "\n".join(filter(None, [obs["scratchpad"], *lines]))
-        gold = self.golds[int(obs["progress"][2])]
+        gold = self.golds[int(obs["progress"][Progress.QUESTION])]
         return boxed(gold) if gold in obs["scratchpad"] else boxed("don't know")
 
 
@@ -246,7 +247,8 @@ def test_same_seed_and_responses_replay_identically_and_survive_pickling():
 
 RESPONSE = st.one_of(
     st.text(max_size=300),
-    st.lists(st.sampled_from(["\\boxed{", "}", "{", "Marrowfield", "<think>", " ", "\n", "word"]), max_size=40).map("".join),
+    st.lists(st.sampled_from(["\\boxed{", "}", "{", "Marrowfield", "<think>", " ", "\n", "word"]), max_size=40)
+    .map("".join),
 )
 
 

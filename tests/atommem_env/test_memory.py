@@ -1,4 +1,5 @@
 import pickle
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -80,7 +81,7 @@ def test_retrieve_keeps_whole_entries_until_one_is_cut(lengths, budget):
     shown = m.retrieve("word", len(lengths), max_tokens=budget)
     tok = RegexTokenizer()
     left = budget
-    for rank, (entry, full) in enumerate(zip(shown, ranked), 1):
+    for rank, (entry, full) in enumerate(zip(shown, ranked[: len(shown)], strict=True), 1):
         assert entry.id == full.id
         left -= tok.count(f"Memory {rank}: \n") + tok.count(entry.text)
         if entry.text != full.text:  # only the last shown entry may be cut, to exactly what was left
@@ -190,7 +191,7 @@ class MemoryAgainstDict(RuleBasedStateMachine):
             kth = sorted(ref.values(), reverse=True)[len(got) - 1]
             assert all(ref[e.id] >= kth - 1e-5 for e in got)
             assert all(abs(e.score - ref[e.id]) < 1e-5 for e in got)
-        for a, b in zip(got, got[1:]):
+        for a, b in pairwise(got):
             assert a.score > b.score or (a.score == b.score and a.id < b.id)
 
     @invariant()

@@ -6,6 +6,7 @@ import pytest
 from agents import NoMemoryPolicy
 from atommem_env.actions import ADD_MEMORY, FINAL_ANSWER, UPDATE_QUERY, Op, render_ops
 from atommem_env.datasets import evidence_facts
+from atommem_env.observation import Phase, Progress
 
 
 class Oracle:
@@ -22,11 +23,11 @@ class Oracle:
 
     def act(self, obs) -> str:
         facts = evidence_facts(self.env._episode)
-        if obs["phase"] == 0:
+        if obs["phase"] == Phase.READING:
             new = [s for q in facts for s in q if s in obs["chunk"] and s not in self.stored]
             self.stored.update(new)
             return render_ops([Op(ADD_MEMORY, s) for s in new] or [Op(ADD_MEMORY, "Section read.")])
-        question = int(obs["progress"][2])
+        question = int(obs["progress"][Progress.QUESTION])
         query = " ".join(facts[question])
         if obs["query"] != query:
             return render_ops([Op(UPDATE_QUERY, query)])

@@ -43,12 +43,12 @@ def _check_well_formed(source: SyntheticSource, built: SyntheticEpisode) -> None
     subjects = [fact.subject for fact in built.facts]
     assert len(set(subjects)) == len(subjects)
     table = {(f.subject, f.relation): f.object for f in built.facts}
-    for doc, fact in zip(ep.documents, built.facts):
+    for doc, fact in zip(ep.documents, built.facts, strict=True):
         assert doc.split("\n", 1)[0] == fact.subject
         assert fact.sentence in doc and fact.subject in fact.sentence and fact.object in fact.sentence
 
     facts = evidence_facts(ep)
-    for q, (question, answer, docs) in enumerate(zip(ep.questions, ep.answers, ep.supporting)):
+    for q, (question, answer, docs) in enumerate(zip(ep.questions, ep.answers, ep.supporting, strict=True)):
         path, chain = built.paths[q], built.chains[q]
         assert len(path) == source.hops and len(docs) == source.hops and len(chain) == source.hops + 1
         # Exactly one entity satisfies the question: walk the chain through the episode's facts.
@@ -63,7 +63,7 @@ def _check_well_formed(source: SyntheticSource, built: SyntheticEpisode) -> None
         assert answer in docs[-1]
         assert not any(answer in doc for doc in docs[:-1])  # no shortcut from an early hop
         assert len(facts[q]) == source.hops
-        for doc, sentence, relation, subject, obj in zip(docs, facts[q], path, chain, chain[1:]):
+        for doc, sentence, relation, subject, obj in zip(docs, facts[q], path, chain[:-1], chain[1:], strict=True):
             assert sentence in doc and subject in sentence and obj in sentence
             assert table[(subject, relation)] == obj
 
@@ -144,7 +144,7 @@ def test_well_formed(hops: int, questions: int | str) -> None:
 def test_hard_distractor_twins() -> None:
     source, built = _build(3, num_documents=40, hops=2)
     gold = {doc for docs in built.episode.supporting for doc in docs}
-    for doc, fact in zip(built.episode.documents, built.facts):
+    for doc, fact in zip(built.episode.documents, built.facts, strict=True):
         if doc not in gold:
             continue
         twins = [f for f in built.facts if f.relation == fact.relation and f.subject != fact.subject

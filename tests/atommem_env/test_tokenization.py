@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ PROSE = (
 
 def _pieces(text: str, tokenizer: Tokenizer) -> list[str]:
     bounds = _boundaries(text, tokenizer)
-    return [text[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [text[a:b] for a, b in pairwise(bounds)]
 
 
 # ---------------------------------------------------------------- regex default: protocol and properties
@@ -94,7 +95,7 @@ def test_chunks_recover_text_and_overlap_sizes(text: str, chunk_tokens: int, ove
     assert len(chunks) == len(cores) == (-(-REGEX.count(text) // chunk_tokens) if text else 0)
     bounds = _boundaries(text, REGEX)
     n = len(bounds) - 1
-    for i, (core, chunk) in enumerate(zip(cores, chunks)):
+    for i, (core, chunk) in enumerate(zip(cores, chunks, strict=True)):
         assert core in chunk
         # The chunk is the core widened by `overlap` tokens on each side, clipped to the text.
         left = text[bounds[max(0, i * chunk_tokens - overlap)] : bounds[min(n, i * chunk_tokens)]]
@@ -191,7 +192,7 @@ def _check_adapter(tokenizer: Tokenizer) -> None:
     for text in (PROSE, "", " ", "a", "北京 naïve\n\n  x"):
         offsets = list(tokenizer.offsets(text))
         assert len(offsets) == tokenizer.count(text)
-        assert all(a <= b for a, b in zip(offsets, offsets[1:])), "offsets are non-decreasing"
+        assert all(a <= b for a, b in pairwise(offsets)), "offsets are non-decreasing"
         assert all(0 <= o <= len(text) for o in offsets)
         assert "".join(_pieces(text, tokenizer)) == text
     chunks = chunk_text(PROSE, tokenizer, 16, 4)

@@ -1,7 +1,6 @@
-"""Helpers shared by the ``test_datasets_*`` modules: fixture paths, cache isolation, synthetic files.
+"""Helpers shared by the data tests: the fixture folder, cache isolation, synthetic files.
 
-Kept out of ``conftest.py`` so that the data tests do not shape the fixtures of other test modules;
-each data test module imports the fixtures it uses (an imported autouse fixture applies to that module).
+The pytest fixtures built on these (``fixtures_dir``, ``fresh_dataset_cache``) live in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -14,20 +13,11 @@ import pytest
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "data"
 
 
-@pytest.fixture
-def fixtures_dir() -> Path:
-    """The hand-written official-format fixture folder."""
-    return FIXTURES
-
-
-@pytest.fixture(autouse=True)
-def fresh_dataset_cache(monkeypatch: pytest.MonkeyPatch):
-    """Each test starts without cached corpora and without a data folder from the environment."""
+def reset_dataset_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget cached corpora and any data folder named by the environment (ATOMMEM_DATA_DIR)."""
     from atommem_env.datasets import clear_cache
 
     monkeypatch.delenv("ATOMMEM_DATA_DIR", raising=False)
-    clear_cache()
-    yield
     clear_cache()
 
 

@@ -162,7 +162,8 @@ def modules(tokenizer: Any, device: str = "cuda") -> dict[str, types.ModuleType]
     vllm.SamplingParams = lambda **kwargs: types.SimpleNamespace(**kwargs)
     platforms = types.ModuleType("vllm.platforms")
     platforms.current_platform = platform
-    distributed, parallel_state = types.ModuleType("vllm.distributed"), types.ModuleType("vllm.distributed.parallel_state")
+    distributed = types.ModuleType("vllm.distributed")
+    parallel_state = types.ModuleType("vllm.distributed.parallel_state")
     parallel_state.get_world_group = lambda: WORLD_GROUP
     vllm.platforms, vllm.distributed, distributed.parallel_state = platforms, distributed, parallel_state
     return {"vllm": vllm, "vllm.platforms": platforms, "vllm.distributed": distributed,

@@ -39,7 +39,6 @@ from typing import Any
 
 from agents import scripted as S
 from agents import text as T
-from agents.scripted import READS
 from atommem_env.actions import (
     ADD_MEMORY,
     DELETE_MEMORY,

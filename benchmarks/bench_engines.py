@@ -27,8 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import format_table, write_json  # noqa: E402
 
-ENV_ID = "AtomMem-Synthetic-v0"
-ENV_KWARGS = {"num_documents": 4, "chunk_tokens": 128, "prompt_style": "compact"}
+ENV_ID = "AtomMem-Synthetic-Tiny-v0"  # the small CPU setting (docs/TRAINING.md)
 
 
 def observations(count: int) -> list[dict[str, Any]]:
@@ -37,7 +36,7 @@ def observations(count: int) -> list[dict[str, Any]]:
 
     import atommem_env  # noqa: F401  (registers the ids)
 
-    env = gym.make(ENV_ID, **ENV_KWARGS)
+    env = gym.make(ENV_ID)
     return [env.reset(seed=seed)[0] for seed in range(count)]
 
 

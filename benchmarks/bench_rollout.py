@@ -30,8 +30,7 @@ from agents.training.rollout import rollout  # noqa: E402
 from atommem_env.errors import DependencyError  # noqa: E402
 from benchmarks.common import format_table, machine, write_json  # noqa: E402
 
-ENV_ID = "AtomMem-Synthetic-v0"
-ENV_KWARGS = {"num_documents": 4, "chunk_tokens": 128, "prompt_style": "compact"}
+ENV_ID = "AtomMem-Synthetic-Tiny-v0"  # the small CPU setting (docs/TRAINING.md)
 PARTS = ("prefill", "decode", "policy_other", "env")
 
 
@@ -99,7 +98,7 @@ def measure(policy: Any, batch: int, episodes: int, turns: int) -> dict[str, Any
     model = policy.model
     policy.model = TimedModel(model, clock)
     policy.batch_size = batch
-    make_env = lambda: TimedEnv(gym.make(ENV_ID, max_turns=turns, **ENV_KWARGS), clock)  # noqa: E731
+    make_env = lambda: TimedEnv(gym.make(ENV_ID, max_turns=turns), clock)  # noqa: E731
     start = time.perf_counter()
     trajectories = rollout(make_env, TimedPolicy(policy, clock), list(range(episodes)), batch_size=batch)
     wall = time.perf_counter() - start
@@ -159,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     print(f"batched / sequential response tokens/s: {speedup:.2f}x (torch threads: {torch.get_num_threads()})")
     write_json(args.json, {"machine_at_start": start, "torch_threads": torch.get_num_threads(), "model": args.model,
-                           "max_new_tokens": args.max_new_tokens, "env": {"id": ENV_ID, **ENV_KWARGS},
+                           "max_new_tokens": args.max_new_tokens, "env": {"id": ENV_ID},
                            "rows": rows, "speedup_response_tokens_per_s": speedup})
     return 0
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ENV = {"num_documents": 4, "chunk_tokens": 128, "prompt_style": "compact"}
+ENV_ID = "AtomMem-Synthetic-Tiny-v0"  # the small CPU setting (docs/TRAINING.md)
 
 
 def main() -> None:
@@ -65,7 +65,7 @@ def _measure(model: str, workers: int, options: argparse.Namespace, out_dir: Pat
     from agents.training.ray.run import DistributedRun
 
     args = parse_dataclass(RayArgs, [
-        "--model", model, "--env-kwargs", json.dumps(ENV), "--num-gpus", "0", "--rollout-workers", str(workers),
+        "--model", model, "--env-id", ENV_ID, "--num-gpus", "0", "--rollout-workers", str(workers),
         "--prompts-per-step", "4", "--group-size", "4", "--rollout-batch-size", "4",
         "--max-new-tokens", str(options.max_new_tokens), "--lr", "1e-5", "--warmup-steps", "0", "--kl-coef", "0",
         "--eval-episodes", "0", "--logger", "none", "--out-dir", str(out_dir),
@@ -96,7 +96,7 @@ def _measure(model: str, workers: int, options: argparse.Namespace, out_dir: Pat
 
 def _table(results: list[dict[str, float]], options: argparse.Namespace) -> str:
     lines = [
-        f"model {options.model}, Synthetic {ENV}, 4 prompts x 4 rollouts per step, {options.steps} measured steps "
+        f"model {options.model}, {ENV_ID}, 4 prompts x 4 rollouts per step, {options.steps} measured steps "
         f"after {options.warmup} warm-up, max {options.max_new_tokens} new tokens per turn",
         "| rollout workers | episodes | rollout s | update s | episodes/hour | generated tokens/s | learner wait share |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",

@@ -4,19 +4,23 @@ the baselines and checkpoints. The library behind ``experiments/rllib_controller
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import atommem_env
+from agents.controller.curve import run_label, write_curve
 from agents.controller.evaluation import eval_env_config, greedy_policy, macro_rates, play_config, random_policy
 from agents.controller.workflows import WORKFLOWS
 from agents.training.cli import arg, json_object
 from agents.training.envs import EnvSpec
 from agents.training.metrics import summarize
-from agents.training.tracking import BACKENDS
+from agents.training.progress import ProgressFactory, no_progress
+from agents.training.tracking import BACKENDS, Tracker
 from atommem_env.datasets.sources import canonical_split
 from atommem_env.errors import ConfigError
 
@@ -163,3 +167,37 @@ def rows_last(rows: list[dict[str, float]], key: str) -> float:
     """The newest value of ``key`` among ``rows`` (NaN when none has it yet)."""
     return next((row[key] for row in reversed(rows) if key in row), float("nan"))
 
+
+def train(args: ControllerArgs, progress: ProgressFactory = no_progress) -> dict[str, Any]:
+    """The run: baselines, PPO iterations with held-out evaluations and checkpoints, the final policy and
+    the curve, all written to ``args.out_dir``; returns the last iteration's metrics and the baselines.
+
+    Ray must be running (``agents.training.ray.cluster.connect``): RLlib builds its actors there.
+    """
+    out = Path(args.out_dir)
+    register_env()
+    reference = baselines(args)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "baselines.json").write_text(json.dumps(reference, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    algo = ppo_config(args).build_algo()
+    rows: list[dict[str, float]] = []
+    with Tracker(out, backend=args.logger, config=asdict(args)) as tracker:
+        bar = progress("PPO", args.iterations, 0)
+        for iteration in range(1, args.iterations + 1):
+            started = time.perf_counter()
+            metrics = train_metrics(algo.train())
+            if iteration % args.eval_every == 0 or iteration == args.iterations:
+                metrics.update(evaluate(args, algo.get_module()))
+            metrics["time/wall_s"] = time.perf_counter() - started
+            tracker.log(metrics, step=iteration)
+            rows.append({"iteration": iteration, **metrics})
+            bar.update(1)
+            bar.set_postfix(ret=f"{metrics['train/episode_return_mean']:.3f}",
+                            eval_em=f"{rows_last(rows, 'eval/em'):.3f}")
+            if iteration % args.checkpoint_every == 0:
+                save(algo, out, iteration, args.keep_checkpoints)
+        bar.close()
+    algo.save_to_path(str((out / "final").resolve()))
+    algo.stop()
+    write_curve(rows, reference, out, run_label(asdict(args)))
+    return {"last": rows[-1], "baselines": reference}

@@ -19,7 +19,6 @@ from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Protocol
 
-from agents.training.checkpoint import latest_checkpoint
 from agents.training.errors import RunError
 from agents.training.grpo_config import GRPOArgs
 from agents.training.metrics import summarize
@@ -121,6 +120,8 @@ def newest_checkpoint(run_dir: Path) -> Path:
     Raises:
         RunError: ``run_dir`` has none.
     """
+    from agents.training.checkpoint import latest_checkpoint  # imports torch
+
     path = latest_checkpoint(run_dir)
     if path is None:
         raise RunError(f"--resume: {run_dir} has no checkpoint to continue from; start without --resume.")

@@ -37,6 +37,7 @@ def arg(default: Any, help: str) -> Any:  # noqa: A002 - the argparse name
 
 
 def field_default(f: Field) -> Any:
+    """The value a dataclass field starts with: its default, or a fresh one from its default factory."""
     return f.default_factory() if f.default_factory is not MISSING else f.default  # type: ignore[misc]
 
 

@@ -102,6 +102,7 @@ def is_sharded(model: torch.nn.Module) -> bool:
 
 
 def is_rank_zero() -> bool:
+    """Whether this process is rank 0 of the default process group (which must be initialized)."""
     import torch.distributed as dist
 
     return dist.get_rank() == 0

@@ -49,6 +49,7 @@ class Trajectory:
     version: int | None = None  # the weights version that produced it (distributed training), else None
 
     def to_json(self) -> dict[str, Any]:
+        """The trajectory as plain dicts and lists (turns included), ready for ``json.dumps``."""
         return asdict(self)
 
     @classmethod

@@ -54,6 +54,7 @@ class HFEngine:
         self.greedy = TransformersPolicy.from_model(self.model, self.tokenizer, temperature=0.0, **shared)
 
     def policy(self, greedy: bool) -> Any:
+        """The greedy policy (evaluation) or the sampling one (rollouts for training)."""
         return self.greedy if greedy else self.sampler
 
     def reseed(self, seed: int) -> None:
@@ -73,5 +74,6 @@ class HFEngine:
             torch.cuda.empty_cache()
 
     def wake(self) -> None:
+        """Move the model back to its device after :meth:`sleep`."""
         if self.device != "cpu":
             self.model.to(self.device)

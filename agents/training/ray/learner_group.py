@@ -177,6 +177,7 @@ class LearnerWorker:
         return send(self.channel, tensors, self.specs, version, self.learner.device)
 
     def save(self, run_dir: str, step: int, state: dict) -> str:
+        """Save this rank's learner as checkpoint ``step`` under ``run_dir``; returns the checkpoint's folder."""
         from agents.training.checkpoint import save_checkpoint
 
         path = save_checkpoint(run_dir, self.learner, step, tokenizer=self.tokenizer, state=state,
@@ -184,11 +185,13 @@ class LearnerWorker:
         return str(path)
 
     def restore(self, path: str) -> tuple[int, dict]:
+        """Load the checkpoint at ``path`` into this rank's learner; returns its step and saved run state."""
         from agents.training.checkpoint import load_checkpoint
 
         return load_checkpoint(path, self.learner)
 
     def export(self, folder: str) -> None:
+        """Write the model (LoRA adapters merged) and tokenizer into ``folder``, loadable by transformers."""
         from agents.training.checkpoint import export_model
 
         export_model(self.learner, Path(folder), tokenizer=self.tokenizer)
@@ -199,6 +202,7 @@ class LearnerWorker:
                 for name, p in self.learner.model.named_parameters() if p.requires_grad}
 
     def pid(self) -> int:
+        """This actor's process id (tests kill it to simulate a dead rank)."""
         return os.getpid()
 
 
@@ -306,6 +310,7 @@ class LearnerGroup:
         return [actor.send_weights.remote(version) for actor in self._writers()]
 
     def save(self, run_dir: Path, step: int, state: dict) -> str:
+        """Save checkpoint ``step`` under ``run_dir`` (every rank of a sharded model takes part); returns its folder."""
         return self._call(*[a.save.remote(str(run_dir), step, state) for a in self._writers()])[0]
 
     def restore(self, path: Path) -> int:
@@ -314,6 +319,7 @@ class LearnerGroup:
         return int(restored[0][0])
 
     def export(self, folder: Path) -> None:
+        """Write the final model (LoRA adapters merged) and tokenizer into ``folder``."""
         self._call(*[a.export.remote(str(folder)) for a in self._writers()])
 
     def _writers(self) -> list[Any]:
@@ -321,9 +327,11 @@ class LearnerGroup:
         return self.actors if self.sharded else self.actors[:1]
 
     def parameters(self) -> list[dict[str, Any]]:
+        """Every rank's trainable parameters, whole, in rank order (tests check that the ranks agree)."""
         return self._call(*[a.parameters.remote() for a in self.actors])
 
     def shutdown(self) -> None:
+        """Kill every rank's actor (a killed group cannot be used again)."""
         import ray
 
         for actor in self.actors:

@@ -124,6 +124,7 @@ class PyNcclChannel:
         self.communicator = PyNcclCommunicator(group, device=device)
 
     def broadcast(self, tensor: torch.Tensor, src: int) -> None:
+        """Send ``tensor`` from rank ``src`` to every other member, in place, on the current CUDA stream."""
         self.communicator.broadcast(tensor, src=src, stream=torch.cuda.current_stream())
 
 
@@ -138,6 +139,7 @@ class ObjectStoreSync:
         self.learners, self.pool = learners, pool
 
     def push(self, version: int) -> None:
+        """Every rollout worker loads the learners' current weights as ``version``."""
         self.pool.set_weights(self.learners.weights(), version)
 
 
@@ -155,6 +157,10 @@ class CollectiveSync:
         self.opened_after: int | None = None  # the pool's restart count when the channel opened
 
     def push(self, version: int) -> None:
+        """Broadcast the learners' current weights to every engine as ``version``.
+
+        The channel is (re)opened first when it is not open yet or a rollout worker was replaced since.
+        """
         if self.opened_after != sum(self.pool.restarts):
             self._open()
         wait_all(self.learners.send_weights(version) + self.pool.receive_weights(self.specs, version))
@@ -168,6 +174,7 @@ class CollectiveSync:
 
 
 def make_sync(kind: str, learners: Any, pool: Any) -> ObjectStoreSync | CollectiveSync:
+    """The weight transport ``kind`` names: ``"collective"`` (NCCL broadcast), else the object store."""
     return CollectiveSync(learners, pool) if kind == "collective" else ObjectStoreSync(learners, pool)
 
 

@@ -372,7 +372,8 @@ def _check_parameters(folder: Path, manifest: Mapping[str, Any], learner: Learne
     problems = [f"missing from the model: {name}" for name in sorted(saved.keys() - current.keys())]
     problems += [f"not in the checkpoint: {name}" for name in sorted(current.keys() - saved.keys())]
     problems += [
-        f"{name}: checkpoint {saved[name]['dtype']}{saved[name]['shape']}, model {current[name]['dtype']}{current[name]['shape']}"
+        f"{name}: checkpoint {saved[name]['dtype']}{saved[name]['shape']}, "
+        f"model {current[name]['dtype']}{current[name]['shape']}"
         for name in sorted(saved.keys() & current.keys())
         if saved[name] != current[name]
     ]
@@ -429,7 +430,9 @@ def _read_weights(folder: Path, manifest: Mapping[str, Any]) -> dict[str, torch.
     tensors = _read_safetensors(folder)
     unexpected = sorted(tensors.keys() - manifest["parameters"].keys())
     if unexpected:
-        raise CheckpointError(f"{folder}: weight files hold tensors the manifest does not list: {unexpected[:5]}. {_DAMAGED_FIX}")
+        raise CheckpointError(
+            f"{folder}: weight files hold tensors the manifest does not list: {unexpected[:5]}. {_DAMAGED_FIX}"
+        )
     return tensors
 
 

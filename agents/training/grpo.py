@@ -116,7 +116,7 @@ def turn_samples(trajectories: Sequence[Trajectory], advantages: Sequence[float]
     if len(advantages) != len(trajectories):
         raise ValueError(f"turn_samples got {len(advantages)} advantages for {len(trajectories)} trajectories.")
     samples = []
-    for trajectory, advantage in zip(trajectories, advantages):
+    for trajectory, advantage in zip(trajectories, advantages, strict=True):
         for number, turn in enumerate(trajectory.turns):
             if turn.prompt_ids is None or turn.response_ids is None or turn.logprobs is None:
                 raise ValueError(

@@ -175,7 +175,8 @@ def saved(tmp_path):
 def test_a_truncated_weight_file_is_reported_with_the_fix(saved):
     weights_file = saved / "model.safetensors"
     weights_file.write_bytes(weights_file.read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match=r"model.safetensors has 1000 bytes.*truncated.*delete this folder") as error:
+    truncated = r"model.safetensors has 1000 bytes.*truncated.*delete this folder"
+    with pytest.raises(CheckpointError, match=truncated) as error:
         load_checkpoint(saved, Learner(tiny_model(), CONFIG))
     assert str(saved) in str(error.value) and isinstance(error.value, AtomMemError)
 
@@ -202,14 +203,17 @@ def test_a_folder_that_is_not_a_checkpoint_is_reported(tmp_path):
 def test_another_architecture_is_refused_before_anything_changes(saved):
     other = Learner(tiny_model(hidden=16), CONFIG)
     before = weights(other.model)
-    with pytest.raises(CheckpointError, match=r"does not fit this model \(lm_head.weight: checkpoint float32\[48, 32\], model float32\[48, 16\];.*and 16 more"):
+    mismatch = (r"does not fit this model \(lm_head.weight: checkpoint float32\[48, 32\], "
+                r"model float32\[48, 16\];.*and 16 more")
+    with pytest.raises(CheckpointError, match=mismatch):
         load_checkpoint(saved, other)
     assert_same_weights(weights(other.model), before)
 
 
 def test_another_learner_config_names_the_fields_that_differ(saved):
     other = LearnerConfig(lr=2e-2, warmup_steps=3, kl_coef=0.0, micro_batch_tokens=64)
-    with pytest.raises(CheckpointError, match=r"lr: checkpoint 0.01, this learner 0.02; micro_batch_tokens: checkpoint 16384, this learner 64"):
+    differences = r"lr: checkpoint 0.01, this learner 0.02; micro_batch_tokens: checkpoint 16384, this learner 64"
+    with pytest.raises(CheckpointError, match=differences):
         load_checkpoint(saved, Learner(tiny_model(), other))
     allowed = LearnerConfig(lr=1e-2, warmup_steps=3, kl_coef=0.0, micro_batch_tokens=64)
     assert load_checkpoint(saved, Learner(tiny_model(), allowed), allow_config_changes=["micro_batch_tokens"])[0] == 1
@@ -249,5 +253,6 @@ def test_lora_checkpoints_hold_the_adapters_and_export_merges_them(tmp_path):
     ids = torch.tensor([[3, 4, 5, 6]])
     learner.model.eval()
     with torch.no_grad():
-        torch.testing.assert_close(merged(input_ids=ids).logits, learner.model(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(merged(input_ids=ids).logits, learner.model(input_ids=ids).logits,
+                                   atol=1e-5, rtol=1e-5)
     assert any("lora_" in name for name, _ in learner.model.named_parameters())  # the learner keeps its adapters

@@ -224,7 +224,7 @@ def all_reduce_gradients(parameters: Sequence[Any], bucket_elements: int = BUCKE
         if bucket:
             flat = torch.cat([q.grad.reshape(-1) for q in bucket])
             dist.all_reduce(flat)
-            for q, piece in zip(bucket, flat.split([q.numel() for q in bucket])):
+            for q, piece in zip(bucket, flat.split([q.numel() for q in bucket]), strict=True):
                 q.grad.copy_(piece.view_as(q.grad))
         bucket, size = ([p], p.numel()) if p is not None else ([], 0)
 
@@ -286,7 +286,8 @@ class LearnerGroup:
         shards = [list(samples[r::len(self.actors)]) for r in range(len(self.actors))]
         tokens = sum(len(s.response_ids) for s in samples)
         passes = micro_batch_passes(shards, self.token_budget) if self.sharded else None
-        results = self._call(*[a.step.remote(shard, tokens, passes) for a, shard in zip(self.actors, shards)])
+        steps = [a.step.remote(shard, tokens, passes) for a, shard in zip(self.actors, shards, strict=True)]
+        results = self._call(*steps)
         metrics = {k: v for k, v in results[0].items() if k in ("grad_norm", "lr")}
         for key in LOSS_TERMS + ("response_tokens", "micro_batches"):
             if key in results[0] or any(key in r for r in results):

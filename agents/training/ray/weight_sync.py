@@ -57,9 +57,9 @@ def sync_problems(sync: str, engine: str, lora_r: int, placement: str = "split")
         found.append(f"--weight-sync collective with --lora-r {lora_r}: the learner would have to merge its adapters "
                      "for every update; use --weight-sync object-store, which sends merged weights.")
     if placement == "colocated":
-        found.append("--weight-sync collective with --placement colocated: NCCL cannot join two processes on one GPU, "
-                     "and colocated engines share the learners' GPUs (vLLM's route there is CUDA IPC, not implemented); "
-                     "use --placement split or --weight-sync object-store.")
+        found.append("--weight-sync collective with --placement colocated: NCCL cannot join two processes on one "
+                     "GPU, and colocated engines share the learners' GPUs (vLLM's route there is CUDA IPC, not "
+                     "implemented); use --placement split or --weight-sync object-store.")
     return found
 
 
@@ -100,9 +100,9 @@ def check_header(header: Sequence[int], specs: Sequence[TensorSpec], version: in
     sent_version, count = int(header[0]), int(header[1])
     if (sent_version, count) != (version, len(specs)):
         raise WeightSyncError(
-            f"The learner sends weights version {sent_version} ({count} tensors), but this engine was announced version "
-            f"{version} ({len(specs)} tensors): the driver's bookkeeping and the broadcast are out of step. Stop the run "
-            "and continue it with --resume."
+            f"The learner sends weights version {sent_version} ({count} tensors), but this engine was announced "
+            f"version {version} ({len(specs)} tensors): the driver's bookkeeping and the broadcast are out of step. "
+            "Stop the run and continue it with --resume."
         )
 
 

@@ -38,7 +38,7 @@ def arg(default: Any, help: str) -> Any:  # noqa: A002 - the argparse name
 
 def field_default(f: Field) -> Any:
     """The value a dataclass field starts with: its default, or a fresh one from its default factory."""
-    return f.default_factory() if f.default_factory is not MISSING else f.default  # type: ignore[misc]
+    return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
 def parse_dataclass(cls: type[T], argv: Sequence[str] | None, *, presets: Mapping[str, Mapping[str, Any]] = {},

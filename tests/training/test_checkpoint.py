@@ -231,6 +231,19 @@ def test_generators_are_restored_and_a_missing_one_is_reported(tmp_path):
         load_checkpoint(path, learner, generators={"shuffle": other})
 
 
+def test_a_numpy_global_generator_other_than_mt19937_is_refused_with_a_clear_error():
+    from agents.training.errors import RunError
+    from agents.training.rng import capture_rng
+
+    original = np.random.get_bit_generator()
+    np.random.set_bit_generator(np.random.PCG64(0))
+    try:  # its state is a dict, which used to fail as "too many values to unpack"
+        with pytest.warns(RuntimeWarning), pytest.raises(RunError, match="is PCG64; .* only the legacy MT19937"):
+            capture_rng()
+    finally:
+        np.random.set_bit_generator(original)
+
+
 def test_lora_checkpoints_hold_the_adapters_and_export_merges_them(tmp_path):
     pytest.importorskip("peft", reason="peft is not installed (pip install 'atommem[train]')")
     from agents.models import load_causal_lm

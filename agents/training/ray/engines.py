@@ -46,7 +46,7 @@ class HFEngine:
 
         self.device = config.device
         self.model, self.tokenizer = load_causal_lm(config.model, config.device, dtype="float32")
-        shared = {"max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size,
+        shared: dict[str, Any] = {"max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size,
                   "max_context": config.max_context, "name": f"rollout:{config.model}", "cache_size": 0}
         self.sampler = TransformersPolicy.from_model(
             self.model, self.tokenizer, temperature=config.temperature, top_p=config.top_p, seed=config.seed, **shared

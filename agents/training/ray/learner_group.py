@@ -33,11 +33,14 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.training.errors import RunError
 from agents.training.grpo import Sample
 from agents.training.ray.placement import PlacementPlan
+
+if TYPE_CHECKING:
+    from agents.training.ray.weight_sync import TensorSpec  # imports torch
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,8 @@ class LearnerWorker:
         torch.set_num_threads(spec.torch_threads)
         self.spec, self.rank, self.world_size = spec, rank, world_size
         self.sharded = spec.strategy == "fsdp"
-        self.channel, self.specs = None, []  # the weight channel to vLLM engines (collective sync)
+        self.channel: Any = None  # the weight channel to vLLM engines (collective sync)
+        self.specs: list[TensorSpec] = []  # what each update through it sends
         if not self.sharded:
             self._build()  # sharding needs the process group: an FSDP rank builds in join()
 
@@ -271,7 +275,8 @@ class LearnerGroup:
         self.sharded = spec.strategy == "fsdp"
         self.token_budget = spec.config.get("micro_batch_tokens", LearnerConfig.micro_batch_tokens)
         remote = ray.remote(LearnerWorker)
-        self.actors = [
+        # Ray types an actor method as "function or ActorMethod" (no .remote), so the handles are Any here.
+        self.actors: list[Any] = [
             remote.options(**scheduling(groups[s.node], s.bundle, s.cpus, s.gpus)).remote(spec, s.rank, size)
             for s in plan.learners
         ]

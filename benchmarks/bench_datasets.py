@@ -92,8 +92,10 @@ def main() -> int:
                "first_load_s": first_load_seconds(benchmark, args.data_dir), "build_median_ms": {},
                "reset_median_ms": {}}
         for n in SIZES:
-            row["build_median_ms"][n] = 1000 * statistics.median(build_seconds(benchmark, args.data_dir, n, args.repeats))
-            row["reset_median_ms"][n] = 1000 * statistics.median(reset_seconds(benchmark, args.data_dir, n, args.repeats))
+            builds = build_seconds(benchmark, args.data_dir, n, args.repeats)
+            resets = reset_seconds(benchmark, args.data_dir, n, args.repeats)
+            row["build_median_ms"][n] = 1000 * statistics.median(builds)
+            row["reset_median_ms"][n] = 1000 * statistics.median(resets)
         results["rows"].append(row)
         print(f"{benchmark:<16} {row['questions']:>9} {row['pool']:>6} {row['first_load_s']:>12.3f} "
               + " ".join(f"{row['build_median_ms'][n]:>12.2f}" for n in SIZES)

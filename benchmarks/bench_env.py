@@ -7,8 +7,9 @@ Usage:
 Each (embedder, size) row resets a reading-phase episode (synthetic documents, the paper's 4,000-token
 chunks and default budgets), fills the store with ``size`` entries, then times ``steps`` calls of
 ``env.step`` with responses in the paper's operation mix: a scratchpad write and 4 Creates every turn,
-an Update in 30% of turns (drawn), a new query in exactly 3 of every 10, a Delete in 3% (drawn) (SPEC §9, late RL). The store is held
-at ``size``: after each timed step the entries it created are deleted again, untimed.
+an Update in 30% of turns (drawn), a new query in exactly 3 of every 10, a Delete in 3% (drawn) (SPEC §9,
+late RL). The store is held at ``size``: after each timed step the entries it created are deleted again,
+untimed.
 
 Phases (they add up to the step; ``total`` is the whole ``env.step`` call in wall time; ``CPU`` is its
 CPU time, which on a shared machine leaves out the time spent waiting for a core):

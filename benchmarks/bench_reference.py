@@ -10,8 +10,9 @@ episode per turn); it runs through :class:`~benchmarks.reference_store.Reference
 FAISS store for the batch) and :class:`~benchmarks.reference_store.OurStores` (a MemoryStore per
 episode). The table gives each operation's median time on both designs with their ratio, and the
 total times with theirs; "all" is the whole trace, and "at medians" weighs each operation's median by
-its count (the issue's targets are medians: on a busy machine the totals also carry preemptions). Both stores must show the same lists (the same scores, best first; tied entries may differ):
-mismatches are counted and printed.
+its count (the issue's targets are medians: on a busy machine the totals also carry preemptions). Both
+stores must show the same lists (the same scores, best first; tied entries may differ): mismatches are
+counted and printed.
 The reference's retrieval cost grows with every entry stored by any episode of the batch: the slope
 of its retrieval time against the batch's store size is printed too. Both designs pay the same
 embedder for every Create, Update and new query; the third table takes that time out (it is

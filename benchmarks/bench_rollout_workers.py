@@ -98,7 +98,8 @@ def _table(results: list[dict[str, float]], options: argparse.Namespace) -> str:
     lines = [
         f"model {options.model}, {ENV_ID}, 4 prompts x 4 rollouts per step, {options.steps} measured steps "
         f"after {options.warmup} warm-up, max {options.max_new_tokens} new tokens per turn",
-        "| rollout workers | episodes | rollout s | update s | episodes/hour | generated tokens/s | learner wait share |",
+        "| rollout workers | episodes | rollout s | update s | episodes/hour | generated tokens/s "
+        "| learner wait share |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:

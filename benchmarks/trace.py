@@ -148,7 +148,8 @@ class PlayResult:
 
     def store_cpu_seconds(self) -> dict[str, list[float]]:
         """Each operation's CPU time without its embedding: the store's own work."""
-        return {op: [t - e for t, e in zip(self.cpu_seconds[op], self.embed_cpu_seconds[op])] for op in OPS}
+        return {op: [t - e for t, e in zip(self.cpu_seconds[op], self.embed_cpu_seconds[op], strict=True)]
+                for op in OPS}
 
 
 def play(store: BatchStore, trace: list[list[Turn]], top_k: int = 6, clock: EmbedClock | None = None) -> PlayResult:
@@ -186,7 +187,7 @@ def count_mismatches(a: PlayResult, b: PlayResult, embedder: Embedder, tolerance
     order, and FAISS orders ties differently from MemoryStore's smaller-id-first rule.
     """
     mismatches = 0
-    for query, texts_a, texts_b in zip(a.queries, a.retrieved, b.retrieved):
+    for query, texts_a, texts_b in zip(a.queries, a.retrieved, b.retrieved, strict=True):
         q = embedder.embed([query], query=True)[0]
         scores = [embedder.embed(texts).dot(q) if texts else np.zeros(0) for texts in (texts_a, texts_b)]
         same = len(scores[0]) == len(scores[1]) and np.allclose(scores[0], scores[1], atol=tolerance)

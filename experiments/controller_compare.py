@@ -2,7 +2,8 @@
 
     python experiments/controller_compare.py --episodes 200                           # workflows + random
     python experiments/controller_compare.py --checkpoint runs/controller/synthetic/final \\
-        --env-ids AtomMem-Synthetic-v0 AtomMem-HotpotQA-200-v0 --data-dir ../shared/data --out-dir runs/controller/compare
+        --env-ids AtomMem-Synthetic-v0 AtomMem-HotpotQA-200-v0 --data-dir ../shared/data \\
+        --out-dir runs/controller/compare
 
 Every policy plays the same episodes of each env id (episode i with seed ``seed + i``). Synthetic ids
 use the held-out ``seed_salt`` family that ``rllib_controller.py`` evaluates on; real ids use the

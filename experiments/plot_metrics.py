@@ -34,7 +34,7 @@ def plot_curves(curves: dict[str, list[tuple[int, float]]], path: str | Path, ti
     """Write one panel per curve (step on x) to ``path`` and return it."""
     plt = pyplot()
     fig, axes = plt.subplots(len(curves), 1, figsize=(6.5, 2.4 * len(curves) + 0.6), sharex=True, squeeze=False)
-    for ax, (key, points) in zip(axes[:, 0], curves.items()):
+    for ax, (key, points) in zip(axes[:, 0], curves.items(), strict=True):
         ax.plot([s for s, _ in points], [v for _, v in points], marker="o" if len(points) < 30 else None)
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)

@@ -3,7 +3,8 @@
     python experiments/ray_train.py --preset cpu-small --num-gpus 0 --out-dir runs/ray/smoke      # this laptop
     python experiments/ray_train.py --preset cpu-small --num-gpus 0 --out-dir runs/ray/smoke --resume
     python experiments/ray_train.py --num-gpus 8 --dry-run                                       # show the plan
-    python experiments/ray_train.py --preset paper --num-gpus 8 --engine vllm --model SFT_FOLDER --out-dir runs/ray/paper
+    python experiments/ray_train.py --preset paper --num-gpus 8 --engine vllm --model SFT_FOLDER \\
+        --out-dir runs/ray/paper
     python experiments/ray_train.py ... --num-gpus 16 --address auto                             # a running cluster
 
 The same GRPO loop as ``experiments/grpo_train.py`` (same flags, same metrics, checkpoints and exact

@@ -47,10 +47,12 @@ def policies(args: CompareArgs) -> dict[str, ControllerPolicy]:
     unknown = [name for name in chosen if name not in known]
     if unknown:
         raise ConfigError(f"--policies {' '.join(unknown)}: unknown; choose from {', '.join(known)}.")
-    if LEARNED in chosen and not args.checkpoint:
-        raise ConfigError("--policies learned needs --checkpoint (rllib_controller.py's <out-dir>/final).")
     make = {**WORKFLOWS, "random": random_policy(args.seed)}
-    return {name: module_policy(args.checkpoint) if name == LEARNED else make[name] for name in chosen}
+    if LEARNED in chosen:
+        if not args.checkpoint:
+            raise ConfigError("--policies learned needs --checkpoint (rllib_controller.py's <out-dir>/final).")
+        make[LEARNED] = module_policy(args.checkpoint)
+    return {name: make[name] for name in chosen}
 
 
 def compare(args: CompareArgs) -> list[dict[str, Any]]:

@@ -33,11 +33,12 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 
 from agents.training.learner import Learner
+from agents.training.model_protocols import PeftModelLike, SavesPretrained
 from agents.training.rng import capture_rng, missing_generators, restore_rng
 from atommem_env.errors import AtomMemError
 
@@ -184,7 +185,7 @@ def _is_sharded(model: torch.nn.Module) -> bool:
 
 
 def _save_model(model: torch.nn.Module, folder: Path, state_dict: dict | None = None) -> None:
-    if hasattr(model, "save_pretrained"):  # transformers and peft models; peft writes only the adapters
+    if isinstance(model, SavesPretrained):  # transformers and peft models; peft writes only the adapters
         # A sharded model's own state dict holds shards: it is saved from the gathered full one.
         model.save_pretrained(folder, **({} if state_dict is None else {"state_dict": state_dict}))
     else:
@@ -372,7 +373,8 @@ def _check_parameters(folder: Path, manifest: Mapping[str, Any], learner: Learne
     problems = [f"missing from the model: {name}" for name in sorted(saved.keys() - current.keys())]
     problems += [f"not in the checkpoint: {name}" for name in sorted(current.keys() - saved.keys())]
     problems += [
-        f"{name}: checkpoint {saved[name]['dtype']}{saved[name]['shape']}, model {current[name]['dtype']}{current[name]['shape']}"
+        f"{name}: checkpoint {saved[name]['dtype']}{saved[name]['shape']}, "
+        f"model {current[name]['dtype']}{current[name]['shape']}"
         for name in sorted(saved.keys() & current.keys())
         if saved[name] != current[name]
     ]
@@ -429,7 +431,9 @@ def _read_weights(folder: Path, manifest: Mapping[str, Any]) -> dict[str, torch.
     tensors = _read_safetensors(folder)
     unexpected = sorted(tensors.keys() - manifest["parameters"].keys())
     if unexpected:
-        raise CheckpointError(f"{folder}: weight files hold tensors the manifest does not list: {unexpected[:5]}. {_DAMAGED_FIX}")
+        raise CheckpointError(
+            f"{folder}: weight files hold tensors the manifest does not list: {unexpected[:5]}. {_DAMAGED_FIX}"
+        )
     return tensors
 
 
@@ -458,8 +462,8 @@ def _tied_to_loaded(name: str, targets: Mapping[str, torch.Tensor], loaded: Coll
 # What is saved
 
 
-def _is_peft(model: torch.nn.Module) -> bool:
-    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+def _is_peft(model: torch.nn.Module) -> TypeGuard[PeftModelLike]:
+    return isinstance(model, PeftModelLike)
 
 
 def _saved_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -37,7 +37,8 @@ def arg(default: Any, help: str) -> Any:  # noqa: A002 - the argparse name
 
 
 def field_default(f: Field) -> Any:
-    return f.default_factory() if f.default_factory is not MISSING else f.default  # type: ignore[misc]
+    """The value a dataclass field starts with: its default, or a fresh one from its default factory."""
+    return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
 def parse_dataclass(cls: type[T], argv: Sequence[str] | None, *, presets: Mapping[str, Mapping[str, Any]] = {},
@@ -46,7 +47,8 @@ def parse_dataclass(cls: type[T], argv: Sequence[str] | None, *, presets: Mappin
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     hints = typing.get_type_hints(cls)
     for f in fields(cls):  # type: ignore[arg-type]
-        options = _flag_options(f, hints[f.name], choices.get(f.name) or (sorted(presets) if f.name == "preset" else None))
+        allowed = choices.get(f.name) or (sorted(presets) if f.name == "preset" else None)
+        options = _flag_options(f, hints[f.name], allowed)
         parser.add_argument("--" + f.name.replace("_", "-"), **options)
     given = vars(parser.parse_args(argv))  # only the flags on the command line (defaults are suppressed)
     preset = presets.get(given.get("preset") or "", {})

@@ -18,6 +18,8 @@ import gymnasium as gym
 
 import atommem_env  # registers the ids
 from agents.training.cli import json_object
+from atommem_env import EpisodeSource
+from atommem_env.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,17 @@ class EnvSpec:
     def make(self, **overrides: Any) -> gym.Env:
         """A new env; ``overrides`` replace options for this env only (e.g. a shared ``embedder``)."""
         return gym.make(self.env_id, **{**self.options(), **overrides})
+
+    def episode_count(self) -> int:
+        """How many episodes the env's source holds (the indices ``options={"index": i}`` may pin).
+
+        Raises:
+            ConfigError: the env has no episode source (it is not an AtomMem env).
+        """
+        source = getattr(self.make().unwrapped, "source", None)
+        if not isinstance(source, EpisodeSource):
+            raise ConfigError(f"{self.env_id} has no episode source to count; use an AtomMem-* id.")
+        return len(source)
 
     def factory(self) -> Callable[[], gym.Env]:
         """A zero-argument env factory, as :func:`agents.training.rollout.rollout` takes."""

@@ -181,8 +181,9 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
     rows = []
     with open(path, "a", encoding="utf-8") as sink:
         for env_id in args.env_ids:
-            make = EnvSpec.from_flags(env_id, args.env_kwargs, args.data_dir).factory()
-            available = len(make().unwrapped.source)
+            spec = EnvSpec.from_flags(env_id, args.env_kwargs, args.data_dir)
+            make = spec.factory()
+            available = spec.episode_count()
             count = min(args.episodes, available)
             trajectories = [done[k] for i in range(count) if (k := (env_id, policy.name, i)) in done]
             missing = [i for i in range(count) if (env_id, policy.name, i) not in done]

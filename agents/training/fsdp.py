@@ -102,15 +102,16 @@ def is_sharded(model: torch.nn.Module) -> bool:
 
 
 def is_rank_zero() -> bool:
+    """Whether this process is rank 0 of the default process group (which must be initialized)."""
     import torch.distributed as dist
 
     return dist.get_rank() == 0
 
 
-def _full_options(**extra: bool) -> Any:
+def _full_options(broadcast_from_rank0: bool = False) -> Any:
     from torch.distributed.checkpoint.state_dict import StateDictOptions
 
-    return StateDictOptions(full_state_dict=True, cpu_offload=True, **extra)
+    return StateDictOptions(full_state_dict=True, cpu_offload=True, broadcast_from_rank0=broadcast_from_rank0)
 
 
 def gather_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> tuple[dict, dict]:

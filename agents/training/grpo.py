@@ -82,15 +82,15 @@ def group_advantages(
         float64 array of shape (N,). A group of one episode gets advantage 0 (it has nothing to be
         compared with).
     """
-    rewards = np.asarray(rewards, dtype=np.float64)
-    if len(groups) != len(rewards):
-        raise ValueError(f"group_advantages got {len(rewards)} rewards but {len(groups)} group keys.")
+    values = np.asarray(rewards, dtype=np.float64)
+    if len(groups) != len(values):
+        raise ValueError(f"group_advantages got {len(values)} rewards but {len(groups)} group keys.")
     members: dict[Hashable, list[int]] = defaultdict(list)
     for i, key in enumerate(groups):
         members[key].append(i)
-    advantages = np.zeros_like(rewards)
+    advantages = np.zeros_like(values)
     for index in members.values():
-        group = rewards[index]
+        group = values[index]
         if group.max() == group.min():
             continue  # exactly 0: the float mean of equal rewards can miss them by an ulp, and std scaling
             # would blow that up to ~1e-10
@@ -116,7 +116,7 @@ def turn_samples(trajectories: Sequence[Trajectory], advantages: Sequence[float]
     if len(advantages) != len(trajectories):
         raise ValueError(f"turn_samples got {len(advantages)} advantages for {len(trajectories)} trajectories.")
     samples = []
-    for trajectory, advantage in zip(trajectories, advantages):
+    for trajectory, advantage in zip(trajectories, advantages, strict=True):
         for number, turn in enumerate(trajectory.turns):
             if turn.prompt_ids is None or turn.response_ids is None or turn.logprobs is None:
                 raise ValueError(

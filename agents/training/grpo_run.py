@@ -29,8 +29,7 @@ class GRPORun:
 
         self.args = args
         self.env = EnvSpec.from_flags(args.env_id, args.env_kwargs, args.data_dir)
-        self.plan = EpisodePlan(len(self.env.make().unwrapped.source), args.eval_episodes, args.prompts_per_step,
-                                args.seed)
+        self.plan = EpisodePlan(self.env.episode_count(), args.eval_episodes, args.prompts_per_step, args.seed)
         model, self.tokenizer = load_causal_lm(args.model, args.device, dtype="float32")
         lora = LoraSettings(r=args.lora_r, alpha=2.0 * args.lora_r) if args.lora_r else None
         reference = copy.deepcopy(model) if args.kl_coef > 0 and lora is None else None
@@ -40,7 +39,7 @@ class GRPORun:
             pad_token_id=self.tokenizer.pad_token_id, lora=lora,
         )
         self.learner = Learner(model, config, reference=reference)
-        shared = {"max_new_tokens": args.max_new_tokens, "batch_size": args.rollout_batch_size,
+        shared: dict[str, Any] = {"max_new_tokens": args.max_new_tokens, "batch_size": args.rollout_batch_size,
                   "max_context": args.max_context, "name": f"grpo:{args.model}", "cache_size": 0}
         self.sampler = TransformersPolicy.from_model(
             self.learner.model, self.tokenizer, temperature=args.temperature, top_p=args.top_p, seed=args.seed,

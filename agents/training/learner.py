@@ -18,7 +18,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from agents.training.batching import Batch, collate, pack_micro_batches, pad_micro_batches
 from agents.training.grpo import Sample, entropy_from_logits, grpo_token_terms, token_sum
 from agents.training.learner_config import LearnerConfig, LoraSettings
+from agents.training.model_protocols import SwitchesAdapters, WrapsBaseModel
 from atommem_env.errors import ConfigError, DependencyError
 
 __all__ = ["Learner", "LearnerConfig", "LoraSettings", "apply_lora", "token_logprobs", "warmup_factor"]
@@ -112,7 +113,7 @@ class Learner:
         Returns:
             ``grad_norm`` (before clipping) and ``lr`` (the rate this step used).
         """
-        lr = self.scheduler.get_last_lr()[0]
+        lr = float(self.scheduler.get_last_lr()[0])
         grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
         if hasattr(grad_norm, "full_tensor"):  # sharded (FSDP) gradients: the norm is a DTensor over the ranks
             grad_norm = grad_norm.full_tensor()
@@ -188,6 +189,8 @@ class Learner:
             if self.reference is not None:
                 logprobs, _ = token_logprobs(self.reference, batch, temperature=self.config.temperature)
                 return logprobs
+            if not isinstance(self.model, SwitchesAdapters):  # _frozen_reference makes sure it is
+                raise ConfigError("kl_coef > 0 needs a reference model, or LoRA adapters that can be disabled.")
             with self.model.disable_adapter():  # LoRA: the base weights are the initial policy
                 logprobs, _ = token_logprobs(self.model, batch, temperature=self.config.temperature)
                 return logprobs
@@ -210,6 +213,18 @@ def _check_samples(samples: Sequence[Sample], objective: Objective) -> None:
             f"{missing} of {len(samples)} samples have no sampling logprobs; GRPO needs the logprobs the "
             "policy returned with each response (use sft_step for supervised data)."
         )
+
+
+@overload
+def token_logprobs(
+    model: torch.nn.Module, batch: Batch, *, temperature: float = 1.0, with_entropy: Literal[True]
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@overload
+def token_logprobs(
+    model: torch.nn.Module, batch: Batch, *, temperature: float = 1.0, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 
 
 def token_logprobs(
@@ -246,7 +261,7 @@ def token_logprobs(
 
 def _forward_options(model: torch.nn.Module, kept: int) -> dict[str, object]:
     """``logits_to_keep`` and ``use_cache=False`` for models whose forward accepts them."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft forwards **kwargs
+    base = model.get_base_model() if isinstance(model, WrapsBaseModel) else model  # peft forwards **kwargs
     accepted = inspect.signature(base.forward).parameters
     options: dict[str, object] = {}
     if "logits_to_keep" in accepted:
@@ -282,7 +297,9 @@ def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Modul
         ) from error
     target = settings.target_modules if isinstance(settings.target_modules, str) else list(settings.target_modules)
     config = peft.LoraConfig(
-        r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=target,
+        # peft annotates lora_alpha as int, but only divides by it: a float alpha (2.0 * r) is fine.
+        r=settings.r, lora_alpha=settings.alpha,  # type: ignore[arg-type]
+        lora_dropout=settings.dropout, target_modules=target,
         task_type="CAUSAL_LM",
     )
     return peft.get_peft_model(model, config)

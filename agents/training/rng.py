@@ -18,16 +18,29 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.training.errors import RunError
+
 log = logging.getLogger(__name__)
 
 
 def capture_rng(generators: Mapping[str, torch.Generator] | None = None) -> dict[str, Any]:
-    """The state of the global generators and of each named generator."""
-    kind, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    """The state of the global generators and of each named generator.
+
+    Raises:
+        RunError: numpy's global generator was replaced by one other than MT19937.
+    """
+    numpy_state = np.random.get_state(legacy=True)
+    if not isinstance(numpy_state, tuple):  # a dict: the global generator is not the legacy MT19937
+        raise RunError(
+            f"numpy's global generator is {numpy_state.get('bit_generator')}; a run checkpoint records only the "
+            "legacy MT19937 one. Leave numpy's global generator as it is (draw from your own Generator instead)."
+        )
+    kind, key, pos, has_gauss, gauss = numpy_state
     return {
         "python": random.getstate(),
         # An ndarray would need numpy's pickling; a list of ints loads with weights_only=True.
-        "numpy": {"kind": kind, "key": key.tolist(), "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {"kind": kind, "key": key.tolist(), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "gauss": float(gauss)},
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         "generators": {name: g.get_state() for name, g in (generators or {}).items()},

@@ -49,6 +49,7 @@ class Trajectory:
     version: int | None = None  # the weights version that produced it (distributed training), else None
 
     def to_json(self) -> dict[str, Any]:
+        """The trajectory as plain dicts and lists (turns included), ready for ``json.dumps``."""
         return asdict(self)
 
     @classmethod
@@ -88,6 +89,10 @@ def rollout(
 
     Returns:
         Trajectories in the order of ``seeds``.
+
+    Raises:
+        ValueError: ``indices`` and ``seeds`` differ in length, or the policy returned a number of
+            completions other than one per observation.
     """
     indices = list(indices) if indices is not None else [None] * len(seeds)
     if len(indices) != len(seeds):
@@ -110,7 +115,12 @@ def rollout(
     while active:
         slots = sorted(active)
         completions = policy.act([active[s][2] for s in slots])
-        for slot, completion in zip(slots, completions):
+        if len(completions) != len(slots):  # a short answer would leave its envs waiting for ever
+            raise ValueError(
+                f"Policy {getattr(policy, 'name', type(policy).__name__)!r} returned {len(completions)} completions "
+                f"for {len(slots)} observations; act() must answer each observation once, in input order."
+            )
+        for slot, completion in zip(slots, completions, strict=True):
             episode, traj, obs = active[slot]
             next_obs, reward, terminated, truncated, info = envs[slot].step(completion.text)
             traj.turns.append(_turn(obs, completion, as_step_info(info)))

@@ -34,12 +34,14 @@ log = logging.getLogger("sft")
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators (model init and dropout draw from them)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # CPU and every CUDA device
 
 
 def learner_config(args: Args, pad_token_id: int) -> LearnerConfig:
+    """The learner's settings for SFT: ``args``' optimizer and LoRA rank, no KL term (no reference model)."""
     lora = LoraSettings(r=args.lora_r, alpha=2.0 * args.lora_r) if args.lora_r else None
     return LearnerConfig(lr=args.lr, warmup_steps=args.warmup_steps, kl_coef=0.0,
                          micro_batch_tokens=args.micro_batch_tokens, pad_token_id=pad_token_id, lora=lora)
@@ -115,6 +117,7 @@ def fit(args: Args, learner: Learner, samples: list, tokenizer: Any, tracker: Tr
 
 
 def train_metrics(metrics: dict[str, float], cursor: Cursor, num_samples: int) -> dict[str, float]:
+    """The step's metrics under ``train/``, with the fractional epoch the data cursor has reached."""
     names = ("loss", "grad_norm", "lr", "tokens_per_s", "entropy", "response_tokens")
     return {**{f"train/{name}": metrics[name] for name in names},
             "train/epoch": cursor.epoch + cursor.position / num_samples}

@@ -31,8 +31,10 @@ def _data_problems(args: Any) -> list[str]:
     found = [f"--trajectories {path}: no such file; pass a trajectories.jsonl written by experiments/evaluate.py."
              for path in args.trajectories if not Path(path).is_file()]
     checks = [
-        (0.0 <= args.min_reward <= 1.0, f"--min-reward {args.min_reward} must be in [0, 1] (rewards are EM; paper: 0.5)."),
-        (args.max_prompt_tokens >= 1, f"--max-prompt-tokens {args.max_prompt_tokens} must be at least 1 (paper: 16384)."),
+        (0.0 <= args.min_reward <= 1.0,
+         f"--min-reward {args.min_reward} must be in [0, 1] (rewards are EM; paper: 0.5)."),
+        (args.max_prompt_tokens >= 1,
+         f"--max-prompt-tokens {args.max_prompt_tokens} must be at least 1 (paper: 16384)."),
         (args.max_seq_tokens > args.max_prompt_tokens,
          f"--max-seq-tokens {args.max_seq_tokens} must exceed --max-prompt-tokens {args.max_prompt_tokens}, "
          "leaving room for the response (paper: 16384 + 4096)."),

@@ -157,6 +157,7 @@ def epoch_order(num_samples: int, seed: int, epoch: int) -> list[int]:
 
 
 def steps_per_epoch(num_samples: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch of ``num_samples`` at ``batch_size`` (the last batch may be smaller)."""
     return -(-num_samples // batch_size)  # the last batch of an epoch may be smaller
 
 

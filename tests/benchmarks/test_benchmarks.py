@@ -105,7 +105,7 @@ def test_the_embed_clock_splits_embedding_out_of_each_operation():
     store = result.store_cpu_seconds()
     creates = result.embed_cpu_seconds["create"]
     assert creates and min(creates) >= 0.003  # every Create embeds once
-    assert all(0 <= s <= t for s, t in zip(store["create"], result.cpu_seconds["create"]))
+    assert all(0 <= s <= t for s, t in zip(store["create"], result.cpu_seconds["create"], strict=True))
     retrievals = result.embed_cpu_seconds["retrieve"]  # the query never changes: embedded once per episode
     assert sum(e >= 0.003 for e in retrievals) == config.episodes
     assert sum(result.cpu_seconds["create"]) - sum(store["create"]) == pytest.approx(sum(creates))
@@ -121,7 +121,8 @@ def test_count_mismatches_compares_scores_not_the_order_of_ties():
 
 
 def test_the_reference_benchmark_skips_with_the_install_command_when_langchain_is_missing(monkeypatch, capsys):
-    monkeypatch.setattr(bench_reference, "reference_missing", lambda: "Reference design skipped: pip install -e '.[bench]'.")
+    skipped = "Reference design skipped: pip install -e '.[bench]'."
+    monkeypatch.setattr(bench_reference, "reference_missing", lambda: skipped)
     assert bench_reference.main(["--episodes", "2"]) == 0
     assert ".[bench]" in capsys.readouterr().out
 

@@ -62,7 +62,8 @@ def test_dry_run_for_sixteen_gpus_checks_a_two_node_cluster(capsys, monkeypatch)
     (["--weight-sync", "rdma"], "choose object-store or collective"),
     (["--weight-sync", "collective"], "needs --engine vllm"),
     (["--num-gpus", "8", "--engine", "vllm", "--weight-sync", "collective", "--lora-r", "8"], "sends merged weights"),
-    (["--num-gpus", "8", "--engine", "vllm", "--weight-sync", "collective", "--placement", "colocated"], "use --placement split"),
+    (["--num-gpus", "8", "--engine", "vllm", "--weight-sync", "collective", "--placement", "colocated"],
+     "use --placement split"),
     (["--learner-strategy", "fsdp"], "use --num-learners 2"),
     (["--learner-strategy", "fsdp", "--num-learners", "2", "--lora-r", "8"], "LoRA is not supported"),
 ])
@@ -136,7 +137,8 @@ def test_a_minimal_run_trains_and_resumes_exactly_like_an_uninterrupted_one(tiny
     assert {r["rollout/stale_episodes"] for r in b} == {"0.0"}
     for key in ("train/loss", "rollout/response_tokens", "rollout/turns", "eval/turns"):
         assert [r[key] for r in a] == [r[key] for r in b], key
-    final_a, final_b = load_file(straight / "final" / "model.safetensors"), load_file(resumed / "final" / "model.safetensors")
+    final_a = load_file(straight / "final" / "model.safetensors")
+    final_b = load_file(resumed / "final" / "model.safetensors")
     initial = load_file(f"{tiny_lm_path}/model.safetensors")
     import torch
 
@@ -165,7 +167,9 @@ def test_a_minimal_run_trains_with_two_sharded_learner_ranks(tiny_lm_path, tmp_p
 
 @pytest.mark.parametrize("env_id, env_kwargs", [("AtomMem-Synthetic-Tiny-v0", {}), ("AtomMem-HotpotQA-v0", SMALL_REAL)])
 @pytest.mark.usefixtures("one_torch_thread")
-def test_data_dir_reaches_the_rollout_workers_only_for_ids_that_read_data(tiny_lm_path, monkeypatch, env_id, env_kwargs):
+def test_data_dir_reaches_the_rollout_workers_only_for_ids_that_read_data(
+    tiny_lm_path, monkeypatch, env_id, env_kwargs
+):
     from agents.training.ray.config import RayArgs
     from agents.training.ray.dispatch import Chunk, EpisodeSpec
     from agents.training.ray.run import env_spec, worker_config

@@ -74,7 +74,8 @@ def test_only_episodes_with_enough_reward_are_kept(teacher, tokenizer):
     assert [t.reward for t in keep_successful(episodes, 0.5)] == [0.5, 1.0]
     samples, stats = teacher_samples(episodes, tokenizer, min_reward=0.5)
     turns = len(episodes[2].turns) + len(episodes[3].turns)
-    assert (stats.episodes, stats.kept_episodes, stats.turns, stats.samples, len(samples)) == (4, 2, turns, turns, turns)
+    counts = (stats.episodes, stats.kept_episodes, stats.turns, stats.samples, len(samples))
+    assert counts == (4, 2, turns, turns, turns)
 
 
 def test_a_text_turn_becomes_the_chat_prompt_and_the_response_with_its_end_of_turn_token(teacher, tokenizer):
@@ -147,7 +148,7 @@ def test_one_sft_step_on_teacher_samples_changes_the_weights_and_lowers_the_loss
     before = [p.detach().clone() for p in model.parameters()]
     learner = Learner(model, LearnerConfig(lr=1e-2, warmup_steps=0, kl_coef=0.0, pad_token_id=tokenizer.pad_token_id))
     first = learner.sft_step(samples)
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     assert learner.sft_step(samples)["loss"] < first["loss"]
 
 
@@ -221,8 +222,9 @@ def test_the_final_model_plays_as_a_policy_and_is_evaluated(teacher_file, tiny_l
 
     out = tmp_path / "run"
     final = sft.main(run_args(
-        teacher_file, tiny_lm, out, "--max-steps", "1", "--lora-r", "4", "--eval-env-ids", "AtomMem-Synthetic-v0", "--eval-episodes",
-        "1", "--eval-env-kwargs", json.dumps(SYNTHETIC), "--eval-policy-kwargs", '{"max_new_tokens": 4}',
+        teacher_file, tiny_lm, out, "--max-steps", "1", "--lora-r", "4", "--eval-env-ids", "AtomMem-Synthetic-v0",
+        "--eval-episodes", "1", "--eval-env-kwargs", json.dumps(SYNTHETIC), "--eval-policy-kwargs",
+        '{"max_new_tokens": 4}',
     ))
     assert not list(final.glob("adapter_*"))  # LoRA merged: a plain model folder
     policy = TransformersPolicy(str(final), temperature=0, max_new_tokens=4, device="cpu")

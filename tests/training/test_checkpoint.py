@@ -175,7 +175,8 @@ def saved(tmp_path):
 def test_a_truncated_weight_file_is_reported_with_the_fix(saved):
     weights_file = saved / "model.safetensors"
     weights_file.write_bytes(weights_file.read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match=r"model.safetensors has 1000 bytes.*truncated.*delete this folder") as error:
+    truncated = r"model.safetensors has 1000 bytes.*truncated.*delete this folder"
+    with pytest.raises(CheckpointError, match=truncated) as error:
         load_checkpoint(saved, Learner(tiny_model(), CONFIG))
     assert str(saved) in str(error.value) and isinstance(error.value, AtomMemError)
 
@@ -202,14 +203,17 @@ def test_a_folder_that_is_not_a_checkpoint_is_reported(tmp_path):
 def test_another_architecture_is_refused_before_anything_changes(saved):
     other = Learner(tiny_model(hidden=16), CONFIG)
     before = weights(other.model)
-    with pytest.raises(CheckpointError, match=r"does not fit this model \(lm_head.weight: checkpoint float32\[48, 32\], model float32\[48, 16\];.*and 16 more"):
+    mismatch = (r"does not fit this model \(lm_head.weight: checkpoint float32\[48, 32\], "
+                r"model float32\[48, 16\];.*and 16 more")
+    with pytest.raises(CheckpointError, match=mismatch):
         load_checkpoint(saved, other)
     assert_same_weights(weights(other.model), before)
 
 
 def test_another_learner_config_names_the_fields_that_differ(saved):
     other = LearnerConfig(lr=2e-2, warmup_steps=3, kl_coef=0.0, micro_batch_tokens=64)
-    with pytest.raises(CheckpointError, match=r"lr: checkpoint 0.01, this learner 0.02; micro_batch_tokens: checkpoint 16384, this learner 64"):
+    differences = r"lr: checkpoint 0.01, this learner 0.02; micro_batch_tokens: checkpoint 16384, this learner 64"
+    with pytest.raises(CheckpointError, match=differences):
         load_checkpoint(saved, Learner(tiny_model(), other))
     allowed = LearnerConfig(lr=1e-2, warmup_steps=3, kl_coef=0.0, micro_batch_tokens=64)
     assert load_checkpoint(saved, Learner(tiny_model(), allowed), allow_config_changes=["micro_batch_tokens"])[0] == 1
@@ -225,6 +229,19 @@ def test_generators_are_restored_and_a_missing_one_is_reported(tmp_path):
     assert torch.equal(torch.rand(3, generator=other), expected)
     with pytest.raises(CheckpointError, match=r"no state for the generators \['shuffle'\]"):
         load_checkpoint(path, learner, generators={"shuffle": other})
+
+
+def test_a_numpy_global_generator_other_than_mt19937_is_refused_with_a_clear_error():
+    from agents.training.errors import RunError
+    from agents.training.rng import capture_rng
+
+    original = np.random.get_bit_generator()
+    np.random.set_bit_generator(np.random.PCG64(0))
+    try:  # its state is a dict, which used to fail as "too many values to unpack"
+        with pytest.warns(RuntimeWarning), pytest.raises(RunError, match="is PCG64; .* only the legacy MT19937"):
+            capture_rng()
+    finally:
+        np.random.set_bit_generator(original)
 
 
 def test_lora_checkpoints_hold_the_adapters_and_export_merges_them(tmp_path):
@@ -249,5 +266,6 @@ def test_lora_checkpoints_hold_the_adapters_and_export_merges_them(tmp_path):
     ids = torch.tensor([[3, 4, 5, 6]])
     learner.model.eval()
     with torch.no_grad():
-        torch.testing.assert_close(merged(input_ids=ids).logits, learner.model(input_ids=ids).logits, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(merged(input_ids=ids).logits, learner.model(input_ids=ids).logits,
+                                   atol=1e-5, rtol=1e-5)
     assert any("lora_" in name for name, _ in learner.model.named_parameters())  # the learner keeps its adapters

@@ -53,3 +53,13 @@ def test_bad_option_text_names_the_flag(text, message):
 def test_a_spec_is_plain_data_that_travels_to_actors():
     spec = EnvSpec.from_flags("AtomMem-HotpotQA-v0", '{"top_k": 3}', data_dir=FIXTURES)
     assert pickle.loads(pickle.dumps(spec)) == spec
+
+
+def test_episode_count_is_the_size_of_the_envs_source():
+    spec = EnvSpec.from_flags("AtomMem-HotpotQA-v0", SMALL_REAL, data_dir=FIXTURES)
+    assert spec.episode_count() == len(spec.make().unwrapped.source) > 0
+
+
+def test_episode_count_of_an_env_without_a_source_names_the_id():
+    with pytest.raises(ConfigError, match="CartPole-v1 has no episode source"):
+        EnvSpec("CartPole-v1").episode_count()

@@ -190,7 +190,7 @@ def test_every_group_has_mean_zero(data, scale):
     rewards, groups = data
     advantages = group_advantages(rewards, groups, scale_by_std=scale)
     for key in set(groups):
-        members = [a for a, g in zip(advantages, groups) if g == key]
+        members = [a for a, g in zip(advantages, groups, strict=True) if g == key]
         assert abs(np.mean(members)) < 1e-6
 
 

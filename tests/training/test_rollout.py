@@ -1,6 +1,7 @@
 import json
 
 import gymnasium as gym
+import pytest
 
 from agents import BASELINES, Completion, HeuristicMemoryPolicy, NoMemoryPolicy, Policy, RandomPolicy
 from agents.training.metrics import summarize
@@ -44,6 +45,18 @@ def test_token_fields_of_llm_completions_are_kept():
 
     (traj,) = rollout(lambda: gym.make(SYNTHETIC, max_turns=2), Echo(), [0])
     assert traj.turns[0].prompt_ids == [1, 2] and traj.turns[0].logprobs == [-0.5]
+
+
+@pytest.mark.parametrize("extra", [-1, 1])
+def test_a_policy_that_does_not_answer_every_observation_once_is_an_error(extra):
+    class Miscounting:
+        name = "miscounting"
+
+        def act(self, observations):
+            return [Completion("<add_memory>x</add_memory>")] * (len(observations) + extra)
+
+    with pytest.raises(ValueError, match=r"'miscounting' returned \d+ completions for 2 observations"):
+        rollout(make, Miscounting(), [0, 1], batch_size=2)
 
 
 def test_heuristic_memory_beats_no_memory_on_synthetic():

@@ -133,6 +133,17 @@ def wait_in_turn(refs: Sequence[Any], on_death: Callable[[Exception], BaseExcept
 
 
 def scheduling(group: Any, bundle: int, cpus: float, gpus: float) -> dict[str, Any]:
+    """Actor options that place one actor in bundle ``bundle`` of placement group ``group``.
+
+    Args:
+        group: the placement group.
+        bundle: the bundle's index in ``group``.
+        cpus: CPUs the actor reserves.
+        gpus: GPUs (or a share of one) the actor reserves.
+
+    Returns:
+        Keyword arguments for ``RemoteClass.options(...)``.
+    """
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     strategy = PlacementGroupSchedulingStrategy(placement_group=group, placement_group_bundle_index=bundle)

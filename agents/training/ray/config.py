@@ -33,6 +33,10 @@ class RayArgs(GRPOArgs):
     dry_run: bool = arg(False, "print the placement plan and check it against the cluster; train nothing")
 
     def problems(self) -> list[str]:
+        """What is wrong with the arguments, one line per problem (empty when they are valid).
+
+        Adds the distributed flags' checks to the single-process ones; a dry run needs no ``--out-dir``.
+        """
         found = [p for p in super().problems() if not (self.dry_run and p.startswith("--out-dir"))]
         checks = [
             (self.engine in ("hf", "vllm"), f"--engine {self.engine}: choose hf or vllm."),

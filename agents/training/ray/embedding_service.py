@@ -37,6 +37,7 @@ class EmbeddingService:
                 "sparse": bool(getattr(self.embedder, "sparse", False))}
 
     def embed(self, texts: list[str], query: bool = False) -> np.ndarray:
+        """The embedder's vectors of ``texts`` (``query`` marks search queries, for models that prefix them)."""
         return self.embedder.embed(texts, query=query)
 
 

@@ -46,7 +46,7 @@ class HFEngine:
 
         self.device = config.device
         self.model, self.tokenizer = load_causal_lm(config.model, config.device, dtype="float32")
-        shared = {"max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size,
+        shared: dict[str, Any] = {"max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size,
                   "max_context": config.max_context, "name": f"rollout:{config.model}", "cache_size": 0}
         self.sampler = TransformersPolicy.from_model(
             self.model, self.tokenizer, temperature=config.temperature, top_p=config.top_p, seed=config.seed, **shared
@@ -54,6 +54,7 @@ class HFEngine:
         self.greedy = TransformersPolicy.from_model(self.model, self.tokenizer, temperature=0.0, **shared)
 
     def policy(self, greedy: bool) -> Any:
+        """The greedy policy (evaluation) or the sampling one (rollouts for training)."""
         return self.greedy if greedy else self.sampler
 
     def reseed(self, seed: int) -> None:
@@ -73,5 +74,6 @@ class HFEngine:
             torch.cuda.empty_cache()
 
     def wake(self) -> None:
+        """Move the model back to its device after :meth:`sleep`."""
         if self.device != "cpu":
             self.model.to(self.device)

@@ -33,11 +33,14 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.training.errors import RunError
 from agents.training.grpo import Sample
 from agents.training.ray.placement import PlacementPlan
+
+if TYPE_CHECKING:
+    from agents.training.ray.weight_sync import TensorSpec  # imports torch
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,8 @@ class LearnerWorker:
         torch.set_num_threads(spec.torch_threads)
         self.spec, self.rank, self.world_size = spec, rank, world_size
         self.sharded = spec.strategy == "fsdp"
-        self.channel, self.specs = None, []  # the weight channel to vLLM engines (collective sync)
+        self.channel: Any = None  # the weight channel to vLLM engines (collective sync)
+        self.specs: list[TensorSpec] = []  # what each update through it sends
         if not self.sharded:
             self._build()  # sharding needs the process group: an FSDP rank builds in join()
 
@@ -177,6 +181,7 @@ class LearnerWorker:
         return send(self.channel, tensors, self.specs, version, self.learner.device)
 
     def save(self, run_dir: str, step: int, state: dict) -> str:
+        """Save this rank's learner as checkpoint ``step`` under ``run_dir``; returns the checkpoint's folder."""
         from agents.training.checkpoint import save_checkpoint
 
         path = save_checkpoint(run_dir, self.learner, step, tokenizer=self.tokenizer, state=state,
@@ -184,11 +189,13 @@ class LearnerWorker:
         return str(path)
 
     def restore(self, path: str) -> tuple[int, dict]:
+        """Load the checkpoint at ``path`` into this rank's learner; returns its step and saved run state."""
         from agents.training.checkpoint import load_checkpoint
 
         return load_checkpoint(path, self.learner)
 
     def export(self, folder: str) -> None:
+        """Write the model (LoRA adapters merged) and tokenizer into ``folder``, loadable by transformers."""
         from agents.training.checkpoint import export_model
 
         export_model(self.learner, Path(folder), tokenizer=self.tokenizer)
@@ -199,6 +206,7 @@ class LearnerWorker:
                 for name, p in self.learner.model.named_parameters() if p.requires_grad}
 
     def pid(self) -> int:
+        """This actor's process id (tests kill it to simulate a dead rank)."""
         return os.getpid()
 
 
@@ -220,7 +228,7 @@ def all_reduce_gradients(parameters: Sequence[Any], bucket_elements: int = BUCKE
         if bucket:
             flat = torch.cat([q.grad.reshape(-1) for q in bucket])
             dist.all_reduce(flat)
-            for q, piece in zip(bucket, flat.split([q.numel() for q in bucket])):
+            for q, piece in zip(bucket, flat.split([q.numel() for q in bucket]), strict=True):
                 q.grad.copy_(piece.view_as(q.grad))
         bucket, size = ([p], p.numel()) if p is not None else ([], 0)
 
@@ -267,7 +275,8 @@ class LearnerGroup:
         self.sharded = spec.strategy == "fsdp"
         self.token_budget = spec.config.get("micro_batch_tokens", LearnerConfig.micro_batch_tokens)
         remote = ray.remote(LearnerWorker)
-        self.actors = [
+        # Ray types an actor method as "function or ActorMethod" (no .remote), so the handles are Any here.
+        self.actors: list[Any] = [
             remote.options(**scheduling(groups[s.node], s.bundle, s.cpus, s.gpus)).remote(spec, s.rank, size)
             for s in plan.learners
         ]
@@ -282,7 +291,8 @@ class LearnerGroup:
         shards = [list(samples[r::len(self.actors)]) for r in range(len(self.actors))]
         tokens = sum(len(s.response_ids) for s in samples)
         passes = micro_batch_passes(shards, self.token_budget) if self.sharded else None
-        results = self._call(*[a.step.remote(shard, tokens, passes) for a, shard in zip(self.actors, shards)])
+        steps = [a.step.remote(shard, tokens, passes) for a, shard in zip(self.actors, shards, strict=True)]
+        results = self._call(*steps)
         metrics = {k: v for k, v in results[0].items() if k in ("grad_norm", "lr")}
         for key in LOSS_TERMS + ("response_tokens", "micro_batches"):
             if key in results[0] or any(key in r for r in results):
@@ -306,6 +316,7 @@ class LearnerGroup:
         return [actor.send_weights.remote(version) for actor in self._writers()]
 
     def save(self, run_dir: Path, step: int, state: dict) -> str:
+        """Save checkpoint ``step`` under ``run_dir`` (every rank of a sharded model takes part); returns its folder."""
         return self._call(*[a.save.remote(str(run_dir), step, state) for a in self._writers()])[0]
 
     def restore(self, path: Path) -> int:
@@ -314,6 +325,7 @@ class LearnerGroup:
         return int(restored[0][0])
 
     def export(self, folder: Path) -> None:
+        """Write the final model (LoRA adapters merged) and tokenizer into ``folder``."""
         self._call(*[a.export.remote(str(folder)) for a in self._writers()])
 
     def _writers(self) -> list[Any]:
@@ -321,9 +333,11 @@ class LearnerGroup:
         return self.actors if self.sharded else self.actors[:1]
 
     def parameters(self) -> list[dict[str, Any]]:
+        """Every rank's trainable parameters, whole, in rank order (tests check that the ranks agree)."""
         return self._call(*[a.parameters.remote() for a in self.actors])
 
     def shutdown(self) -> None:
+        """Kill every rank's actor (a killed group cannot be used again)."""
         import ray
 
         for actor in self.actors:

@@ -225,7 +225,7 @@ def _engine_slot(rank: int, first_gpu: int, tp: int, per_node: int, share: float
 def _with_embedders(plan: PlacementPlan, cpus: int) -> PlacementPlan:
     """One embedding-service bundle on every node that hosts rollout engines."""
     nodes = [list(bundles) for bundles in plan.nodes]
-    embedders = []
+    embedders: list[Slot] = []
     for node in sorted({slot.node for slot in plan.engines}):
         embedders.append(Slot("embedding", len(embedders), node, len(nodes[node]), cpus=float(cpus)))
         nodes[node].append({"CPU": float(cpus)})

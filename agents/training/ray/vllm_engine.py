@@ -152,6 +152,11 @@ class VLLMEngine:
         self.asleep = False
 
     def policy(self, greedy: bool) -> Any:
+        """The greedy policy (evaluation) or the sampling one (rollouts for training).
+
+        Raises:
+            RuntimeError: the engine is asleep.
+        """
         if self.asleep:
             raise RuntimeError("The vLLM engine is asleep (its weights are off the GPU); call wake() first.")
         return self.greedy if greedy else self.sampler
@@ -196,6 +201,7 @@ class VLLMEngine:
             self.asleep = True
 
     def wake(self) -> None:
+        """Bring the weights back onto the GPU after :meth:`sleep` (a no-op when awake)."""
         if self.asleep:
             self.llm.wake_up()
             self.asleep = False

@@ -57,9 +57,9 @@ def sync_problems(sync: str, engine: str, lora_r: int, placement: str = "split")
         found.append(f"--weight-sync collective with --lora-r {lora_r}: the learner would have to merge its adapters "
                      "for every update; use --weight-sync object-store, which sends merged weights.")
     if placement == "colocated":
-        found.append("--weight-sync collective with --placement colocated: NCCL cannot join two processes on one GPU, "
-                     "and colocated engines share the learners' GPUs (vLLM's route there is CUDA IPC, not implemented); "
-                     "use --placement split or --weight-sync object-store.")
+        found.append("--weight-sync collective with --placement colocated: NCCL cannot join two processes on one "
+                     "GPU, and colocated engines share the learners' GPUs (vLLM's route there is CUDA IPC, not "
+                     "implemented); use --placement split or --weight-sync object-store.")
     return found
 
 
@@ -100,9 +100,9 @@ def check_header(header: Sequence[int], specs: Sequence[TensorSpec], version: in
     sent_version, count = int(header[0]), int(header[1])
     if (sent_version, count) != (version, len(specs)):
         raise WeightSyncError(
-            f"The learner sends weights version {sent_version} ({count} tensors), but this engine was announced version "
-            f"{version} ({len(specs)} tensors): the driver's bookkeeping and the broadcast are out of step. Stop the run "
-            "and continue it with --resume."
+            f"The learner sends weights version {sent_version} ({count} tensors), but this engine was announced "
+            f"version {version} ({len(specs)} tensors): the driver's bookkeeping and the broadcast are out of step. "
+            "Stop the run and continue it with --resume."
         )
 
 
@@ -124,6 +124,7 @@ class PyNcclChannel:
         self.communicator = PyNcclCommunicator(group, device=device)
 
     def broadcast(self, tensor: torch.Tensor, src: int) -> None:
+        """Send ``tensor`` from rank ``src`` to every other member, in place, on the current CUDA stream."""
         self.communicator.broadcast(tensor, src=src, stream=torch.cuda.current_stream())
 
 
@@ -138,6 +139,7 @@ class ObjectStoreSync:
         self.learners, self.pool = learners, pool
 
     def push(self, version: int) -> None:
+        """Every rollout worker loads the learners' current weights as ``version``."""
         self.pool.set_weights(self.learners.weights(), version)
 
 
@@ -155,6 +157,10 @@ class CollectiveSync:
         self.opened_after: int | None = None  # the pool's restart count when the channel opened
 
     def push(self, version: int) -> None:
+        """Broadcast the learners' current weights to every engine as ``version``.
+
+        The channel is (re)opened first when it is not open yet or a rollout worker was replaced since.
+        """
         if self.opened_after != sum(self.pool.restarts):
             self._open()
         wait_all(self.learners.send_weights(version) + self.pool.receive_weights(self.specs, version))
@@ -168,6 +174,7 @@ class CollectiveSync:
 
 
 def make_sync(kind: str, learners: Any, pool: Any) -> ObjectStoreSync | CollectiveSync:
+    """The weight transport ``kind`` names: ``"collective"`` (NCCL broadcast), else the object store."""
     return CollectiveSync(learners, pool) if kind == "collective" else ObjectStoreSync(learners, pool)
 
 

@@ -104,12 +104,15 @@ class RolloutWorker:
         return version
 
     def sleep(self) -> None:
+        """Free the engine's GPU memory while the learners update (colocated placement)."""
         self.engine.sleep()
 
     def wake(self) -> None:
+        """Bring the engine back after :meth:`sleep`."""
         self.engine.wake()
 
     def pid(self) -> int:
+        """This actor's process id (tests kill it to simulate a dead worker)."""
         return os.getpid()
 
 
@@ -253,9 +256,11 @@ class RayWorkerPool:
         return [actor.receive_weights.remote(specs, version) for actor in self.actors]
 
     def sleep(self) -> None:
+        """Every worker's engine frees its GPU memory; a dead worker is replaced."""
         self._on_all("sleep")
 
     def wake(self) -> None:
+        """Every worker's engine comes back after :meth:`sleep`; a dead worker is replaced."""
         self._on_all("wake")
 
     def _on_all(self, method: str, *args: Any) -> None:
@@ -269,11 +274,13 @@ class RayWorkerPool:
                 self._replace(i)  # the new worker starts from self.weights, awake
 
     def pids(self) -> list[int]:
+        """Every worker's process id, in worker order (tests kill one to simulate a lost worker)."""
         import ray
 
         return ray.get([actor.pid.remote() for actor in self.actors])
 
     def shutdown(self) -> None:
+        """Kill every rollout worker and embedding service (the pool cannot be used again)."""
         import ray
 
         for actor in self.actors + list(self.services.values()):

@@ -157,7 +157,7 @@ def test_fsdp_ranks_update_like_replicated_ranks_and_one_learner_with_uneven_and
         group_of.release(group)
         assert all(torch.equal(rank0[k], rank1[k]) for k in rank0), strategy  # the whole weights agree on every rank
         assert_same_weights(rank0, reference, rtol=1e-5, atol=1e-6)
-        for got, want in zip(metrics, expected):
+        for got, want in zip(metrics, expected, strict=True):
             for key in ("loss", "kl", "clip_frac", "entropy", "grad_norm", "response_tokens"):
                 assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-7), (strategy, key)
         results[strategy] = rank0

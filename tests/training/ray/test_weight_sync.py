@@ -99,7 +99,7 @@ def test_learner_rank_0_broadcasts_two_versions_into_a_vllm_worker_over_a_channe
     names = list(sent["snapshots"][0])
     assert [spec[0] for spec in got["specs"]] == names and sent["counts"] == [len(names)] * 2
     assert got["loaded"] == names * 2  # one tensor at a time, in the announced order, for each version
-    for snapshot, received in zip(sent["snapshots"], got["received"]):
+    for snapshot, received in zip(sent["snapshots"], got["received"], strict=True):
         assert all(torch.equal(received[k], snapshot[k]) and received[k].dtype == snapshot[k].dtype for k in names)
     assert any(not torch.equal(sent["snapshots"][0][k], sent["snapshots"][1][k]) for k in names)  # version 2 is new
     assert got["versions"] == [1, 2] and got["stamped"] == [2]

@@ -8,7 +8,7 @@ from typing import Any
 
 from agents.training.cli import arg
 from agents.training.evaluation import fresh_run_dir
-from agents.training.sft_args import check_args
+from agents.training.sft_checks import check_args
 from atommem_env.errors import ConfigError
 
 PRESETS: dict[str, dict[str, Any]] = {

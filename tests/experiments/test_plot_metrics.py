@@ -2,6 +2,7 @@
 
 import pytest
 
+from agents.training.curves import read_curves
 from agents.training.tracking import Tracker
 from experiments import plot_metrics
 
@@ -18,7 +19,7 @@ def metrics_csv(tmp_path):
 
 
 def test_sparse_columns_keep_only_logged_steps(metrics_csv):
-    curves = plot_metrics.read_curves(metrics_csv, ["train/loss", "eval/em"])
+    curves = read_curves(metrics_csv, ["train/loss", "eval/em"])
     assert [s for s, _ in curves["train/loss"]] == [1, 2, 3, 4]
     assert curves["eval/em"] == [(2, pytest.approx(0.2)), (4, pytest.approx(0.4))]
 

@@ -1,1 +1,1 @@
-"""Experiment code: rollouts, evaluation and training scripts built on atommem_env and agents."""
+"""Entry points only: each script parses its flags, calls the library (atommem_env, agents) and prints."""

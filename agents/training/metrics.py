@@ -1,4 +1,9 @@
-"""Aggregate metrics of trajectories: the paper's EM plus F1, operation rates and error rates."""
+"""Aggregate metrics of trajectories: the paper's EM plus F1, operation rates and error rates.
+
+EM and F1 come two ways: per question (``em``: pooled over every question) and per episode
+(``episode_em``: the mean of each episode's fraction correct, as the paper's reference evaluation
+aggregates). :func:`confidence_intervals` adds 95 % bootstrap intervals clustered by episode.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from agents.training.rollout import Trajectory
+from agents.training.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Weighting, bootstrap_ci
 
 OP_RATE_KEYS = ("create", "read", "update", "delete", "scratchpad")
+INTERVAL_METRICS = ("em", "f1", "episode_em", "episode_f1")  # each gets ``_lo`` and ``_hi`` columns
+WEIGHTINGS: tuple[tuple[str, Weighting], ...] = (("", "question"), ("episode_", "episode"))  # prefix, pooling
 
 
 def summarize(trajectories: Sequence[Trajectory]) -> dict[str, float]:
@@ -16,6 +24,7 @@ def summarize(trajectories: Sequence[Trajectory]) -> dict[str, float]:
 
     Returns:
         ``episodes``, ``questions``, ``em``, ``f1``, ``substring_em`` (means over questions),
+        ``episode_em``, ``episode_f1`` (means over episodes of each episode's mean over its questions),
         ``reward`` (mean over episodes), ``turns`` (per episode), ``{op}_per_turn`` for Create /
         Read / Update / Delete / scratchpad writes, ``store_size`` (entries at the end),
         ``invalid_per_turn`` (action errors per turn) and ``truncated`` (share of episodes).
@@ -30,6 +39,8 @@ def summarize(trajectories: Sequence[Trajectory]) -> dict[str, float]:
     }
     for metric in ("em", "f1", "substring_em"):
         summary[metric] = float(np.mean([x for t in trajectories for x in t.result[metric]]))
+    for metric in ("em", "f1"):
+        summary[f"episode_{metric}"] = float(np.mean([np.mean(t.result[metric]) for t in trajectories]))
     summary["reward"] = float(np.mean([t.reward for t in trajectories]))
     summary["turns"] = len(turns) / len(trajectories)
     for key in OP_RATE_KEYS:
@@ -40,3 +51,26 @@ def summarize(trajectories: Sequence[Trajectory]) -> dict[str, float]:
     ) / n_turns
     summary["truncated"] = float(np.mean([t.truncated for t in trajectories]))
     return summary
+
+
+def confidence_intervals(trajectories: Sequence[Trajectory], *, resamples: int = DEFAULT_RESAMPLES,
+                         seed: int = DEFAULT_SEED, level: float = 0.95) -> dict[str, float]:
+    """Bootstrap intervals of EM and F1, per question and per episode, resampling whole episodes.
+
+    Returns:
+        ``{metric}_lo`` and ``{metric}_hi`` for each metric of :data:`INTERVAL_METRICS`, the bounds of
+        :func:`agents.training.stats.bootstrap_ci` (all four from the same resamples); empty when
+        there are no trajectories.
+
+    Raises:
+        ConfigError: ``resamples`` or ``level`` is out of range.
+    """
+    if not trajectories:
+        return {}
+    bounds: dict[str, float] = {}
+    for metric in ("em", "f1"):
+        values = [[float(x) for x in t.result[metric]] for t in trajectories]
+        for prefix, weighting in WEIGHTINGS:
+            interval = bootstrap_ci(values, weighting=weighting, resamples=resamples, seed=seed, level=level)
+            bounds[f"{prefix}{metric}_lo"], bounds[f"{prefix}{metric}_hi"] = interval.lo, interval.hi
+    return bounds

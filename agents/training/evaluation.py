@@ -18,9 +18,10 @@ from agents.registry import make_policy, parse_spec
 from agents.training.cli import json_object
 from agents.training.envs import EnvSpec
 from agents.training.errors import RunError
-from agents.training.metrics import summarize
+from agents.training.metrics import confidence_intervals, summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory, rollout
+from agents.training.stats import DEFAULT_RESAMPLES, MIN_RESAMPLES
 from atommem_env.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,18 @@ COLUMNS = (
     "env_id", "policy", "episodes", "questions", "em", "f1", "substring_em", "turns", "create_per_turn",
     "read_per_turn", "update_per_turn", "delete_per_turn", "scratchpad_per_turn", "store_size",
     "invalid_per_turn", "truncated",
+)
+# Added after the columns above (whose names and values stay as they were): per-episode means and 95 %
+# bootstrap intervals clustered by episode (agents.training.stats), appended at the end of results.csv.
+INTERVAL_COLUMNS = (
+    "em_lo", "em_hi", "f1_lo", "f1_hi", "episode_em", "episode_em_lo", "episode_em_hi",
+    "episode_f1", "episode_f1_lo", "episode_f1_hi",
+)
+CSV_COLUMNS = (*COLUMNS, "reward", "seconds", *INTERVAL_COLUMNS)
+# results.md: EM and F1 as "estimate [lo, hi]", per question and per episode, then the other columns.
+MARKDOWN_COLUMNS = (
+    "env_id", "policy", "episodes", "questions", "em", "episode_em", "f1", "episode_f1",
+    *(c for c in COLUMNS if c not in ("env_id", "policy", "episodes", "questions", "em", "f1")),
 )
 
 
@@ -56,6 +69,7 @@ class Args:
     preset: str | None = None  # a name of PRESETS; replaces --env-ids
     resume: bool = False  # continue the run in --out-dir instead of refusing to touch it
     no_plots: bool = False  # skip the PNGs (e.g. where matplotlib is not installed)
+    resamples: int = DEFAULT_RESAMPLES  # bootstrap resamples (of episodes) for the 95 % intervals; fixed seed
 
     def validate(self) -> None:
         """Check the arguments and expand ``--preset``.
@@ -73,6 +87,8 @@ class Args:
             raise ConfigError(f"--policy: {error}") from None
         if self.episodes < 1 or self.batch_size < 1:
             raise ConfigError("--episodes and --batch-size must be at least 1.")
+        if self.resamples < MIN_RESAMPLES:
+            raise ConfigError(f"--resamples must be at least {MIN_RESAMPLES} (default {DEFAULT_RESAMPLES}).")
         json_object("--env-kwargs", self.env_kwargs, '{"top_k": 3}')
         json_object("--policy-kwargs", self.policy_kwargs, '{"temperature": 0}')
         if not self.out_dir:
@@ -200,7 +216,8 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
                 bar.update(len(batch))
                 bar.set_postfix(em=f"{summarize(trajectories)['em']:.3f}")
             bar.close()
-            row = {"env_id": env_id, "policy": policy.name, **summarize(trajectories)}
+            row = {"env_id": env_id, "policy": policy.name, **summarize(trajectories),
+                   **confidence_intervals(trajectories, resamples=args.resamples)}
             row["seconds"] = time.perf_counter() - started  # time of this invocation only
             rows.append(row)
     write_tables(rows, out)
@@ -215,19 +232,31 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """Render ``rows`` as a Markdown table with the :data:`COLUMNS`."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    """Render ``rows`` as a Markdown table with the :data:`MARKDOWN_COLUMNS`.
+
+    A metric with ``_lo`` / ``_hi`` bounds in its row shows as ``0.119 [0.086, 0.155]``.
+    """
+    lines = ["| " + " | ".join(MARKDOWN_COLUMNS) + " |", "|" + "---|" * len(MARKDOWN_COLUMNS)]
     for row in rows:
-        cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(format_cell(row, c) for c in MARKDOWN_COLUMNS) + " |")
     return "\n".join(lines)
+
+
+def format_cell(row: dict[str, Any], column: str) -> str:
+    """One Markdown cell: floats to 3 decimals, with ``[lo, hi]`` when the row has the bounds."""
+    value = row.get(column, "")
+    if not isinstance(value, float):
+        return str(value)
+    if f"{column}_lo" in row and f"{column}_hi" in row:
+        return f"{value:.3f} [{row[f'{column}_lo']:.3f}, {row[f'{column}_hi']:.3f}]"
+    return f"{value:.3f}"
 
 
 def write_tables(rows: list[dict[str, Any]], out: Path) -> None:
     """Write ``results.md`` and ``results.csv`` into ``out``."""
     (out / "results.md").write_text(markdown_table(rows) + "\n", encoding="utf-8")
     with open(out / "results.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, "reward", "seconds"], extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 

@@ -22,6 +22,19 @@ error; one self-identifying line per episode, appended as batches finish), ``res
 ``--resume`` continues an interrupted run in the same ``--out-dir``: episodes already in
 ``trajectories.jsonl`` (same env id, policy and index) are kept and not run again, and the tables
 count old and new episodes together. Without it an existing ``trajectories.jsonl`` is never overwritten.
+
+``results.md`` and ``results.csv`` give EM and F1 per question (``em``, pooled over questions) and per
+episode (``episode_em``, the mean of each episode's fraction correct, as the paper's reference code
+aggregates), each with a 95 % bootstrap interval that resamples whole episodes (``em_lo``, ``em_hi``, ...;
+``--resamples`` of them, default 2,000, with a fixed seed so that a table is reproducible).
+
+A paired comparison of two finished runs on the same episodes (same ``--env-ids``, ``--episodes``, ``--seed``):
+
+    python experiments/evaluate.py --compare runs/baseline-no-memory runs/baseline-heuristic [--out-dir D]
+
+prints per env id both EMs, the difference B − A with a paired bootstrap interval clustered by episode,
+and an exact McNemar test on per-question correctness; it refuses runs that did not play the same
+episodes. With ``--out-dir`` it also writes ``compare.md`` and ``compare.csv`` there.
 """
 
 from __future__ import annotations
@@ -36,7 +49,9 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.training.cli import exit_on_errors, progress_bars
+from agents.training.comparison import compare_runs, comparison_table, write_comparison
 from agents.training.evaluation import DEFAULT_ENV_IDS, PRESETS, Args, evaluate, markdown_table
+from agents.training.stats import DEFAULT_RESAMPLES
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
@@ -65,9 +80,37 @@ def parse_args(argv: list[str] | None = None) -> Args:
     return args
 
 
+def parse_compare(argv: list[str]) -> argparse.Namespace:
+    """Parse the ``--compare RUN_A RUN_B [--out-dir D] [--resamples N]`` mode (no other flag applies)."""
+    parser = argparse.ArgumentParser(prog="evaluate.py --compare", description="Compare two runs, paired.")
+    parser.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), required=True)
+    parser.add_argument("--out-dir", default="")
+    parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
+    return parser.parse_args(argv)
+
+
+def compare(argv: list[str]) -> None:
+    """``--compare`` mode: the paired comparison of two finished runs, printed (and written with --out-dir)."""
+    options = parse_compare(argv)
+    run_a, run_b = options.compare
+    with exit_on_errors():
+        rows = compare_runs(run_a, run_b, resamples=options.resamples)
+        if options.out_dir:
+            write_comparison(rows, Path(options.out_dir))
+    print(f"A = {run_a}\nB = {run_b}\n")
+    print(comparison_table(rows))
+    print("\nIntervals: 95 % paired bootstrap over episodes. McNemar: exact, two-sided, on questions.")
+    if options.out_dir:
+        print(f"Comparison written to {options.out_dir}/")
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point: evaluate, then print the table."""
+    """Command-line entry point: evaluate, then print the table (or ``--compare`` two runs)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    if "--compare" in argv:
+        compare(argv)
+        return
     args = parse_args(argv)
     with exit_on_errors():
         rows = evaluate(args, progress_bars("ep"))

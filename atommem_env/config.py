@@ -17,6 +17,7 @@ from atommem_env.errors import ConfigError
 
 ADVANCE_MODES = ("on_write", "always")
 PROMPT_STYLES = ("paper", "compact")
+MEMAGENT_PROMPTS = ("memagent", "atommem-paper")  # keys of prompts.MEMAGENT_ANSWERING_TEMPLATES
 _Config = TypeVar("_Config", bound="ContextConfig")
 
 
@@ -133,13 +134,19 @@ class MemAgentConfig(ContextConfig):
     Attributes:
         memory_tokens: the memory budget: each reading response is cut to this many tokens and
             becomes the whole memory (MemAgent: 1,024).
+        memagent_prompt: the answering template: ``"memagent"`` (MemAgent's own, the default) or
+            ``"atommem-paper"`` (the AtomMem paper's baseline, which adds "Output the answer only as an
+            exact match—do not add any description."; ``evaluate.py --preset memagent`` uses it).
     """
 
     memory_tokens: int = 1024
+    memagent_prompt: str = "memagent"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _require_int("memory_tokens", self.memory_tokens, minimum=1)
+        _require(self.memagent_prompt in MEMAGENT_PROMPTS, "memagent_prompt", self.memagent_prompt,
+                 f"must be one of {MEMAGENT_PROMPTS}")
 
 
 def _require(ok: bool, name: str, value: Any, reason: str) -> None:

@@ -13,7 +13,11 @@ Data, chunking, tokenizers, observation keys and scoring are MemoryQAEnv's (shar
 run unchanged. How the observation maps onto the shared keys:
 
 - ``system`` is empty and ``user`` is MemAgent's prompt (verbatim, :mod:`atommem_env.prompts`):
-  the reference sends a lone user message, and :func:`atommem_env.as_messages` does the same.
+  the reference sends a lone user message, and :func:`atommem_env.as_messages` does the same. The
+  ``memagent_prompt`` option picks the answering template: ``"memagent"`` (MemAgent's own, the
+  default) or ``"atommem-paper"``, the AtomMem paper's baseline, which adds one sentence ("Output the
+  answer only as an exact match—do not add any description."); ``evaluate.py --preset memagent``
+  uses the latter, so its table compares with the paper's MemAgent row.
 - ``scratchpad`` holds the memory: like AtomMem's scratchpad it is free text replaced wholesale by
   each response and shown in full. An empty memory is shown as "No previous memory", the text the
   reference shows before the first chunk.
@@ -55,7 +59,7 @@ class MemAgentEnv(LongContextQAEnv):
             it chunks the context and measures the memory.
         render_mode: ``None`` or ``"ansi"`` (``render()`` returns the current user message).
         **options: fields of :class:`~atommem_env.config.MemAgentConfig` (chunking, ``memory_tokens``,
-            ``response_tokens``).
+            ``response_tokens``, ``memagent_prompt``: MemAgent's answering template or the AtomMem paper's).
     """
 
     config: MemAgentConfig
@@ -120,7 +124,8 @@ class MemAgentEnv(LongContextQAEnv):
             return prompts.render_memagent_reading(
                 self._current.questions, self._chunks[self._chunk_index], self._memory
             )
-        return prompts.render_memagent_answering(self._current_question(), self._memory)
+        return prompts.render_memagent_answering(self._current_question(), self._memory,
+                                                 self.config.memagent_prompt)
 
     # ------------------------------------------------------------------------------------ info
     def _info(self, *, advanced: bool, memory_truncated: bool) -> StepInfo:

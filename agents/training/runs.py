@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agents.training.errors import RunError
-from agents.training.grpo_config import GRPOArgs
+from agents.training.grpo_config import GRPOArgs, training_data
 from agents.training.metrics import summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory
@@ -72,7 +72,9 @@ def _loop(args: GRPOArgs, run: Run, run_dir: Path, progress: ProgressFactory) ->
 
     start = run.restore(run_dir) if args.resume else 0
     metrics: dict[str, float] = {}
-    with Tracker(run_dir, backend=args.logger, config=asdict(args), resume=args.resume) as tracker:
+    # The config also records the data trained on ("split", resolved from the env; see training_data).
+    config = {**asdict(args), **training_data(args.env_id, json.loads(args.env_kwargs))}
+    with Tracker(run_dir, backend=args.logger, config=config, resume=args.resume) as tracker:
         if args.resume:
             tracker.truncate_after(start)
         bar = progress("grpo", args.steps, start)

@@ -267,6 +267,30 @@ def test_any_text_keeps_the_invariants(seed, memory_tokens, responses):
         assert reward == (sum(info["em"]) / len(info["em"]) if terminated else 0.0)
 
 
+EXACT_MATCH = "Output the answer only as an exact match\u2014do not add any description."
+
+
+@pytest.mark.parametrize("variant, has_sentence", [("memagent", False), ("atommem-paper", True)])
+def test_memagent_prompt_option_picks_the_answering_template(variant, has_sentence):
+    env = make_toy(memagent_prompt=variant)
+    reading, _ = env.reset(seed=0, options={"index": 2})
+    obs, _ = read_through(env, response="final notes")
+    # One sentence apart, right after the box instruction; the reading prompt is the same in both.
+    assert (EXACT_MATCH in obs["user"]) is has_sentence and EXACT_MATCH not in reading["user"]
+    expected = prompts.render_memagent_answering(FACTS[0][0], "final notes")
+    if has_sentence:
+        expected = expected.replace("\\boxed{}.", "\\boxed{}. " + EXACT_MATCH, 1)
+    assert obs["user"] == expected
+    assert reading["user"] == make_toy().reset(seed=0, options={"index": 2})[0]["user"]
+
+
+def test_the_default_memagent_prompt_is_memagents_own():
+    env = gym.make(MEMAGENT_SYNTHETIC)
+    assert env.unwrapped.config.memagent_prompt == "memagent"
+    assert gym.make(MEMAGENT_SYNTHETIC, memagent_prompt="atommem-paper").unwrapped.config.memagent_prompt \
+        == "atommem-paper"
+
+
 # ------------------------------------------------------------------------------ configuration
 @pytest.mark.parametrize(
     "kwargs, message",
@@ -276,6 +300,7 @@ def test_any_text_keeps_the_invariants(seed, memory_tokens, responses):
         ({"memory_tokens": 0}, "memory_tokens=0 must be an integer >= 1"),
         ({"memory_tokens": "1024"}, "memory_tokens='1024' must be an integer"),
         ({"chunk_overlap": 600}, "chunk_overlap=600 must be smaller than chunk_tokens"),
+        ({"memagent_prompt": "paper"}, "memagent_prompt='paper' must be one of"),
     ],
 )
 def test_bad_options_raise_config_errors_that_name_the_fix(kwargs, message):

@@ -158,5 +158,6 @@ def test_data_dir_reaches_the_ids_that_read_data_and_no_other(tiny_path, tmp_pat
     metrics = grpo_train.main(argv(
         tiny_path, tmp_path, "--steps", "1", "--env-id", env_id, "--env-kwargs", json.dumps(env_kwargs),
         "--data-dir", FIXTURES, "--prompts-per-step", "1", "--eval-episodes", "1",
+        "--allow-dev-training",  # the fixture's train file is too small for 10-document episodes
     ))
     assert metrics["rollout/episodes"] == 2 and metrics["eval/episodes"] == 1

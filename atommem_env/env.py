@@ -128,7 +128,6 @@ class MemoryQAEnv(LongContextQAEnv):
         parsed = parse_with_rules(text, self.rules)
         for error in parsed.errors:
             turn.fail(None, error.code, error.message)
-        turn.aborted = parsed.aborted
         if self.config.show_retrieval:
             self.memory.prefetch([op.text for op in parsed.ops if op.kind in (A.ADD_MEMORY, A.MODIFY_MEMORY)])
         question = self._question_index
@@ -139,6 +138,7 @@ class MemoryQAEnv(LongContextQAEnv):
                 turn.fail(op, "episode_over", "The episode ended before this action.")
             else:
                 self._apply(op, turn)
+        turn.aborted |= parsed.aborted  # the parser already dropped the ops after a malformed tag
         if self.rules.scored_answers == "responses":
             self._collect_response_answer(text, turn, question)
         advanced = self._maybe_advance(turn)

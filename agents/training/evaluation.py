@@ -22,6 +22,7 @@ from agents.training.metrics import summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory, rollout
 from atommem_env.errors import ConfigError, DataError
+from atommem_env.protocol import PROTOCOLS
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Args:
     preset: str | None = None  # a name of PRESETS; replaces --env-ids
     resume: bool = False  # continue the run in --out-dir instead of refusing to touch it
     no_plots: bool = False  # skip the PNGs (e.g. where matplotlib is not installed)
+    protocol: str = "atommem"  # rules of play and scoring for every env: atommem, reference, reference-grouping
 
     def validate(self) -> None:
         """Check the arguments and expand ``--preset``.
@@ -73,7 +75,11 @@ class Args:
             raise ConfigError(f"--policy: {error}") from None
         if self.episodes < 1 or self.batch_size < 1:
             raise ConfigError("--episodes and --batch-size must be at least 1.")
-        json_object("--env-kwargs", self.env_kwargs, '{"top_k": 3}')
+        env_kwargs = json_object("--env-kwargs", self.env_kwargs, '{"top_k": 3}')
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"--protocol {self.protocol!r} is unknown; choose one of {sorted(PROTOCOLS)}.")
+        if env_kwargs.get("protocol", self.protocol) != self.protocol:
+            raise ConfigError("--env-kwargs sets a protocol other than --protocol; pass it once, with --protocol.")
         json_object("--policy-kwargs", self.policy_kwargs, '{"temperature": 0}')
         if not self.out_dir:
             if self.resume:
@@ -149,6 +155,9 @@ def _previous_episodes(args: Args, path: Path, policy: str) -> dict[tuple[str, s
     done: dict[tuple[str, str, int], Trajectory] = {}
     for record in load_trajectories(path):
         key = _episode_key(record)
+        if key[1] == policy and record.get("protocol", "atommem") != args.protocol:
+            raise RunError(f"{path} holds episodes played under protocol {record.get('protocol', 'atommem')!r}, "
+                           f"not --protocol {args.protocol}; resume with that protocol or use another --out-dir.")
         if key[1] == policy and record["seed"] != args.seed + key[2]:
             # Episode i is reset with seed + i; mixing seeds would make the table a blend of two runs.
             raise RunError(
@@ -181,7 +190,8 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
     rows = []
     with open(path, "a", encoding="utf-8") as sink:
         for env_id in args.env_ids:
-            spec = EnvSpec.from_flags(env_id, args.env_kwargs, args.data_dir)
+            env_kwargs = {**json.loads(args.env_kwargs), "protocol": args.protocol}  # every env plays by it
+            spec = EnvSpec.from_flags(env_id, env_kwargs, args.data_dir)
             make = spec.factory()
             available = spec.episode_count()
             count = min(args.episodes, available)
@@ -195,12 +205,15 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
                                 batch_size=args.batch_size)
                 trajectories += batch
                 for traj in batch:
-                    sink.write(json.dumps({"policy": policy.name, **traj.to_json()}) + "\n")
+                    record = {"policy": policy.name, **traj.to_json()}
+                    if args.protocol != "atommem":  # a default run's lines stay as they were
+                        record["protocol"] = args.protocol
+                    sink.write(json.dumps(record) + "\n")
                 sink.flush()  # a crash loses at most the batch being written
                 bar.update(len(batch))
                 bar.set_postfix(em=f"{summarize(trajectories)['em']:.3f}")
             bar.close()
-            row = {"env_id": env_id, "policy": policy.name, **summarize(trajectories)}
+            row = {"env_id": env_id, "policy": policy.name, "protocol": args.protocol, **summarize(trajectories)}
             row["seconds"] = time.perf_counter() - started  # time of this invocation only
             rows.append(row)
     write_tables(rows, out)

@@ -4,7 +4,8 @@ One episode = one long context and its questions. The agent reads the context ch
 *reading* phase), managing a scratchpad and a store of entries with the actions of
 :mod:`atommem_env.actions`; after the last chunk it answers the questions one per turn (the
 *answering* phase). Reward is sparse: on the last step, the fraction of questions answered exactly
-right, each against its own gold answer.
+right, each against its own gold answer. ``protocol="reference"`` switches these rules, and the
+others where the reference code differs, to the reference's (:mod:`atommem_env.protocol`).
 
 The env is plain and picklable: it holds data, a memory store, an embedder and a tokenizer, never a
 model server, socket or thread. Every random choice comes from ``self.np_random``.

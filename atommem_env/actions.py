@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from atommem_env.errors import RenderError
 
@@ -39,6 +39,9 @@ class Op:
     kind: str
     text: str = ""
     rank: int | None = None
+    # The tag's content as written (for final_answer: before box extraction), for scoring rules that
+    # read the box themselves; not part of the op's identity.
+    raw: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class ParsedAction:
 
     ops: tuple[Op, ...]
     errors: tuple[ActionError, ...]
+    # Only under the reference's rules (atommem_env.reference_actions): a malformed tag stopped the
+    # response, so the ops after it were dropped and the chunk must not advance.
+    aborted: bool = False
 
 
 _TAG = re.compile(r"<\s*(/?)\s*(" + "|".join(OP_KINDS) + r"|think)\s*>", re.IGNORECASE)
@@ -74,9 +80,24 @@ _BOXED = re.compile(r"\\boxed\s*\{")
 
 def parse_action(text: str) -> ParsedAction:
     """Parse one response. Never raises; see the module docstring for the rules."""
-    text = _strip_thinking(text)
     ops: list[Op] = []
     errors: list[ActionError] = []
+    for item in extract_tags(text):
+        if isinstance(item, ActionError):
+            errors.append(item)
+            continue
+        op, error = make_op(*item)
+        ops.append(op) if op else errors.append(error)  # type: ignore[arg-type]
+    if not ops and not errors:
+        errors.append(ActionError("no_action", "The response contained no action tag."))
+    return ParsedAction(tuple(ops), tuple(errors))
+
+
+def extract_tags(text: str) -> list[tuple[str, str] | ActionError]:
+    """In order of appearance: (lower-case name, content) of each known outermost tag, or the error
+    of an unclosed one."""
+    text = _strip_thinking(text)
+    items: list[tuple[str, str] | ActionError] = []
     pos = 0
     while (match := _TAG.search(text, pos)) is not None:
         closing, name = match.group(1), match.group(2).lower()
@@ -86,18 +107,15 @@ def parse_action(text: str) -> ParsedAction:
         end = _find_close(text, name, match.end())
         if end is None:
             if name == "think":  # cut off while reasoning: nothing after it is an action
-                errors.append(ActionError("unclosed_tag", "<think> was never closed; the rest was ignored.", name))
+                items.append(ActionError("unclosed_tag", "<think> was never closed; the rest was ignored.", name))
                 break
-            errors.append(ActionError("unclosed_tag", f"<{name}> was never closed by </{name}>.", name))
+            items.append(ActionError("unclosed_tag", f"<{name}> was never closed by </{name}>.", name))
             pos = match.end()
             continue
         content_end, pos = end
         if name != "think":
-            op, error = _make_op(name, text[match.end() : content_end])
-            ops.append(op) if op else errors.append(error)  # type: ignore[arg-type]
-    if not ops and not errors:
-        errors.append(ActionError("no_action", "The response contained no action tag."))
-    return ParsedAction(tuple(ops), tuple(errors))
+            items.append((name, text[match.end() : content_end]))
+    return items
 
 
 def _strip_thinking(text: str) -> str:
@@ -121,18 +139,23 @@ def _find_close(text: str, name: str, start: int) -> tuple[int, int] | None:
     return None
 
 
-def _make_op(name: str, content: str) -> tuple[Op | None, ActionError | None]:
+def make_op(name: str, content: str, allow_empty: bool = False) -> tuple[Op | None, ActionError | None]:
+    """The op of one tag (a known kind) and its content, or why it is malformed.
+
+    ``allow_empty`` keeps an empty query, entry, modify text or answer as an op with empty text (the
+    reference's behaviour, see :mod:`atommem_env.protocol`) instead of an ``empty_content`` error.
+    """
     if name == UPDATE_MEMORY:  # an empty scratchpad write is a legitimate "clear"
         return Op(name, content.strip()), None
     if name in RANKED_KINDS:
-        return _ranked_op(name, content)
+        return _ranked_op(name, content, allow_empty)
     value = extract_boxed(content) if name == FINAL_ANSWER else content.strip()
-    if not value:
+    if not value and not allow_empty:
         return None, ActionError("empty_content", f"<{name}> was empty.", name)
-    return Op(name, value), None
+    return Op(name, value, raw=content), None
 
 
-def _ranked_op(name: str, content: str) -> tuple[Op | None, ActionError | None]:
+def _ranked_op(name: str, content: str, allow_empty: bool = False) -> tuple[Op | None, ActionError | None]:
     if name == MODIFY_MEMORY:
         match = _RANK_TEXT.fullmatch(content)
         example = "<modify_memory>Memory 2: new text</modify_memory>"
@@ -144,7 +167,7 @@ def _ranked_op(name: str, content: str) -> tuple[Op | None, ActionError | None]:
             "missing_memory_prefix", f"<{name}> must name the entry as in {example}.", name
         )
     new_text = match.group(2).strip() if name == MODIFY_MEMORY else ""
-    if name == MODIFY_MEMORY and not new_text:
+    if name == MODIFY_MEMORY and not new_text and not allow_empty:
         return None, ActionError("empty_content", f"<{name}> gave no new text.", name)
     return Op(name, new_text, int(match.group(1))), None
 

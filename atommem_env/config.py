@@ -14,6 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from atommem_env.errors import ConfigError
+from atommem_env.protocol import ATOMMEM, DATA_RULES, Protocol, differing_rules, resolve_protocol
 
 ADVANCE_MODES = ("on_write", "always")
 PROMPT_STYLES = ("paper", "compact")
@@ -30,14 +31,24 @@ class ContextConfig:
         chunk_overlap: extra tokens shown on each side of a chunk (paper: 100).
         max_context_tokens: contexts longer than this are centre-truncated (paper: 160K).
         response_tokens: responses are cut here before they are used (paper: 4,096).
+        protocol: the rules of play and scoring: ``"atommem"`` (ours, the default), ``"reference"``
+            (the reference code's, see :mod:`atommem_env.protocol`), ``"reference-grouping"``, or a
+            :class:`~atommem_env.protocol.Protocol`; read it back resolved as :attr:`rules`.
     """
 
     chunk_tokens: int = 4000
     chunk_overlap: int = 100
     max_context_tokens: int = 160_000
     response_tokens: int = 4096
+    protocol: Protocol | str = "atommem"
+
+    @property
+    def rules(self) -> Protocol:
+        """The resolved :class:`~atommem_env.protocol.Protocol`."""
+        return resolve_protocol(self.protocol)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "protocol", resolve_protocol(self.protocol))  # a name becomes its Protocol
         for name in ("chunk_tokens", "max_context_tokens", "response_tokens"):
             _require_int(name, getattr(self, name), minimum=1)
         _require_int("chunk_overlap", self.chunk_overlap, minimum=0)
@@ -110,8 +121,9 @@ class EnvConfig(ContextConfig):
                  f"must be one of {PROMPT_STYLES}")
 
     def turn_budget(self, num_chunks: int, num_questions: int) -> int:
-        """Turns allowed for an episode: a re-read per chunk and three reads per question fit easily."""
-        return self.max_turns or 4 * (num_chunks + num_questions) + 8
+        """Turns allowed for an episode: ``max_turns`` if set, else the protocol's fixed budget (the
+        reference: 41), else a scaled one where a re-read per chunk and three reads per question fit."""
+        return self.max_turns or self.rules.turn_budget or 4 * (num_chunks + num_questions) + 8
 
     def disabled_features(self) -> tuple[str, ...]:
         """Names of switched-off features, as the prompt's ablation notes know them."""
@@ -147,6 +159,12 @@ class MemAgentConfig(ContextConfig):
         _require_int("memory_tokens", self.memory_tokens, minimum=1)
         _require(self.memagent_prompt in MEMAGENT_PROMPTS, "memagent_prompt", self.memagent_prompt,
                  f"must be one of {MEMAGENT_PROMPTS}")
+        # Only the data rules reach the MemAgent baseline: its reference scoring needs the raw answer
+        # responses, which MemAgentEnv does not keep (yet).
+        other = [r for r in differing_rules(self.rules, ATOMMEM) if r not in DATA_RULES]
+        _require(not other, "protocol", self.rules.name,
+                 f"changes rules the MemAgent baseline does not implement ({other}); only the data rules "
+                 f"{list(DATA_RULES)} apply to it")
 
 
 def _require(ok: bool, name: str, value: Any, reason: str) -> None:

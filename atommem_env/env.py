@@ -4,7 +4,8 @@ One episode = one long context and its questions. The agent reads the context ch
 *reading* phase), managing a scratchpad and a store of entries with the actions of
 :mod:`atommem_env.actions`; after the last chunk it answers the questions one per turn (the
 *answering* phase). Reward is sparse: on the last step, the fraction of questions answered exactly
-right, each against its own gold answer.
+right, each against its own gold answer. ``protocol="reference"`` switches these rules, and the
+others where the reference code differs, to the reference's (:mod:`atommem_env.protocol`).
 
 The env is plain and picklable: it holds data, a memory store, an embedder and a tokenizer, never a
 model server, socket or thread. Every random choice comes from ``self.np_random``.
@@ -25,6 +26,9 @@ from atommem_env.errors import MemoryOpError
 from atommem_env.info import ErrorRecord, OpRecord, StepInfo, as_dict
 from atommem_env.memory import MemoryStore
 from atommem_env.qa_env import ANSWERING, DONE, READING, LongContextQAEnv
+from atommem_env.reference_actions import parse_with_rules
+from atommem_env.reference_scoring import answer_of_response, matches
+from atommem_env.scoring import NO_ANSWER, best_over_golds, f1_score, substring_match
 from atommem_env.tokenization import truncate_tokens
 
 # How each op counts in the paper's operation statistics.
@@ -33,6 +37,8 @@ OP_STAT = {
     A.DELETE_MEMORY: "delete", A.UPDATE_MEMORY: "scratchpad", A.FINAL_ANSWER: "answer",
 }
 _DOCUMENT_START = re.compile(r"(?:^|\n\n)Document \d+:\n")
+_WRITES = (A.ADD_MEMORY, A.MODIFY_MEMORY, A.DELETE_MEMORY, A.UPDATE_MEMORY)
+_UNLIMITED = 2**31 - 1  # a token budget no response reaches (the reference had none)
 
 
 @dataclass
@@ -45,6 +51,9 @@ class _Turn:
     updated: list[int] = field(default_factory=list)
     deleted: list[int] = field(default_factory=list)
     answered: bool = False
+    answered_questions: list[int] = field(default_factory=list)  # by final_answer, in order
+    moves_on: bool = False  # a failed Create/Update that still advances (protocol failed_writes_count)
+    aborted: bool = False  # the reference's caught exception: the rest of the response was skipped
 
     def fail(self, op: A.Op | None, code: str, message: str) -> None:
         tag = op.kind if op else None
@@ -64,7 +73,8 @@ class MemoryQAEnv(LongContextQAEnv):
         tokenizer: ``"regex"`` (offline default), or any :class:`~atommem_env.tokenization.Tokenizer`.
         embedder: ``"hashing"`` (offline default), or any :class:`~atommem_env.embedders.Embedder`.
         render_mode: ``None`` or ``"ansi"`` (``render()`` returns the current user message).
-        **options: fields of :class:`~atommem_env.config.EnvConfig` (chunking, budgets, ablations).
+        **options: fields of :class:`~atommem_env.config.EnvConfig` (chunking, budgets, ablations,
+            ``protocol``: the rules of :mod:`atommem_env.protocol`).
 
     Observations are dicts: ``system`` and ``user`` are the rendered chat messages; the other keys are
     the same content as structured fields for non-LLM policies. The action is the response text.
@@ -82,12 +92,13 @@ class MemoryQAEnv(LongContextQAEnv):
         **options: Any,
     ) -> None:
         self.config = EnvConfig.from_kwargs(**options)
+        self.rules = self.config.rules
         super().__init__(source, tokenizer=tokenizer, render_mode=render_mode)
         self.memory = MemoryStore(
             make_embedder(embedder),
             self.tokenizer,
-            scratchpad_tokens=self.config.scratchpad_tokens,
-            max_entry_tokens=self.config.max_entry_tokens,
+            scratchpad_tokens=self.config.scratchpad_tokens if self.rules.limit_scratchpad else _UNLIMITED,
+            max_entry_tokens=self.config.max_entry_tokens if self.rules.limit_entry_length else _UNLIMITED,
             capacity=self.config.capacity,
         )
         self._system = prompts.render_system(self.config.disabled_features(), self.config.prompt_style)
@@ -102,6 +113,8 @@ class MemoryQAEnv(LongContextQAEnv):
         self._budget = self.config.turn_budget(len(self._chunks), len(self._answers))
         self._query = prompts.DEFAULT_QUERY
         self._feedback = ""
+        self._answer_texts = [NO_ANSWER] * len(self._answers)  # what the protocol's scoring reads
+        self._extra_answers: list[tuple[str, int]] = []  # scored responses that answered no question
         self.memory.clear()
         return self._observe(), as_dict(self._info(_Turn()))
 
@@ -113,23 +126,29 @@ class MemoryQAEnv(LongContextQAEnv):
         if cut:
             turn.fail(None, "response_truncated",
                       f"Your response was cut at {self.config.response_tokens} tokens.")
-        parsed = A.parse_action(text)
+        parsed = parse_with_rules(text, self.rules)
         for error in parsed.errors:
             turn.fail(None, error.code, error.message)
         if self.config.show_retrieval:
             self.memory.prefetch([op.text for op in parsed.ops if op.kind in (A.ADD_MEMORY, A.MODIFY_MEMORY)])
+        question = self._question_index
         for op in parsed.ops:
+            if turn.aborted:
+                break
             if self._phase == DONE:
                 turn.fail(op, "episode_over", "The episode ended before this action.")
             else:
                 self._apply(op, turn)
+        turn.aborted |= parsed.aborted  # the parser already dropped the ops after a malformed tag
+        if self.rules.scored_answers == "responses":
+            self._collect_response_answer(text, turn, question)
         advanced = self._maybe_advance(turn)
         self._turn += 1
         terminated = self._phase == DONE
         truncated = not terminated and self._turn >= self._budget
         if truncated:
             self._phase = DONE
-        self._feedback = "\n".join(f"- {e['message']}" for e in turn.errors)
+        self._feedback = "\n".join(f"- {e['message']}" for e in turn.errors) if self.rules.feedback else ""
         info = self._info(turn, advanced=advanced)
         reward = 0.0
         if terminated or truncated:
@@ -141,12 +160,20 @@ class MemoryQAEnv(LongContextQAEnv):
         refusal = self._refusal(op, turn)
         if refusal:
             turn.fail(op, *refusal)
+            self._failed_write(op, turn)
             return
         try:
             handler = getattr(self, f"_do_{op.kind}")
             handler(op, turn)
         except MemoryOpError as error:
             turn.fail(op, error.code, f"<{op.kind}>: {error}")
+            self._failed_write(op, turn)
+
+    def _failed_write(self, op: A.Op, turn: _Turn) -> None:
+        """The reference counts a write tag whatever it did: it resets the reads, Create/Update advance."""
+        if self.rules.failed_writes_count and op.kind in _WRITES and not turn.aborted:
+            turn.moves_on |= op.kind in (A.ADD_MEMORY, A.MODIFY_MEMORY)
+            self._after_write()
 
     def _refusal(self, op: A.Op, turn: _Turn) -> tuple[str, str] | None:
         """Why ``op`` may not run now, as (code, message), or None."""
@@ -160,11 +187,13 @@ class MemoryQAEnv(LongContextQAEnv):
             op.kind == A.DELETE_MEMORY and not cfg.enable_delete
         ):
             return "disabled", f"<{op.kind}> is disabled in this setting."
-        if op.kind == A.FINAL_ANSWER and self._phase == READING:
+        rules = self.rules
+        if op.kind == A.FINAL_ANSWER and self._phase == READING and not rules.answer_while_reading:
             return "not_answering", "Answers are collected after the last section; keep reading."
-        if op.kind == A.FINAL_ANSWER and turn.answered:
+        if op.kind == A.FINAL_ANSWER and turn.answered and not rules.several_answers_per_turn:
             return "extra_answer", "Only one question is answered per turn; the extra answer was ignored."
-        if op.kind == A.UPDATE_QUERY and self._phase == READING and self._reads >= cfg.max_reads:
+        if (op.kind == A.UPDATE_QUERY and self._phase == READING and self._reads >= cfg.max_reads
+                and not rules.fourth_read_skips_question):
             return "too_many_reads", (
                 f"Query refused: {cfg.max_reads} consecutive queries already; write memory first."
             )
@@ -181,41 +210,99 @@ class MemoryQAEnv(LongContextQAEnv):
 
     def _do_update_query(self, op: A.Op, turn: _Turn) -> None:
         self._reads += 1
-        if self._phase == ANSWERING and self._reads > self.config.max_reads:
+        skips = self._phase == ANSWERING or self.rules.fourth_read_skips_question
+        if skips and self._reads > self.config.max_reads:
             turn.fail(op, "too_many_reads", "Too many queries: this question was skipped.")
             self._skipped[self._question_index] = True
             self._next_question(turn)
             return
-        self._query = op.text
+        self._query = op.text or self._query  # an empty query (protocol empty_tags_act) keeps the old one
         turn.done(op)
 
     def _do_add_memory(self, op: A.Op, turn: _Turn) -> None:
+        if not op.text:  # the reference: an empty add stores nothing, yet advances and resets the reads
+            turn.moves_on = True
+            self._after_write()
+            turn.done(op)
+            return
         entry_id = self.memory.create(op.text)
         turn.created.append(entry_id)
         self._after_write()
         turn.done(op, entry_id)
 
     def _do_modify_memory(self, op: A.Op, turn: _Turn) -> None:
-        entry_id = self.memory.id_at_rank(op.rank or 0)
-        self.memory.update(entry_id, op.text)
-        turn.updated.append(entry_id)
+        if self.rules.entries_by_text:
+            self._rewrite_by_text(op, turn)
+            return
+        entry_id = self.memory.id_at_rank(self._rank(op, turn))
+        if not op.text:  # "Memory i:" with no text (protocol empty_tags_act): the reference deletes
+            self.memory.delete(entry_id)
+            turn.deleted.append(entry_id)
+            turn.moves_on = True  # and still moves on, as after any well-formed modify
+        else:
+            self.memory.update(entry_id, op.text)
+            turn.updated.append(entry_id)
         self._after_write()
         turn.done(op, entry_id)
 
     def _do_delete_memory(self, op: A.Op, turn: _Turn) -> None:
-        entry_id = self.memory.id_at_rank(op.rank or 0)
+        if self.rules.entries_by_text:
+            self._rewrite_by_text(op, turn)
+            return
+        entry_id = self.memory.id_at_rank(self._rank(op, turn))
         self.memory.delete(entry_id)
         turn.deleted.append(entry_id)
         self._after_write()
         turn.done(op, entry_id)
 
+    def _rank(self, op: A.Op, turn: _Turn) -> int:
+        """The 1-based rank an op names; the reference read "Memory 0" as index -1, the last shown."""
+        rank = op.rank or 0
+        if rank == 0 and self.rules.reference_ranks:
+            if not self._shown:  # index -1 of an empty list: the reference's IndexError ends the response
+                turn.aborted = True
+                raise MemoryOpError("unknown_rank", "Memory 0 with no memory shown; the rest was skipped.")
+            return len(self._shown)
+        return rank
+
+    def _rewrite_by_text(self, op: A.Op, turn: _Turn) -> None:
+        """The reference's modify_document: delete the first entry whose text is the shown text, then
+        insert the new text (if any) as a new entry. Delete is the same with no new text."""
+        rank = self._rank(op, turn)
+        if not 1 <= rank <= len(self._shown_full):  # the reference ignores it; info records why
+            raise MemoryOpError("unknown_rank", f"Memory {rank} is not in the current list.")
+        old = self.memory.find_text(self._shown_full[rank - 1])
+        if old is not None:  # None: deleted earlier in this response; the reference still inserts
+            self.memory.delete(old)
+            turn.deleted.append(old)
+        new_id = self.memory.create(op.text) if op.kind == A.MODIFY_MEMORY and op.text else None
+        if new_id is not None:
+            turn.created.append(new_id)
+        turn.moves_on |= op.kind == A.MODIFY_MEMORY  # a well-formed modify always advances there
+        self._after_write()
+        turn.done(op, new_id if new_id is not None else old)
+
     def _do_final_answer(self, op: A.Op, turn: _Turn) -> None:
         self._answers[self._question_index] = op.text
+        self._answer_texts[self._question_index] = op.raw
+        turn.answered_questions.append(self._question_index)
         turn.done(op)
         self._next_question(turn)
 
+    def _collect_response_answer(self, response: str, turn: _Turn, question: int) -> None:
+        """Protocol ``scored_answers="responses"``: the reference scores each response once, as the
+        answer of the last question it answered, or as an extra answer if it answered none."""
+        answer = answer_of_response(response)
+        for q in turn.answered_questions:
+            self._answer_texts[q] = NO_ANSWER
+        if turn.answered_questions:
+            self._answer_texts[turn.answered_questions[-1]] = answer or NO_ANSWER
+        elif answer is not None:
+            self._extra_answers.append((answer, min(question, len(self._answers) - 1)))
+
     def _after_write(self) -> None:
-        if self._phase == READING:  # a write ends a run of consecutive reads
+        # A write ends a run of consecutive reads (while answering too, under the reference's rules).
+        if self._phase == READING or self.rules.writes_reset_reads_when_answering:
             self._reads = 0
 
     def _next_question(self, turn: _Turn) -> None:
@@ -226,16 +313,17 @@ class MemoryQAEnv(LongContextQAEnv):
             self._phase = DONE
 
     def _maybe_advance(self, turn: _Turn) -> bool:
-        if self._phase != READING:
+        if self._phase != READING or turn.aborted:
             return False
-        if self.config.advance == "on_write" and not (turn.created or turn.updated):
+        if self.config.advance == "on_write" and not (turn.created or turn.updated or turn.moves_on):
             return False
         if self.config.store_everything:
             self._store_chunk(self._chunks[self._chunk_index])
         self._chunk_index += 1
         if self._chunk_index >= len(self._chunks):
             self._phase = ANSWERING
-            self._reads = 0
+            if not self.rules.reads_carry_into_answering:
+                self._reads = 0
         return True
 
     def _store_chunk(self, chunk: str) -> None:
@@ -252,6 +340,7 @@ class MemoryQAEnv(LongContextQAEnv):
         if cfg.show_retrieval:
             shown = self.memory.retrieve(self._query, cfg.top_k, cfg.memory_list_tokens)
         self._shown = tuple(e.text for e in shown)  # before the user message, which lists them
+        self._shown_full = tuple(self.memory.get(e.id) for e in shown)  # uncut, for entries_by_text
         return self._observation(
             self._system,
             scratchpad=self.memory.scratchpad if cfg.show_scratchpad else "",
@@ -275,6 +364,31 @@ class MemoryQAEnv(LongContextQAEnv):
             return prompts.render_reading(self._current.questions, self._chunks[self._chunk_index], view,
                                          self.config.prompt_style)
         return prompts.render_answering(self._current_question(), view, self.config.prompt_style)
+
+    # ---------------------------------------------------------------------------------- scoring
+    def _final_scores(self, info: StepInfo) -> float:
+        """Our scoring (the base class's), or the protocol's where a scoring rule is switched."""
+        reward = super()._final_scores(info)
+        rules = self.rules
+        if not rules.custom_scoring:
+            return reward
+        golds = self._current.answers
+
+        def allowed(q: int) -> tuple[str, ...]:
+            return tuple(golds) if rules.gold_matching == "any" else (golds[q],)
+
+        def score(text: str, q: int) -> float:
+            return matches(text, allowed(q), normalization=rules.normalization, require_box=rules.require_box)
+
+        info["em"] = [score(text, q) for q, text in enumerate(self._answer_texts)]
+        info["f1"] = [best_over_golds(f1_score, a, allowed(q)) for q, a in enumerate(self._answers)]
+        info["substring_em"] = [best_over_golds(substring_match, a, allowed(q)) for q, a in enumerate(self._answers)]
+        # Responses that answered no question but are scored all the same (a stray box, say); an extra
+        # key of the reference protocols only, so outside StepInfo's declared keys.
+        as_dict(info)["extra_answer_em"] = extra = [score(text, q) for text, q in self._extra_answers]
+        # The reference divides the sum over scored responses by the number of questions (it can pass 1).
+        info["reward"] = reward = (sum(info["em"]) + sum(extra)) / len(golds)
+        return reward
 
     # ------------------------------------------------------------------------------------ info
     def _info(self, turn: _Turn, advanced: bool = False) -> StepInfo:

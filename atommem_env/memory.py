@@ -89,6 +89,10 @@ class MemoryStore:
         self._require(entry_id)
         return self._texts[entry_id]
 
+    def find_text(self, text: str) -> int | None:
+        """Id of the oldest entry whose text is exactly ``text``, or None (the reference's text lookup)."""
+        return next((i for i, t in sorted(self._texts.items()) if t == text), None)
+
     def entries(self) -> list[MemoryEntry]:
         """All entries in id (creation) order."""
         return [MemoryEntry(i, t) for i, t in sorted(self._texts.items())]

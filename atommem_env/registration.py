@@ -16,12 +16,14 @@ import gymnasium as gym
 
 from atommem_env.env import MemoryQAEnv
 from atommem_env.memagent import MemAgentEnv
+from atommem_env.protocol import resolve_protocol
 from atommem_env.qa_env import LongContextQAEnv
 
 BENCHMARKS = {"HotpotQA": "hotpotqa", "2WikiMultihopQA": "2wikimultihopqa", "MuSiQue": "musique"}
 DOCUMENT_COUNTS = (200, 400, 800)
 # Keyword arguments that configure the episode source rather than the env itself.
-_BENCHMARK_SOURCE_ARGS = ("split", "data_dir", "data_files", "questions_per_episode", "shuffle", "max_questions")
+_BENCHMARK_SOURCE_ARGS = ("split", "data_dir", "data_files", "questions_per_episode", "shuffle", "max_questions",
+                          "grouping", "shared_paragraphs")
 # Synthetic ids use compact defaults (short chunks) so a demo has several chunks and runs on a CPU.
 _SYNTHETIC_DEFAULTS = {"chunk_tokens": 512, "chunk_overlap": 32}
 # The small CPU setting (docs/TRAINING.md): 4 documents (2 gold, 2 distractors), 128-token chunks and the
@@ -62,6 +64,11 @@ def _benchmark(env_cls: type[_Env], benchmark: str, num_documents: int, kwargs: 
     from atommem_env.datasets import load_benchmark
 
     source_kwargs = {k: kwargs.pop(k) for k in _BENCHMARK_SOURCE_ARGS if k in kwargs}
+    # The protocol's data rules shape the episodes; a source option given explicitly wins.
+    rules = resolve_protocol(kwargs.get("protocol", "atommem"))
+    source_kwargs.setdefault("shuffle", rules.document_order)
+    source_kwargs.setdefault("grouping", rules.grouping)
+    source_kwargs.setdefault("shared_paragraphs", rules.shared_paragraphs)
     source = load_benchmark(benchmark, num_documents=num_documents, **source_kwargs)
     return env_cls(source, **kwargs)
 

@@ -23,6 +23,7 @@ from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory, rollout
 from agents.training.stats import DEFAULT_RESAMPLES, MIN_RESAMPLES
 from atommem_env.errors import ConfigError, DataError
+from atommem_env.protocol import PROTOCOLS
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ INTERVAL_COLUMNS = (
     "em_lo", "em_hi", "f1_lo", "f1_hi", "episode_em", "episode_em_lo", "episode_em_hi",
     "episode_f1", "episode_f1_lo", "episode_f1_hi",
 )
-CSV_COLUMNS = (*COLUMNS, "reward", "seconds", *INTERVAL_COLUMNS, "env_options")  # env_options: JSON of the id's options
+# env_options: JSON of the options the id was built with; protocol: the rules it was played and scored by.
+CSV_COLUMNS = (*COLUMNS, "reward", "seconds", *INTERVAL_COLUMNS, "env_options", "protocol")
 # results.md: EM and F1 as "estimate [lo, hi]", per question and per episode, then the other columns.
 MARKDOWN_COLUMNS = (
     "env_id", "policy", "episodes", "questions", "em", "episode_em", "f1", "episode_f1",
@@ -71,6 +73,7 @@ class Args:
     preset: str | None = None  # a name of PRESETS; replaces --env-ids
     resume: bool = False  # continue the run in --out-dir instead of refusing to touch it
     no_plots: bool = False  # skip the PNGs (e.g. where matplotlib is not installed)
+    protocol: str = "atommem"  # rules of play and scoring for every env: atommem, reference, reference-grouping
     resamples: int = DEFAULT_RESAMPLES  # bootstrap resamples (of episodes) for the 95 % intervals; fixed seed
     # An OpenAI-compatible embeddings server (e.g. vllm serve Qwen/Qwen3-Embedding-0.6B): AtomMem ids then
     # retrieve with it and the paper's query instruction. URL#NAME names the served model (default PAPER_EMBEDDER).
@@ -85,7 +88,10 @@ class Args:
         options = paper_env_options(env_id, self.embedder_url) if self.preset in ("paper", "memagent") else {}
         if self.embedder_url and not env_id.startswith("AtomMem-MemAgent-"):
             options["embedder"] = embedder_spec(self.embedder_url)
-        return {**options, **json_object("--env-kwargs", self.env_kwargs, '{"top_k": 3}')}
+        options.update(json_object("--env-kwargs", self.env_kwargs, '{"top_k": 3}'))
+        if self.protocol != "atommem":  # the default adds nothing: a default run's options stay as they were
+            options["protocol"] = self.protocol
+        return options
 
     def validate(self) -> None:
         """Check the arguments and expand ``--preset``.
@@ -105,7 +111,11 @@ class Args:
             raise ConfigError("--episodes and --batch-size must be at least 1.")
         if self.resamples < MIN_RESAMPLES:
             raise ConfigError(f"--resamples must be at least {MIN_RESAMPLES} (default {DEFAULT_RESAMPLES}).")
-        json_object("--env-kwargs", self.env_kwargs, '{"top_k": 3}')
+        env_kwargs = json_object("--env-kwargs", self.env_kwargs, '{"top_k": 3}')
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"--protocol {self.protocol!r} is unknown; choose one of {sorted(PROTOCOLS)}.")
+        if env_kwargs.get("protocol", self.protocol) != self.protocol:
+            raise ConfigError("--env-kwargs sets a protocol other than --protocol; pass it once, with --protocol.")
         json_object("--policy-kwargs", self.policy_kwargs, '{"temperature": 0}')
         if self.embedder_url is not None:
             embedder_spec(self.embedder_url)  # a bad URL stops here, before any episode runs
@@ -242,8 +252,12 @@ def _previous_episodes(args: Args, path: Path, policy: str) -> dict[tuple[str, s
             # One table, one setting: e.g. MemAgent's own prompt and the paper's must not be mixed.
             raise RunError(
                 f"{path} holds {key[0]} episodes run with env options {record['env_options']}, but these flags "
-                f"give {options}; resume with the run's own --preset / --env-kwargs / --embedder-url."
+                f"give {options}; resume with the run's own --preset / --protocol / --env-kwargs / --embedder-url."
             )
+        if key[1] == policy and "env_options" not in record and args.protocol != "atommem":
+            # Lines written before options were recorded were all played under the default protocol.
+            raise RunError(f"{path} holds episodes played under protocol 'atommem', not --protocol {args.protocol}; "
+                           "resume with that protocol or use another --out-dir.")
         if key[1] == policy and record["seed"] != args.seed + key[2]:
             # Episode i is reset with seed + i; mixing seeds would make the table a blend of two runs.
             raise RunError(
@@ -277,7 +291,7 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
     with open(path, "a", encoding="utf-8") as sink:
         for env_id in args.env_ids:
             spec = EnvSpec.from_flags(env_id, args.env_options(env_id), args.data_dir)
-            options = dict(spec.kwargs)  # recorded with every episode and in results.csv
+            options = dict(spec.kwargs)  # recorded with every episode and in results.csv (protocol included)
             make = spec.factory()
             available = spec.episode_count()
             count = min(args.episodes, available)
@@ -296,7 +310,7 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
                 bar.update(len(batch))
                 bar.set_postfix(em=f"{summarize(trajectories)['em']:.3f}")
             bar.close()
-            row = {"env_id": env_id, "policy": policy.name, **summarize(trajectories),
+            row = {"env_id": env_id, "policy": policy.name, "protocol": args.protocol, **summarize(trajectories),
                    **confidence_intervals(trajectories, resamples=args.resamples)}
             row["seconds"] = time.perf_counter() - started  # time of this invocation only
             row["env_options"] = json.dumps(options, sort_keys=True)

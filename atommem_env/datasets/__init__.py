@@ -39,7 +39,8 @@ __all__ = [
 def load_benchmark(benchmark: str, *, split: str = "dev", num_documents: int = 200,
                    data_dir: str | os.PathLike | None = None, data_files: str | Sequence[str] | None = None,
                    questions_per_episode: str | int = "paper", shuffle: str = "episode",
-                   max_questions: int | None = None) -> LongContextSource:
+                   max_questions: int | None = None, grouping: str = "atommem",
+                   shared_paragraphs: str = "once") -> LongContextSource:
     """Long-context episodes of a multi-hop QA benchmark, built as the paper builds them.
 
     Args:
@@ -53,6 +54,10 @@ def load_benchmark(benchmark: str, *, split: str = "dev", num_documents: int = 2
             ``"single"``, or a fixed group size.
         shuffle: ``"episode"`` (shuffle with the episode rng) or ``"fixed"`` (the reference's seed 4).
         max_questions: use only the split's first ``max_questions`` questions (the reference: 600).
+        grouping: ``"atommem"`` (numpy, seed 0) or ``"reference"`` (the reference's Python
+            ``random.seed(42)``: other questions share an episode).
+        shared_paragraphs: ``"once"`` or ``"repeated"`` (the reference: a paragraph of two questions
+            of a group appears twice).
 
     Returns:
         A :class:`LongContextSource`; ``len()`` is the number of episodes and
@@ -66,4 +71,4 @@ def load_benchmark(benchmark: str, *, split: str = "dev", num_documents: int = 2
     location = locate(benchmark, split, data_dir=data_dir, data_files=data_files)
     return LongContextSource(benchmark, split, location, num_documents=num_documents,
                              questions_per_episode=questions_per_episode, shuffle=shuffle,
-                             max_questions=max_questions)
+                             max_questions=max_questions, grouping=grouping, shared_paragraphs=shared_paragraphs)

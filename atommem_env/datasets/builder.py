@@ -26,7 +26,11 @@ from .sources import DataLocation, canonical_benchmark, canonical_split, load_co
 REFERENCE_SHUFFLE_SEED = 4
 #: Seed of the once-per-split grouping; part of the benchmark definition, not of an episode.
 DEFAULT_GROUPING_SEED = 0
+#: The reference's ``random.seed(42)`` before ``generate_random_chunks`` (processing_multiquery.py).
+REFERENCE_GROUPING_SEED = 42
 _SHUFFLES = ("episode", "fixed")
+_GROUPINGS = ("atommem", "reference")
+_SHARED = ("once", "repeated")
 
 
 def group_questions(num_questions: int, mode: str | int = "paper",
@@ -62,6 +66,20 @@ def group_questions(num_questions: int, mode: str | int = "paper",
     return tuple(groups)
 
 
+def reference_groups(num_questions: int) -> tuple[tuple[int, int], ...]:
+    """The reference's paper-mode partition: Python's ``random`` seeded 42, one weighted
+    ``choices`` per group (size 1 with weight 0.5, 2..10 with 0.5/9 each). The same distribution as
+    :func:`group_questions`, but other groups: episode i holds other questions."""
+    rng = random.Random(REFERENCE_GROUPING_SEED)
+    sizes, weights = [1, *range(2, 11)], [0.5] + [0.5 / 9] * 9
+    groups, start = [], 0
+    while start < num_questions:
+        stop = min(start + rng.choices(sizes, weights=weights, k=1)[0], num_questions)
+        groups.append((start, stop))
+        start = stop
+    return tuple(groups)
+
+
 def _group_own(corpus: SplitCorpus, start: int, stop: int) -> np.ndarray:
     """Pool indices of the group's own paragraphs, unique, in question then paragraph order."""
     if stop - start == 1:
@@ -90,7 +108,8 @@ class LongContextSource:
 
     def __init__(self, benchmark: str, split: str, location: DataLocation, num_documents: int = 200,
                  questions_per_episode: str | int = "paper", shuffle: str = "episode",
-                 max_questions: int | None = None, grouping_seed: int = DEFAULT_GROUPING_SEED) -> None:
+                 max_questions: int | None = None, grouping_seed: int = DEFAULT_GROUPING_SEED,
+                 grouping: str = "atommem", shared_paragraphs: str = "once") -> None:
         self.benchmark, self.split = canonical_benchmark(benchmark), canonical_split(split)
         if isinstance(num_documents, bool) or not isinstance(num_documents, (int, np.integer)) or num_documents < 1:
             raise ConfigError(f"num_documents={num_documents!r} must be a positive int (the paper uses 200/400/800).")
@@ -98,16 +117,23 @@ class LongContextSource:
             raise ConfigError(f"shuffle={shuffle!r} is invalid; use 'episode' (default: shuffle with the "
                               f"episode rng) or 'fixed' (the reference's seed {REFERENCE_SHUFFLE_SEED} for "
                               "every episode).")
+        if grouping not in _GROUPINGS or shared_paragraphs not in _SHARED:
+            raise ConfigError(f"grouping={grouping!r} / shared_paragraphs={shared_paragraphs!r}: use one of "
+                              f"{_GROUPINGS} / {_SHARED} (see atommem_env.protocol).")
         if max_questions is not None and (isinstance(max_questions, bool) or int(max_questions) < 1):
             raise ConfigError(f"max_questions={max_questions!r} must be a positive int or None.")
         self.location, self.num_documents = location, int(num_documents)
         self.questions_per_episode, self.shuffle = questions_per_episode, shuffle
         self.max_questions, self.grouping_seed = max_questions, grouping_seed
+        self.grouping, self.shared_paragraphs = grouping, shared_paragraphs
         self.name = f"{self.benchmark}/{self.split}/{self.num_documents}"
         self._corpus = load_corpus(self.benchmark, self.split, location)
         n = len(self._corpus.samples) if max_questions is None else min(int(max_questions), len(self._corpus.samples))
         self.num_questions = n
-        self.groups = group_questions(n, questions_per_episode, grouping_seed)
+        if grouping == "reference" and questions_per_episode == "paper":
+            self.groups = reference_groups(n)
+        else:
+            self.groups = group_questions(n, questions_per_episode, grouping_seed)
         self._check_sizes()
 
     def _check_sizes(self) -> None:
@@ -154,6 +180,8 @@ class LongContextSource:
         """Build episode ``index``; a pure function of ``index`` and the state of ``rng``.
 
         Draws from ``rng``: the distractors, then (with ``shuffle="episode"``) the document order.
+        With ``shared_paragraphs="repeated"`` (the reference) a paragraph of two questions of the group
+        appears twice, in the place of the last distractors drawn, so the rng draws are the same.
         """
         start, stop = self.groups[self._check_index(index)]
         corpus, n_docs = self._corpus, self.num_documents
@@ -162,9 +190,12 @@ class LongContextSource:
         free[own] = False
         candidates = np.flatnonzero(free)
         distractors = candidates[rng.choice(len(candidates), size=n_docs - len(own), replace=False)]
+        if self.shared_paragraphs == "repeated" and stop - start > 1:
+            own = np.concatenate(corpus.own[start:stop])  # the reference's curr_docs, repeats kept
+            distractors = distractors[: max(0, n_docs - len(own))]
         chosen = np.concatenate([own, distractors]).tolist()
         if self.shuffle == "episode":
-            chosen = [chosen[i] for i in rng.permutation(n_docs)]
+            chosen = [chosen[i] for i in rng.permutation(len(chosen))]
         else:
             # Python's Mersenne Twister with an int seed is the same on every platform; it gives the
             # reference's exact permutation (own paragraphs first, then distractors, as it does).
@@ -183,7 +214,7 @@ class LongContextSource:
 
     def _args(self) -> tuple[Any, ...]:
         return (self.benchmark, self.split, self.location, self.num_documents, self.questions_per_episode,
-                self.shuffle, self.max_questions, self.grouping_seed)
+                self.shuffle, self.max_questions, self.grouping_seed, self.grouping, self.shared_paragraphs)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (LongContextSource, self._args())

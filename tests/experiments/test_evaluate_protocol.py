@@ -1,0 +1,45 @@
+"""experiments/evaluate.py --protocol: every env plays by it, and a run never mixes two protocols."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agents.training.errors import RunError
+from experiments import evaluate
+
+
+def _run(tmp_path, *extra):
+    evaluate.main(["--episodes", "2", "--batch-size", "2", "--out-dir", str(tmp_path), "--no-plots", *extra])
+
+
+def test_protocol_reaches_every_env_and_is_recorded(tmp_path, capsys) -> None:
+    _run(tmp_path, "--protocol", "reference")
+    lines = [json.loads(line) for line in (tmp_path / "trajectories.jsonl").read_text().splitlines()]
+    assert [line["env_options"]["protocol"] for line in lines] == ["reference", "reference"]
+    with open(tmp_path / "results.csv", encoding="utf-8") as handle:
+        assert "reference" in handle.read().splitlines()[1].split(",")[-1]  # the protocol column
+
+
+def test_resume_refuses_another_protocol(tmp_path) -> None:
+    _run(tmp_path, "--protocol", "reference")
+    with pytest.raises(SystemExit, match="protocol"):
+        _run(tmp_path, "--resume")
+
+
+def test_resume_of_lines_written_before_options_were_recorded_refuses_another_protocol(tmp_path) -> None:
+    _run(tmp_path)
+    path = tmp_path / "trajectories.jsonl"
+    old = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "env_options"}) + "\n" for r in old))
+    with pytest.raises(RunError, match="protocol 'atommem'"):
+        from agents.training import evaluation
+
+        evaluation.evaluate(evaluate.parse_args(["--episodes", "2", "--out-dir", str(tmp_path), "--no-plots",
+                                                 "--resume", "--protocol", "reference"]))
+
+
+def test_unknown_protocol_is_refused(tmp_path) -> None:
+    with pytest.raises(SystemExit):
+        _run(tmp_path, "--protocol", "paper")

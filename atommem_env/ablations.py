@@ -22,13 +22,9 @@ left at all, every turn moves on (otherwise ``show_retrieval=False`` could never
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from atommem_env import actions as A
 from atommem_env.errors import ConfigError
-
-if TYPE_CHECKING:
-    from atommem_env.config import EnvConfig
 
 REFERENCE_DIR = "AtomMem/recurrent/impls/ablation_impls/"
 
@@ -109,17 +105,17 @@ ADVANCE_ON_SCRATCHPAD_WRITE = "scratchpad_write"  # the store is hidden: the scr
 ADVANCE_ALWAYS = "always"  # no write is available (or advance="always")
 
 
-def advance_rule(config: EnvConfig) -> str:
-    """What makes the chunk advance under ``config``'s clean switches (see the module docstring).
+def advance_rule(advance: str, show_scratchpad: bool, show_retrieval: bool, freeze_scratchpad: bool) -> str:
+    """What makes the chunk advance under these clean switches (``EnvConfig.advance_rule`` asks this).
 
     The paper's rule ties advancing to a store write because a Read must cost a turn: a response with
     only a query re-reads the chunk. With the store hidden there is no Create or Update to make, so the
     rule keeps its meaning with the one write left, the scratchpad's; a query-only turn still re-reads.
     """
-    if config.advance == "always":
+    if advance == "always":
         return ADVANCE_ALWAYS
-    if config.show_retrieval:
+    if show_retrieval:
         return ADVANCE_ON_STORE_WRITE
-    if config.show_scratchpad and not config.freeze_scratchpad:
+    if show_scratchpad and not freeze_scratchpad:
         return ADVANCE_ON_SCRATCHPAD_WRITE
     return ADVANCE_ALWAYS

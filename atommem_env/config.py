@@ -13,7 +13,7 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from atommem_env.ablations import NONE, Ablation, resolve_ablation
+from atommem_env.ablations import NONE, Ablation, advance_rule, resolve_ablation
 from atommem_env.errors import ConfigError
 from atommem_env.protocol import ATOMMEM, DATA_RULES, Protocol, differing_rules, resolve_protocol
 
@@ -89,7 +89,7 @@ class EnvConfig(ContextConfig):
             below are our clean variants; the two kinds do not combine.
         show_scratchpad: ablation: ``False`` hides and disables the scratchpad.
         show_retrieval: ablation: ``False`` hides and disables the store (query and entries); the
-            chunk then advances on a scratchpad write (:func:`~atommem_env.ablations.advance_rule`).
+            chunk then advances on a scratchpad write (:meth:`advance_rule`).
         enable_update: ablation: ``False`` disables ``modify_memory``.
         enable_delete: ablation: ``False`` disables ``delete_memory``.
         freeze_scratchpad: ablation: the scratchpad is shown but cannot be written.
@@ -142,6 +142,11 @@ class EnvConfig(ContextConfig):
     def ablation_rules(self) -> Ablation:
         """The resolved :class:`~atommem_env.ablations.Ablation` (``NONE`` without one)."""
         return resolve_ablation(self.ablation)
+
+    def advance_rule(self) -> str:
+        """What moves the chunk on: a store write (the paper's rule), a scratchpad write when the clean
+        ``show_retrieval=False`` leaves no Create or Update, or every turn when no write is left."""
+        return advance_rule(self.advance, self.show_scratchpad, self.show_retrieval, self.freeze_scratchpad)
 
     def retrieval_depth(self, reading: bool) -> int:
         """Entries retrieved for a prompt of this phase: the ablation's k, else ``top_k``."""

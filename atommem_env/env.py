@@ -329,7 +329,7 @@ class MemoryQAEnv(LongContextQAEnv):
     def _maybe_advance(self, turn: _Turn) -> bool:
         if self._phase != READING or turn.aborted:
             return False
-        rule = ablations.advance_rule(self.config)
+        rule = self.config.advance_rule()
         store_write = bool(turn.created or turn.updated or turn.moves_on)
         if not (rule == ablations.ADVANCE_ALWAYS or (rule == ablations.ADVANCE_ON_STORE_WRITE and store_write)
                 or (rule == ablations.ADVANCE_ON_SCRATCHPAD_WRITE and turn.wrote_scratchpad)):

@@ -15,8 +15,9 @@ Two kinds of ablation live side by side (README, "Rules and options"):
   so in the system message, refuse disabled tags with feedback, and keep k unless ``top_k`` is set.
 
 :func:`advance_rule` says what makes the chunk advance under the clean switches: with the store hidden,
-Create and Update are unavailable, so the write that moves on is the scratchpad write; with no write
-left at all, every turn moves on (otherwise ``show_retrieval=False`` could never leave chunk 0).
+Create and Update are unavailable, so the write that moves on is the scratchpad write, or a Create/Update
+the agent still sends (refused with feedback, it keeps its meaning of "done with this chunk"); with no
+write left at all, every turn moves on. Otherwise ``show_retrieval=False`` could never leave chunk 0.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def resolve_ablation(value: str | Ablation | None) -> Ablation:
 
 # ------------------------------------------------------------------------------- clean switches
 ADVANCE_ON_STORE_WRITE = "store_write"  # a Create or Update (the paper's rule)
-ADVANCE_ON_SCRATCHPAD_WRITE = "scratchpad_write"  # the store is hidden: the scratchpad write
+ADVANCE_ON_SCRATCHPAD_WRITE = "scratchpad_write"  # store hidden: a scratchpad write, a refused Create/Update
 ADVANCE_ALWAYS = "always"  # no write is available (or advance="always")
 
 
@@ -110,7 +111,9 @@ def advance_rule(advance: str, show_scratchpad: bool, show_retrieval: bool, free
 
     The paper's rule ties advancing to a store write because a Read must cost a turn: a response with
     only a query re-reads the chunk. With the store hidden there is no Create or Update to make, so the
-    rule keeps its meaning with the one write left, the scratchpad's; a query-only turn still re-reads.
+    rule keeps its meaning with the one write left, the scratchpad's, and with a Create/Update that a
+    model trained on the paper's protocol still sends to move on (refused, with feedback); a turn with
+    only a query still re-reads.
     """
     if advance == "always":
         return ADVANCE_ALWAYS

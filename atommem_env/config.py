@@ -144,8 +144,9 @@ class EnvConfig(ContextConfig):
         return resolve_ablation(self.ablation)
 
     def advance_rule(self) -> str:
-        """What moves the chunk on: a store write (the paper's rule), a scratchpad write when the clean
-        ``show_retrieval=False`` leaves no Create or Update, or every turn when no write is left."""
+        """What moves the chunk on: a store write (the paper's rule); under the clean
+        ``show_retrieval=False``, a scratchpad write or a (refused) Create/Update; every turn when no
+        write is left (:func:`~atommem_env.ablations.advance_rule`)."""
         return advance_rule(self.advance, self.show_scratchpad, self.show_retrieval, self.freeze_scratchpad)
 
     def retrieval_depth(self, reading: bool) -> int:

@@ -331,7 +331,10 @@ class MemoryQAEnv(LongContextQAEnv):
             return False
         rule = self.config.advance_rule()
         store_write = bool(turn.created or turn.updated or turn.moves_on)
-        if not (rule == ablations.ADVANCE_ALWAYS or (rule == ablations.ADVANCE_ON_STORE_WRITE and store_write)
+        if rule == ablations.ADVANCE_ON_SCRATCHPAD_WRITE:  # a refused Create/Update still means "move on"
+            store_write = any(o["op"] in (A.ADD_MEMORY, A.MODIFY_MEMORY) and o["error"] == "disabled"
+                              for o in turn.ops)
+        if not (rule == ablations.ADVANCE_ALWAYS or store_write
                 or (rule == ablations.ADVANCE_ON_SCRATCHPAD_WRITE and turn.wrote_scratchpad)):
             return False
         if self.config.store_everything:  # the clean switch: once per chunk, as the agent moves past it

@@ -188,10 +188,12 @@ def test_clean_hidden_store_advances_on_a_scratchpad_write(make_env):
     env = make_env(show_retrieval=False)
     assert env.config.advance_rule() == "scratchpad_write"
     env.reset(seed=0)
-    _, _, _, _, info = env.step(ADD)  # refused with feedback: no write, no advance
-    assert not info["advanced"] and [e["code"] for e in info["errors"]] == ["disabled"]
+    _, _, _, _, info = env.step("<update_query>x</update_query><delete_memory>Memory 1</delete_memory>")
+    assert not info["advanced"] and [e["code"] for e in info["errors"]] == ["disabled", "disabled"]
     _, _, _, _, info = env.step("<update_memory>notes</update_memory>")
     assert info["advanced"] and info["chunk_index"] == 1
+    _, _, _, _, info = env.step(ADD)  # refused with feedback, but still "done with this chunk"
+    assert info["advanced"] and info["chunk_index"] == 2 and [e["code"] for e in info["errors"]] == ["disabled"]
 
 
 def test_clean_switches_without_any_write_advance_every_turn(make_env):

@@ -330,12 +330,11 @@ class MemoryQAEnv(LongContextQAEnv):
         if self._phase != READING or turn.aborted:
             return False
         rule = self.config.advance_rule()
-        store_write = bool(turn.created or turn.updated or turn.moves_on)
-        if rule == ablations.ADVANCE_ON_SCRATCHPAD_WRITE:  # a refused Create/Update still means "move on"
-            store_write = any(o["op"] in (A.ADD_MEMORY, A.MODIFY_MEMORY) and o["error"] == "disabled"
-                              for o in turn.ops)
-        if not (rule == ablations.ADVANCE_ALWAYS or store_write
-                or (rule == ablations.ADVANCE_ON_SCRATCHPAD_WRITE and turn.wrote_scratchpad)):
+        moves_on = bool(turn.created or turn.updated or turn.moves_on)
+        if rule == ablations.ADVANCE_ON_SCRATCHPAD_WRITE:  # store hidden: a refused Create/Update still moves on
+            moves_on = turn.wrote_scratchpad or any(
+                o["op"] in (A.ADD_MEMORY, A.MODIFY_MEMORY) and o["error"] == "disabled" for o in turn.ops)
+        if rule != ablations.ADVANCE_ALWAYS and not moves_on:
             return False
         if self.config.store_everything:  # the clean switch: once per chunk, as the agent moves past it
             self._store_documents(_DOCUMENT_START.split(self._chunks[self._chunk_index]))

@@ -13,6 +13,7 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
+from atommem_env.ablations import NONE, Ablation, advance_rule, resolve_ablation
 from atommem_env.errors import ConfigError
 from atommem_env.protocol import ATOMMEM, DATA_RULES, Protocol, differing_rules, resolve_protocol
 
@@ -81,8 +82,14 @@ class EnvConfig(ContextConfig):
         advance: ``"on_write"`` moves to the next chunk only after a Create or Update (paper);
             ``"always"`` moves every turn.
         max_reads: consecutive reads allowed while reading, and reads per question while answering.
+        ablation: a reference ablation, reproducing one of the reference's ablation files (``None``,
+            or a name of :data:`~atommem_env.ablations.ABLATIONS`: ``"no_scratchpad"``, ``"no_store"``,
+            ``"no_both"``, ``"no_scratchpad_update"``, ``"no_delete"``, ``"k3"``, ``"k12"``,
+            ``"store_everything"``); read it back resolved as :attr:`ablation_rules`. The switches
+            below are our clean variants; the two kinds do not combine.
         show_scratchpad: ablation: ``False`` hides and disables the scratchpad.
-        show_retrieval: ablation: ``False`` hides and disables the store (query and entries).
+        show_retrieval: ablation: ``False`` hides and disables the store (query and entries); the
+            chunk then advances on a scratchpad write (:meth:`advance_rule`).
         enable_update: ablation: ``False`` disables ``modify_memory``.
         enable_delete: ablation: ``False`` disables ``delete_memory``.
         freeze_scratchpad: ablation: the scratchpad is shown but cannot be written.
@@ -99,6 +106,7 @@ class EnvConfig(ContextConfig):
     max_turns: int | None = None
     advance: str = "on_write"
     max_reads: int = 3
+    ablation: Ablation | str | None = None
     show_scratchpad: bool = True
     show_retrieval: bool = True
     enable_update: bool = True
@@ -119,6 +127,31 @@ class EnvConfig(ContextConfig):
         _require(self.advance in ADVANCE_MODES, "advance", self.advance, f"must be one of {ADVANCE_MODES}")
         _require(self.prompt_style in PROMPT_STYLES, "prompt_style", self.prompt_style,
                  f"must be one of {PROMPT_STYLES}")
+        ablation = resolve_ablation(self.ablation)
+        object.__setattr__(self, "ablation", ablation if ablation != NONE else None)
+        if ablation != NONE:
+            switched = [name for name in _CLEAN_SWITCHES if getattr(self, name) != _CLEAN_SWITCHES[name]]
+            _require(not switched, "ablation", ablation.name,
+                     f"reproduces a reference file and does not combine with the clean switches {switched}; "
+                     "use one or the other")
+            _require(self.top_k == 6 or ablation.reading_k is None, "ablation", ablation.name,
+                     f"sets k itself ({ablation.reading_k} reading, {ablation.answering_k} answering); "
+                     f"drop top_k={self.top_k}")
+
+    @property
+    def ablation_rules(self) -> Ablation:
+        """The resolved :class:`~atommem_env.ablations.Ablation` (``NONE`` without one)."""
+        return resolve_ablation(self.ablation)
+
+    def advance_rule(self) -> str:
+        """What moves the chunk on: a store write (the paper's rule); under the clean
+        ``show_retrieval=False``, a scratchpad write or a (refused) Create/Update; every turn when no
+        write is left (:func:`~atommem_env.ablations.advance_rule`)."""
+        return advance_rule(self.advance, self.show_scratchpad, self.show_retrieval, self.freeze_scratchpad)
+
+    def retrieval_depth(self, reading: bool) -> int:
+        """Entries retrieved for a prompt of this phase: the ablation's k, else ``top_k``."""
+        return self.ablation_rules.top_k(reading, self.top_k)
 
     def turn_budget(self, num_chunks: int, num_questions: int) -> int:
         """Turns allowed for an episode: ``max_turns`` if set, else the protocol's fixed budget (the
@@ -137,6 +170,11 @@ class EnvConfig(ContextConfig):
         if self.show_retrieval and not self.enable_update:
             disabled.append("modify_memory")
         return tuple(disabled)
+
+
+# The clean ablation switches and their defaults (a reference ablation needs them all at default).
+_CLEAN_SWITCHES = {"show_scratchpad": True, "show_retrieval": True, "enable_update": True,
+                   "enable_delete": True, "freeze_scratchpad": False, "store_everything": False}
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from atommem_env import ablations, prompts
 from atommem_env import actions as A
-from atommem_env import prompts
 from atommem_env.config import EnvConfig
 from atommem_env.datasets.base import EpisodeSource
 from atommem_env.embedders import make_embedder
@@ -37,6 +37,7 @@ OP_STAT = {
     A.DELETE_MEMORY: "delete", A.UPDATE_MEMORY: "scratchpad", A.FINAL_ANSWER: "answer",
 }
 _DOCUMENT_START = re.compile(r"(?:^|\n\n)Document \d+:\n")
+_DOCUMENT_MARK = re.compile(r"Document\s+\d+:")  # the reference alladd's split: anywhere in the chunk
 _WRITES = (A.ADD_MEMORY, A.MODIFY_MEMORY, A.DELETE_MEMORY, A.UPDATE_MEMORY)
 _UNLIMITED = 2**31 - 1  # a token budget no response reaches (the reference had none)
 
@@ -53,6 +54,7 @@ class _Turn:
     answered: bool = False
     answered_questions: list[int] = field(default_factory=list)  # by final_answer, in order
     moves_on: bool = False  # a failed Create/Update that still advances (protocol failed_writes_count)
+    wrote_scratchpad: bool = False  # advances when the store is hidden (ablations.advance_rule)
     aborted: bool = False  # the reference's caught exception: the rest of the response was skipped
 
     def fail(self, op: A.Op | None, code: str, message: str) -> None:
@@ -63,6 +65,10 @@ class _Turn:
 
     def done(self, op: A.Op, entry_id: int | None = None, warning: str | None = None) -> None:
         self.ops.append({"op": op.kind, "rank": op.rank, "ok": True, "id": entry_id, "error": warning})
+
+    def ignore(self, op: A.Op) -> None:
+        """A tag a reference ablation disabled: recorded in ``info`` only, never fed back."""
+        self.ops.append({"op": op.kind, "rank": op.rank, "ok": False, "id": None, "error": "ignored"})
 
 
 class MemoryQAEnv(LongContextQAEnv):
@@ -93,6 +99,7 @@ class MemoryQAEnv(LongContextQAEnv):
     ) -> None:
         self.config = EnvConfig.from_kwargs(**options)
         self.rules = self.config.rules
+        self.ablation = self.config.ablation_rules
         super().__init__(source, tokenizer=tokenizer, render_mode=render_mode)
         self.memory = MemoryStore(
             make_embedder(embedder),
@@ -132,6 +139,8 @@ class MemoryQAEnv(LongContextQAEnv):
         if self.config.show_retrieval:
             self.memory.prefetch([op.text for op in parsed.ops if op.kind in (A.ADD_MEMORY, A.MODIFY_MEMORY)])
         question = self._question_index
+        if self.ablation.add_chunk_documents and self._phase == READING:  # before the response, as alladd
+            self._store_documents(_DOCUMENT_MARK.split(self._chunks[self._chunk_index]))
         for op in parsed.ops:
             if turn.aborted:
                 break
@@ -157,6 +166,10 @@ class MemoryQAEnv(LongContextQAEnv):
 
     # ------------------------------------------------------------------------------ episode state
     def _apply(self, op: A.Op, turn: _Turn) -> None:
+        if op.kind in self.ablation.ignored:  # the reference ablation's `pass`: no effect, no feedback
+            turn.ignore(op)
+            turn.moves_on |= op.kind in self.ablation.ignored_advance
+            return
         refusal = self._refusal(op, turn)
         if refusal:
             turn.fail(op, *refusal)
@@ -201,6 +214,7 @@ class MemoryQAEnv(LongContextQAEnv):
 
     def _do_update_memory(self, op: A.Op, turn: _Turn) -> None:
         truncated = self.memory.write_scratchpad(op.text)
+        turn.wrote_scratchpad = True
         self._after_write()
         warning = "scratchpad_truncated" if truncated else None
         if truncated:
@@ -315,10 +329,15 @@ class MemoryQAEnv(LongContextQAEnv):
     def _maybe_advance(self, turn: _Turn) -> bool:
         if self._phase != READING or turn.aborted:
             return False
-        if self.config.advance == "on_write" and not (turn.created or turn.updated or turn.moves_on):
+        rule = self.config.advance_rule()
+        moves_on = bool(turn.created or turn.updated or turn.moves_on)
+        if rule == ablations.ADVANCE_ON_SCRATCHPAD_WRITE:  # store hidden: a refused Create/Update still moves on
+            moves_on = turn.wrote_scratchpad or any(
+                o["op"] in (A.ADD_MEMORY, A.MODIFY_MEMORY) and o["error"] == "disabled" for o in turn.ops)
+        if rule != ablations.ADVANCE_ALWAYS and not moves_on:
             return False
-        if self.config.store_everything:
-            self._store_chunk(self._chunks[self._chunk_index])
+        if self.config.store_everything:  # the clean switch: once per chunk, as the agent moves past it
+            self._store_documents(_DOCUMENT_START.split(self._chunks[self._chunk_index]))
         self._chunk_index += 1
         if self._chunk_index >= len(self._chunks):
             self._phase = ANSWERING
@@ -326,24 +345,29 @@ class MemoryQAEnv(LongContextQAEnv):
                 self._reads = 0
         return True
 
-    def _store_chunk(self, chunk: str) -> None:
-        """The "store everything" ablation: every document of the chunk becomes an entry."""
-        for piece in _DOCUMENT_START.split(chunk):
-            text, _ = truncate_tokens(piece.strip(), self.config.max_entry_tokens, self.tokenizer)
-            if text and (self.config.capacity is None or len(self.memory) < self.config.capacity):
+    def _store_documents(self, pieces: list[str]) -> None:
+        """The "store everything" ablations: every document of a chunk becomes an entry (cut to the
+        entry budget where the protocol has one; none beyond a full store)."""
+        limit = self.config.max_entry_tokens if self.rules.limit_entry_length else _UNLIMITED
+        texts = [truncate_tokens(piece.strip(), limit, self.tokenizer)[0] for piece in pieces]
+        texts = [text for text in texts if text]
+        self.memory.prefetch(texts)
+        for text in texts:
+            if self.config.capacity is None or len(self.memory) < self.config.capacity:
                 self.memory.create(text)
 
     # ----------------------------------------------------------------------------- observations
     def _observe(self) -> dict[str, Any]:
         cfg = self.config
         shown = []
-        if cfg.show_retrieval:
-            shown = self.memory.retrieve(self._query, cfg.top_k, cfg.memory_list_tokens)
+        if cfg.show_retrieval and not self.ablation.blank_retrieval:
+            k = cfg.retrieval_depth(reading=self._phase == READING)
+            shown = self.memory.retrieve(self._query, k, cfg.memory_list_tokens)
         self._shown = tuple(e.text for e in shown)  # before the user message, which lists them
         self._shown_full = tuple(self.memory.get(e.id) for e in shown)  # uncut, for entries_by_text
         return self._observation(
             self._system,
-            scratchpad=self.memory.scratchpad if cfg.show_scratchpad else "",
+            scratchpad=self._visible_scratchpad() or "",
             query=self._query if cfg.show_retrieval else "",
             memories=self._shown,
             feedback=self._feedback,
@@ -353,17 +377,24 @@ class MemoryQAEnv(LongContextQAEnv):
     def _user_message(self) -> str:
         cfg = self.config
         view = prompts.PromptView(
-            scratchpad=self.memory.scratchpad if cfg.show_scratchpad else None,
+            scratchpad=self._visible_scratchpad(),
             query=self._query,
             memories=self._shown if cfg.show_retrieval else None,
             reads=self._reads,
             max_reads=cfg.max_reads,
             feedback=self._feedback,
+            blank_memories=self.ablation.blank_retrieval,
         )
         if self._phase == READING:
             return prompts.render_reading(self._current.questions, self._chunks[self._chunk_index], view,
                                          self.config.prompt_style)
         return prompts.render_answering(self._current_question(), view, self.config.prompt_style)
+
+    def _visible_scratchpad(self) -> str | None:
+        """The scratchpad as shown: None when hidden (clean switch), "" when blanked (reference)."""
+        if not self.config.show_scratchpad:
+            return None
+        return "" if self.ablation.blank_scratchpad else self.memory.scratchpad
 
     # ---------------------------------------------------------------------------------- scoring
     def _final_scores(self, info: StepInfo) -> float:

@@ -188,7 +188,11 @@ _DISABLED_NOTE = {
 
 @dataclass(frozen=True)
 class PromptView:
-    """What one turn's user message shows; sections set to ``None`` are hidden (ablations)."""
+    """What one turn's user message shows; sections set to ``None`` are hidden (clean ablations).
+
+    ``blank_memories`` fills the memory slot with ``""`` instead of the list or "No previous memory",
+    header kept, as the reference's disable_LTM / disable_Both ablations did.
+    """
 
     scratchpad: str | None
     query: str | None
@@ -196,6 +200,7 @@ class PromptView:
     reads: int
     max_reads: int
     feedback: str = ""
+    blank_memories: bool = False
 
 
 def render_memory_list(memories: Sequence[str]) -> str:
@@ -218,7 +223,8 @@ def _memory_sections(view: PromptView, style: str = "paper") -> str:
     if view.scratchpad is not None:
         text += scratchpad.format(scratchpad=view.scratchpad)
     if view.memories is not None:
-        text += retrieval.format(query=view.query, memories=render_memory_list(view.memories))
+        memories = "" if view.blank_memories else render_memory_list(view.memories)
+        text += retrieval.format(query=view.query, memories=memories)
     return text
 
 

@@ -28,13 +28,13 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.training.cli import exit_on_errors, parse_dataclass, progress_bars
-from agents.training.fidelity import FidelityArgs, fidelity_table, run_fidelity
+from agents.training.fidelity import PRESET_CHOICES, FidelityArgs, fidelity_table, run_fidelity
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: measure every variant, print the table."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_dataclass(FidelityArgs, argv, description=__doc__)
+    args = parse_dataclass(FidelityArgs, argv, choices={"preset": PRESET_CHOICES}, description=__doc__)
     with exit_on_errors():
         args.validate()
         rows = run_fidelity(args, progress_bars("ep"))

@@ -13,14 +13,20 @@ Every variant plays episode ``i`` of an env id (pinned index, reset seed ``seed 
 are identical and the comparisons are paired: a bootstrap that resamples whole episodes for the
 difference, and an exact McNemar test on per-question correctness.
 
-**Re-scoring.** The scoring rules (:data:`~atommem_env.protocol.SCORING_RULES`) change only how the final
+**Replaying.** The scoring rules (:data:`~atommem_env.protocol.SCORING_RULES`) change only how the final
 answers are scored: the env's observations and transitions never read them. A variant that differs
 from its baseline in a scoring rule only is therefore measured by *replaying the baseline's recorded
 responses* through an env built with the variant (no policy call): the same actions, scored by the
 variant's rules. That is exact for every policy, deterministic or not, and about ten times cheaper
-than playing the heuristic again; each replayed step is checked against the record (same operations,
-same end of episode), so a replay that diverges stops with a :class:`RunError`. Every other rule
-changes what the policy sees or what its actions do, so those variants are played.
+than playing the heuristic again. Each replayed step is checked against the record (the same prompt,
+the same operations, the same end of episode), so a replay that diverges stops with a
+:class:`RunError`. Every other rule changes what the policy sees or what its actions do, so those
+variants are played, with one exact shortcut for a policy whose ``deterministic`` attribute is true
+(its response is a function of the observation alone, as for the scripted baselines): each episode is
+first replayed through the variant's env and the baseline's side by side, and if the variant shows
+exactly the baseline's observation at every turn, the policy would have given the recorded responses,
+so the replay *is* the played episode; an episode whose observations differ anywhere is played.
+The ``measured`` column says which: ``re-scored``, or ``played k/N`` (the other episodes replayed).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from agents.registry import make_policy, parse_spec
 from agents.training.cli import arg, json_object
@@ -47,6 +55,7 @@ from atommem_env.info import as_step_info
 from atommem_env.protocol import ATOMMEM, REFERENCE, RULES, SCORING_RULES, Protocol, differing_rules, with_rules
 
 DIRECTIONS = ("fix", "quirk")
+PRESET_CHOICES = ("paper", "synthetic")  # evaluation's presets of AtomMem ids (not "memagent")
 # Options that would override a protocol rule (and so hide it): the protocol sets them here.
 RULE_OPTIONS = ("protocol", "max_turns", "shuffle")
 RESULT_KEYS = ("answers", "golds", "skipped", "em", "f1", "substring_em", "reward")
@@ -76,7 +85,7 @@ class FidelityArgs:
     rules: list[str] = arg([], "rules to switch one at a time (default: every rule where the protocols differ)")
     directions: list[str] = arg(["fix"], "fix: reference + one of our rules; quirk: ours + one reference rule")
     no_breakdown: bool = arg(False, "only the reference and atommem protocols, no per-rule variants")
-    resamples: int = arg(DEFAULT_RESAMPLES, "bootstrap resamples (of episodes) for the 95 % intervals")
+    resamples: int = arg(DEFAULT_RESAMPLES, "bootstrap resamples (of episodes) for the intervals")
 
     def validate(self) -> None:
         """Check the flags and expand ``--preset``.
@@ -85,8 +94,8 @@ class FidelityArgs:
             ConfigError: a flag cannot work (the message names it and the fix).
         """
         if self.preset is not None:
-            if self.preset not in PRESETS or self.preset == "memagent":
-                raise ConfigError(f"--preset {self.preset!r} is unknown here; use 'paper' or 'synthetic'.")
+            if self.preset not in PRESET_CHOICES:
+                raise ConfigError(f"--preset {self.preset!r} is unknown here; use one of {list(PRESET_CHOICES)}.")
             self.env_ids = list(PRESETS[self.preset])
         known = set(registered_ids())
         for env_id in self.env_ids:
@@ -172,27 +181,53 @@ def replay(env: Any, recorded: Sequence[Trajectory]) -> list[Trajectory]:
     """The recorded responses stepped again through ``env`` (reset to each episode): same actions, its rules.
 
     Raises:
-        RunError: a replayed step did other operations than recorded, or the episode ended at another
-            turn (the env's dynamics differ from the recording's, so re-scoring would not be exact).
+        RunError: a replayed turn showed another prompt or did other operations than recorded, or the
+            episode ended at another turn (the env's dynamics differ from the recording's, so the policy
+            could have acted otherwise and re-scoring would not be exact).
     """
-    out = []
-    for rec in recorded:
-        obs, info = env.reset(seed=rec.seed, options={"index": rec.index})
-        traj = Trajectory(rec.env_id, rec.seed, info["episode_id"], info["index"], obs["system"], version=rec.version)
-        for k, old in enumerate(rec.turns):
-            next_obs, reward, terminated, truncated, raw = env.step(old.response)
-            step = as_step_info(raw)
-            if step["ops"] != old.ops or (terminated or truncated) != (k == len(rec.turns) - 1):
-                raise RunError(f"{rec.env_id} episode {rec.index}: replaying turn {k} diverged from the record "
-                               "(other operations or another end); this variant cannot be re-scored, play it.")
-            traj.turns.append(Turn(obs["user"], old.response, step["ops"], step["errors"], step["op_counts"],
-                                   step["memory_size"], step["phase"], old.prompt_ids, old.response_ids, old.logprobs))
-            obs = next_obs
-            if terminated or truncated:
-                traj.reward, traj.terminated, traj.truncated = float(reward), terminated, truncated
-                traj.result = {key: raw[key] for key in RESULT_KEYS}
-        out.append(traj)
-    return out
+    return [t for rec in recorded if (t := _replay_one(env, rec)) is not None]
+
+
+def replay_if_unchanged(env: Any, base_env: Any, rec: Trajectory) -> list[Trajectory]:
+    """``[rec replayed through env]`` if ``env`` shows exactly the observations ``base_env`` shows at
+    every turn (both reset to its episode, both given its responses); else ``[]`` (play it).
+
+    For a policy that answers each observation deterministically, an unchanged observation sequence
+    means its responses are the recorded ones, so the replay is exactly the episode it would play.
+    """
+    traj = _replay_one(env, rec, base_env)
+    return [] if traj is None else [traj]
+
+
+def _replay_one(env: Any, rec: Trajectory, base_env: Any = None) -> Trajectory | None:
+    obs, info = env.reset(seed=rec.seed, options={"index": rec.index})
+    base_obs = base_env.reset(seed=rec.seed, options={"index": rec.index})[0] if base_env is not None else None
+    traj = Trajectory(rec.env_id, rec.seed, info["episode_id"], info["index"], obs["system"], version=rec.version)
+    for k, old in enumerate(rec.turns):
+        if base_obs is not None and not _same_observation(obs, base_obs):
+            return None
+        next_obs, reward, terminated, truncated, raw = env.step(old.response)
+        step = as_step_info(raw)
+        if base_env is not None:
+            base_obs, _, base_terminated, base_truncated, _ = base_env.step(old.response)
+            if (terminated or truncated) != (base_terminated or base_truncated):
+                return None  # one goes on where the other ended: the next response is unknown
+        elif obs["user"] != old.user or step["ops"] != old.ops \
+                or (terminated or truncated) != (k == len(rec.turns) - 1):
+            raise RunError(f"{rec.env_id} episode {rec.index}: replaying turn {k} diverged from the record "
+                           "(another prompt, other operations or another end); re-scoring would not be exact.")
+        traj.turns.append(Turn(obs["user"], old.response, step["ops"], step["errors"], step["op_counts"],
+                               step["memory_size"], step["phase"], old.prompt_ids, old.response_ids, old.logprobs))
+        obs = next_obs
+        if terminated or truncated:
+            traj.reward, traj.terminated, traj.truncated = float(reward), terminated, truncated
+            traj.result = {key: raw[key] for key in RESULT_KEYS}
+    return traj
+
+
+def _same_observation(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(
+        np.array_equal(a[k], b[k]) if isinstance(a[k], np.ndarray) else a[k] == b[k] for k in a)
 
 
 def run_fidelity(args: FidelityArgs, progress: ProgressFactory = no_progress) -> list[dict[str, Any]]:
@@ -213,6 +248,7 @@ def run_fidelity(args: FidelityArgs, progress: ProgressFactory = no_progress) ->
         raise ConfigError(f"--policy {args.policy} --policy-kwargs {args.policy_kwargs}: {error}") from None
     user_options = json_object("--env-kwargs", args.env_kwargs, '{"top_k": 3}')
     variants = build_variants(args.rules, args.directions, breakdown=not args.no_breakdown)
+    shortcut = bool(getattr(policy, "deterministic", False))
     rows = []
     for env_id in args.env_ids:
         base_spec = EnvSpec(env_id, user_options, args.data_dir)
@@ -223,31 +259,42 @@ def run_fidelity(args: FidelityArgs, progress: ProgressFactory = no_progress) ->
             spec = EnvSpec(env_id, {**user_options, "protocol": variant.protocol}, args.data_dir)
             path = out / "trajectories" / env_id / f"{variant.name}.jsonl"
             record = {"policy": policy.name, "variant": variant.name, "env_options": user_options,
-                      "protocol": _rules(variant.protocol), "measured": _measured(variant)}
-            done = _stored(path, record, args.seed)
+                      "protocol": _rules(variant.protocol)}
+            done, how = _stored(path, record, args.seed)
             missing = [i for i in range(count) if i not in done]
             bar = progress(f"{env_id} {variant.name}", count, count - len(missing))
-            env = None
+            env = spec.make() if missing and (variant.replays or shortcut and variant.baseline) else None
+            base_env = None
+            if env is not None and not variant.replays:  # side by side with the baseline's env
+                base_options = {**user_options, "protocol": _protocol(variants, variant.baseline)}
+                base_env = EnvSpec(env_id, base_options, args.data_dir).make()
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a", encoding="utf-8") as sink:
                 for start in range(0, len(missing), args.batch_size):
                     ids = missing[start:start + args.batch_size]
-                    if variant.replays is None:
-                        batch = rollout(spec.factory(), policy, [args.seed + i for i in ids], env_id=env_id,
-                                        indices=ids, batch_size=args.batch_size)
-                    else:
-                        env = env or spec.make()  # one env for the whole replay
+                    batch: list[tuple[Trajectory, str]] = []
+                    if variant.replays:  # a scoring rule only: re-score the recorded responses
                         source = {t.index: t for t in played[variant.replays]}
-                        batch = replay(env, [source[i] for i in ids])
-                    for traj in batch:
-                        done[traj.index] = traj
-                        sink.write(json.dumps({**record, **traj.to_json()}) + "\n")
+                        batch = [(t, "re-scored") for t in replay(env, [source[i] for i in ids])]
+                    elif env is not None and variant.baseline:  # a deterministic policy: skip unchanged episodes
+                        source = {t.index: t for t in played[variant.baseline]}
+                        batch = [(t, "replayed") for i in ids for t in replay_if_unchanged(env, base_env, source[i])]
+                    to_play = [i for i in ids if i not in {t.index for t, _ in batch}]
+                    if to_play:
+                        batch += [(t, "played") for t in rollout(
+                            spec.factory(), policy, [args.seed + i for i in to_play], env_id=env_id,
+                            indices=to_play, batch_size=args.batch_size)]
+                    for traj, measured in batch:
+                        done[traj.index], how[traj.index] = traj, measured
+                        sink.write(json.dumps({**record, "measured": measured, **traj.to_json()}) + "\n")
                     sink.flush()
                     bar.update(len(batch))
             bar.close()
             played[variant.name] = [done[i] for i in range(count)]
             base = played[variant.baseline] if variant.baseline else None
-            rows.append(variant_row(env_id, policy.name, variant, played[variant.name], base, args.resamples))
+            row = variant_row(env_id, policy.name, variant, played[variant.name], base, args.resamples)
+            row["measured"] = _measured(variant, [how[i] for i in range(count)])
+            rows.append(row)
     write_tables(rows, out, args)
     return rows
 
@@ -257,13 +304,21 @@ def _rules(protocol: Protocol) -> dict[str, Any]:
     return {r: getattr(protocol, r) for r in differing_rules(ATOMMEM, protocol)}
 
 
-def _measured(variant: Variant) -> str:
-    return f"re-scored ({variant.replays})" if variant.replays else "played"
+def _protocol(variants: Sequence[Variant], name: str | None) -> Protocol:
+    return next(v.protocol for v in variants if v.name == name)
 
 
-def _stored(path: Path, record: dict[str, Any], seed: int) -> dict[int, Trajectory]:
-    """Episodes already in ``path``, by index; refuses episodes written with other flags."""
+def _measured(variant: Variant, how: Sequence[str] = ()) -> str:
+    """``re-scored (BASE)`` for a scoring rule, else ``played k/N`` (the others replayed unchanged)."""
+    if variant.replays:
+        return f"re-scored ({variant.replays})"
+    return f"played {sum(h == 'played' for h in how)}/{len(how)}" if how else "played"
+
+
+def _stored(path: Path, record: dict[str, Any], seed: int) -> tuple[dict[int, Trajectory], dict[int, str]]:
+    """Episodes already in ``path`` and how each was measured, by index; refuses episodes of other flags."""
     done: dict[int, Trajectory] = {}
+    how: dict[int, str] = {}
     for line in load_trajectories(path):
         for key in ("policy", "env_options", "protocol"):
             if line.get(key) != record[key]:
@@ -272,8 +327,10 @@ def _stored(path: Path, record: dict[str, Any], seed: int) -> dict[int, Trajecto
         if line["seed"] != seed + line["index"]:
             raise RunError(f"{path} holds episode {line['index']} reset with seed {line['seed']}, not "
                            f"{seed + line['index']}; rerun with that run's --seed or choose another --out-dir.")
-        done.setdefault(int(line["index"]), Trajectory.from_json(line))
-    return done
+        if int(line["index"]) not in done:
+            done[int(line["index"])] = Trajectory.from_json(line)
+            how[int(line["index"])] = line.get("measured", "played")
+    return done, how
 
 
 def variant_row(env_id: str, policy: str, variant: Variant, trajectories: Sequence[Trajectory],

@@ -89,18 +89,14 @@ def parse_args(argv: list[str] | None = None) -> Args:
     return args
 
 
-def parse_compare(argv: list[str]) -> argparse.Namespace:
-    """Parse the ``--compare RUN_A RUN_B [--out-dir D] [--resamples N]`` mode (no other flag applies)."""
+def compare(argv: list[str]) -> None:
+    """``--compare RUN_A RUN_B [--out-dir D] [--resamples N]`` mode (no other flag applies): the paired
+    comparison of two finished runs, printed (and written with --out-dir)."""
     parser = argparse.ArgumentParser(prog="evaluate.py --compare", description="Compare two runs, paired.")
     parser.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), required=True)
     parser.add_argument("--out-dir", default="")
     parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
-    return parser.parse_args(argv)
-
-
-def compare(argv: list[str]) -> None:
-    """``--compare`` mode: the paired comparison of two finished runs, printed (and written with --out-dir)."""
-    options = parse_compare(argv)
+    options = parser.parse_args(argv)
     run_a, run_b = options.compare
     with exit_on_errors():
         rows = compare_runs(run_a, run_b, resamples=options.resamples)

@@ -6,6 +6,9 @@ spec                       policy
 ``heuristic``              :class:`~agents.scripted.HeuristicMemoryPolicy`
 ``no-memory``              :class:`~agents.scripted.NoMemoryPolicy`
 ``random``                 :class:`~agents.scripted.RandomPolicy`
+``oracle``                 :class:`~agents.diagnostics.OraclePolicy`: a diagnostic that CHEATS (reads
+                           the golds); an upper bound, never a baseline
+``always-yes``             :class:`~agents.diagnostics.AlwaysYesPolicy`: a probe of any-gold scoring
 ``smollm2``                :class:`~agents.hf_policy.TransformersPolicy` on the offline SmolLM2-135M
 ``hf:NAME``                :class:`~agents.hf_policy.TransformersPolicy` (hub name or local folder)
 ``vllm:NAME``              :class:`~agents.vllm_policy.VLLMPolicy` (GPU hosts)
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agents.base import Policy
+from agents.diagnostics import AlwaysYesPolicy, OraclePolicy
 from agents.openai_policy import OpenAIChatPolicy
 from agents.scripted import HeuristicMemoryPolicy, NoMemoryPolicy, RandomPolicy
 from atommem_env.errors import ConfigError
@@ -33,8 +37,14 @@ BASELINES: dict[str, Callable[..., Policy]] = {
     "no-memory": NoMemoryPolicy,
     "random": RandomPolicy,
 }
+# Probes, not baselines: the oracle reads the gold answers (it needs prepare(source, indices) first).
+DIAGNOSTICS: dict[str, Callable[..., Policy]] = {
+    "oracle": OraclePolicy,
+    "always-yes": AlwaysYesPolicy,
+}
 MODEL_KINDS = ("hf", "vllm", "openai")
-SPEC_HELP = "a baseline (" + ", ".join(BASELINES) + "), smollm2, hf:NAME, vllm:NAME or openai:MODEL@URL"
+SPEC_HELP = ("a baseline (" + ", ".join(BASELINES) + "), a diagnostic (" + ", ".join(DIAGNOSTICS)
+             + "), smollm2, hf:NAME, vllm:NAME or openai:MODEL@URL")
 
 
 def make_policy(spec: str, **kwargs: Any) -> Policy:
@@ -44,7 +54,8 @@ def make_policy(spec: str, **kwargs: Any) -> Policy:
         ConfigError: an unknown spec, or keyword arguments the policy does not take.
     """
     kind, args = parse_spec(spec)
-    factory = BASELINES[kind] if kind in BASELINES else _model_class(kind)
+    scripted = {**BASELINES, **DIAGNOSTICS}
+    factory = scripted[kind] if kind in scripted else _model_class(kind)
     try:
         inspect.signature(factory).bind(*args, **kwargs)
     except TypeError as error:
@@ -55,12 +66,12 @@ def make_policy(spec: str, **kwargs: Any) -> Policy:
 def parse_spec(spec: str) -> tuple[str, tuple[str, ...]]:
     """(kind, positional arguments) of a spec, without importing or loading anything.
 
-    ``kind`` is a baseline name, ``"hf"``, ``"vllm"`` or ``"openai"``.
+    ``kind`` is a baseline or diagnostic name, ``"hf"``, ``"vllm"`` or ``"openai"``.
 
     Raises:
         ConfigError: a malformed or unknown spec.
     """
-    if spec in BASELINES:
+    if spec in BASELINES or spec in DIAGNOSTICS:
         return spec, ()
     if spec == "smollm2":
         return "hf", ("smollm2",)

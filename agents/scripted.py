@@ -34,6 +34,9 @@ _BRIDGE_PREFIX = "Bridge entities: "
 
 class _Scripted:
     name = "scripted"
+    # act() is a pure function of each observation (no state, no randomness): the same observation
+    # always gets the same response (agents.training.fidelity relies on it to skip identical replays).
+    deterministic = True
 
     def act(self, observations: Sequence[dict[str, Any]]) -> list[Completion]:
         return [Completion(render_ops(self.decide(obs))) for obs in observations]
@@ -256,6 +259,7 @@ class RandomPolicy(_Scripted):
     """
 
     name = "random"
+    deterministic = False  # draws from its own Generator
 
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)

@@ -295,6 +295,7 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
             make = spec.factory()
             available = spec.episode_count()
             count = min(args.episodes, available)
+            prepare_policy(policy, spec, count)
             trajectories = [done[k] for i in range(count) if (k := (env_id, policy.name, i)) in done]
             missing = [i for i in range(count) if (env_id, policy.name, i) not in done]
             started = time.perf_counter()
@@ -324,6 +325,13 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
         except ImportError as error:  # the tables are the result; missing plots must not fail the run
             log.warning("%s Tables were written; plots were skipped.", error)
     return rows
+
+
+def prepare_policy(policy: Any, spec: EnvSpec, count: int) -> None:
+    """Give a policy that asks for it (``prepare(source, indices)``, e.g. the oracle) episodes ``0..count-1``."""
+    prepare = getattr(policy, "prepare", None)
+    if callable(prepare):
+        prepare(getattr(spec.make().unwrapped, "source", None), range(count))
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

@@ -298,18 +298,9 @@ Your answer:
 # The AtomMem paper's MemAgent baseline (RUCBM/AtomMem at e5a9b3d, recurrent/impls/memory_multiquery.py,
 # TEMPLATE_FINAL_BOXED) is MemAgent's answering template with one more sentence after the box instruction
 # (its dash is U+2014, as in the AtomMem answering prompt). Its reading template is MemAgent's unchanged.
-MEMAGENT_ANSWERING_ATOMMEM_PAPER = """You are presented with a problem and a previous memory. Please answer the problem based on the previous memory and put the answer in \\boxed{{}}. Output the answer only as an exact match—do not add any description.
-
-<problem> 
-{prompt}
-</problem>
-
-<memory>
-{memory}
-</memory>
-
-Your answer:
-"""  # noqa: E501, W291
+MEMAGENT_ANSWERING_ATOMMEM_PAPER = MEMAGENT_ANSWERING.replace(
+    "\\boxed{{}}.", "\\boxed{{}}. Output the answer only as an exact match\u2014do not add any description.", 1
+)
 
 #: The MemAgent answering templates by ``memagent_prompt`` option: the AtomMem paper's baseline and MemAgent's own.
 MEMAGENT_ANSWERING_TEMPLATES = {"atommem-paper": MEMAGENT_ANSWERING_ATOMMEM_PAPER, "memagent": MEMAGENT_ANSWERING}

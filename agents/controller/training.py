@@ -17,11 +17,10 @@ from agents.controller.curve import run_label, write_curve
 from agents.controller.evaluation import eval_env_config, greedy_policy, macro_rates, play_config, random_policy
 from agents.controller.workflows import WORKFLOWS
 from agents.training.cli import arg, json_object
-from agents.training.envs import EnvSpec
+from agents.training.envs import EnvSpec, training_data
 from agents.training.metrics import summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.tracking import BACKENDS, Tracker
-from atommem_env.datasets.sources import canonical_split
 from atommem_env.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -78,7 +77,7 @@ class ControllerArgs:
         kwargs = json_object("--env-kwargs", self.env_kwargs, '{"num_documents": 80}')
         if self.env_id not in atommem_env.registered_ids():
             raise ConfigError(f"--env-id {self.env_id!r} is not an AtomMem id; e.g. AtomMem-Synthetic-v0.")
-        if atommem_env.needs_data(self.env_id) and canonical_split(kwargs.get("split", "dev")) != "train":
+        if training_data(self.env_id, kwargs)["split"] not in (None, "train"):
             raise ConfigError(
                 f"{self.env_id} trains on the split named in --env-kwargs (default dev), and the held-out "
                 "evaluation is the dev split: training there would score the controller on its training "

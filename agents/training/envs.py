@@ -10,6 +10,7 @@ benchmark files (a Synthetic id takes no ``data_dir`` and would refuse it), and 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,3 +73,26 @@ class EnvSpec:
     def factory(self) -> Callable[[], gym.Env]:
         """A zero-argument env factory, as :func:`agents.training.rollout.rollout` takes."""
         return self.make
+
+
+def training_data(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Which data an env id with ``env_kwargs`` trains on, as recorded in a run's ``config.json``.
+
+    Real-benchmark ids: ``{"split": "train"}`` or ``{"split": "dev"}`` (the split option, default dev).
+    Synthetic ids have no split; they are families of worlds drawn from ``(seed_salt, index)``:
+    ``{"split": None, "seed_salt": N}``. Ids that are not AtomMem's: ``{"split": None}``.
+
+    Raises:
+        ConfigError: the split option names no known split.
+    """
+    import atommem_env
+    from atommem_env.datasets.sources import canonical_split
+
+    if env_id not in atommem_env.registered_ids():
+        return {"split": None}
+    if atommem_env.needs_data(env_id):
+        return {"split": canonical_split(env_kwargs.get("split", "dev"))}
+    from atommem_env.datasets.synthetic import SyntheticSource
+
+    default_salt = inspect.signature(SyntheticSource).parameters["seed_salt"].default
+    return {"split": None, "seed_salt": env_kwargs.get("seed_salt", default_salt)}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from agents.training.cli import arg, json_object
+from agents.training.envs import training_data
 from atommem_env.errors import ConfigError
 
 # Options that may change when a run is resumed; any other difference is refused. allow_dev_training is
@@ -103,29 +103,6 @@ class GRPOArgs:
         return [f"--env-id {self.env_id} trains on its dev split (the default split; evaluate.py scores there), "
                 "so the evaluation would see training questions. Train on the train split: --env-kwargs "
                 "'{\"split\": \"train\"}' (--preset paper does), or pass --allow-dev-training to do it anyway."]
-
-
-def training_data(env_id: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Which data an env id with ``env_kwargs`` trains on, as recorded in a run's ``config.json``.
-
-    Real-benchmark ids: ``{"split": "train"}`` or ``{"split": "dev"}`` (the split option, default dev).
-    Synthetic ids have no split; they are families of worlds drawn from ``(seed_salt, index)``:
-    ``{"split": None, "seed_salt": N}``. Ids that are not AtomMem's: ``{"split": None}``.
-
-    Raises:
-        ConfigError: the split option names no known split.
-    """
-    import atommem_env
-    from atommem_env.datasets.sources import canonical_split
-
-    if env_id not in atommem_env.registered_ids():
-        return {"split": None}
-    if atommem_env.needs_data(env_id):
-        return {"split": canonical_split(env_kwargs.get("split", "dev"))}
-    from atommem_env.datasets.synthetic import SyntheticSource
-
-    default_salt = inspect.signature(SyntheticSource).parameters["seed_salt"].default
-    return {"split": None, "seed_salt": env_kwargs.get("seed_salt", default_salt)}
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -19,8 +19,9 @@ from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Protocol
 
+from agents.training.envs import training_data
 from agents.training.errors import RunError
-from agents.training.grpo_config import GRPOArgs, training_data
+from agents.training.grpo_config import GRPOArgs
 from agents.training.metrics import summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from agents.training.cli import parse_dataclass
-from agents.training.grpo_config import PRESETS, GRPOArgs, training_data
+from agents.training.envs import training_data
+from agents.training.grpo_config import PRESETS, GRPOArgs
 from agents.training.runs import check_run_dir, train
 from atommem_env.errors import ConfigError
 from tests.training.test_runs import Recording

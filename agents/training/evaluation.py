@@ -245,14 +245,16 @@ def _previous_episodes(args: Args, path: Path, policy: str) -> dict[tuple[str, s
         path.unlink(missing_ok=True)
         return {}
     done: dict[tuple[str, str, int], Trajectory] = {}
+    options = {env_id: args.env_options(env_id) for env_id in args.env_ids}  # once, not once per line
     for record in load_trajectories(path):
         key = _episode_key(record)
-        if key[1] == policy and key[0] in args.env_ids and "env_options" in record \
-                and record["env_options"] != (options := args.env_options(key[0])):
+        if key[1] == policy and key[0] in options and "env_options" in record \
+                and record["env_options"] != options[key[0]]:
             # One table, one setting: e.g. MemAgent's own prompt and the paper's must not be mixed.
             raise RunError(
                 f"{path} holds {key[0]} episodes run with env options {record['env_options']}, but these flags "
-                f"give {options}; resume with the run's own --preset / --protocol / --env-kwargs / --embedder-url."
+                f"give {options[key[0]]}; resume with the run's own --preset / --protocol / --env-kwargs / "
+                "--embedder-url."
             )
         if key[1] == policy and "env_options" not in record and args.protocol != "atommem":
             # Lines written before options were recorded were all played under the default protocol.

@@ -29,7 +29,7 @@ class GRPORun:
 
         self.args = args
         self.env = EnvSpec.from_flags(args.env_id, args.env_kwargs, args.data_dir)
-        self.plan = EpisodePlan(self.env.episode_count(), args.eval_episodes, args.prompts_per_step, args.seed)
+        self.plan = EpisodePlan.for_run(args, self.env)
         model, self.tokenizer = load_causal_lm(args.model, args.device, dtype="float32")
         lora = LoraSettings(r=args.lora_r, alpha=2.0 * args.lora_r) if args.lora_r else None
         reference = copy.deepcopy(model) if args.kl_coef > 0 and lora is None else None

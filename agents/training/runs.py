@@ -19,7 +19,7 @@ from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 from typing import Protocol
 
-from agents.training.envs import training_data
+from agents.training.envs import EnvSpec, training_data
 from agents.training.errors import RunError
 from agents.training.grpo_config import GRPOArgs
 from agents.training.metrics import summarize
@@ -149,6 +149,11 @@ class EpisodePlan:
                 "lower --eval-episodes."
             )
         self.train_size, self.size, self.per_step, self.seed = size - held_out_count, size, per_step, seed
+
+    @classmethod
+    def for_run(cls, args: GRPOArgs, env: EnvSpec) -> EpisodePlan:
+        """The plan of a GRPO run on ``env``: ``--eval-episodes`` held out, ``--prompts-per-step`` groups a step."""
+        return cls(env.episode_count(), args.eval_episodes, args.prompts_per_step, args.seed)
 
     def groups(self, step: int) -> tuple[list[int], list[int]]:
         """(episode index, seed) of each group of ``step``."""

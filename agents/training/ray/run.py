@@ -105,7 +105,7 @@ class DistributedRun:
 
         self.args = args
         self.env = env_spec(args)
-        self.plan = EpisodePlan(self.env.episode_count(), args.eval_episodes, args.prompts_per_step, args.seed)
+        self.plan = EpisodePlan.for_run(args, self.env)
         self.placement = make_plan(args)
         self.version = 0  # optimizer steps behind the weights the engines hold
         self.groups: list[Any] = []

@@ -17,8 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from agents.training.evaluation import TRAJECTORIES
-from agents.training.metrics import WEIGHTINGS
-from agents.training.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, mcnemar, paired_bootstrap, point_estimate
+from agents.training.stats import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    WEIGHTINGS,
+    mcnemar_by_episode,
+    paired_change,
+    point_estimate,
+)
 from atommem_env.errors import DataError
 
 COMPARE_COLUMNS = (
@@ -92,12 +98,10 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, resamples: int = DEFAU
             "policy_a": a[keys[0]].get("policy", ""), "policy_b": b[keys[0]].get("policy", ""),
         }
         for prefix, weighting in WEIGHTINGS:
-            diff = paired_bootstrap(a_em, b_em, weighting=weighting, resamples=resamples, seed=seed)
             row[f"{prefix}em_a"] = point_estimate(a_em, weighting)
             row[f"{prefix}em_b"] = point_estimate(b_em, weighting)
-            row[f"{prefix}em_diff"] = diff.estimate
-            row[f"{prefix}em_diff_lo"], row[f"{prefix}em_diff_hi"] = diff.lo, diff.hi
-        test = mcnemar([x >= 0.5 for v in a_em for x in v], [x >= 0.5 for v in b_em for x in v])
+        row.update(paired_change(a_em, b_em, "em", resamples=resamples, seed=seed))
+        test = mcnemar_by_episode(a_em, b_em)
         row.update(a_only=test.a_only, b_only=test.b_only, mcnemar_p=test.p_value)
         rows.append(row)
     return rows

@@ -48,7 +48,7 @@ from agents.training.evaluation import PRESETS, load_trajectories, prepare_polic
 from agents.training.metrics import confidence_intervals, summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory, Turn, rollout
-from agents.training.stats import DEFAULT_RESAMPLES, MIN_RESAMPLES, mcnemar, paired_bootstrap
+from agents.training.stats import DEFAULT_RESAMPLES, MIN_RESAMPLES, WEIGHTINGS, mcnemar_by_episode, paired_change
 from atommem_env import registered_ids
 from atommem_env.errors import ConfigError, DataError
 from atommem_env.info import as_step_info
@@ -353,13 +353,11 @@ def variant_row(env_id: str, policy: str, variant: Variant, trajectories: Sequen
         if a.index != b.index or a.result["golds"] != b.result["golds"]:
             raise DataError(f"{env_id} episode {b.index}: {variant.name} and {variant.baseline} hold other "
                             "questions, so they cannot be paired.")
-    for key, metric, weighting in (("em", "em", "question"), ("episode_em", "em", "episode"), ("f1", "f1", "question")):
-        a_values = [[float(x) for x in t.result[metric]] for t in baseline]
-        b_values = [[float(x) for x in t.result[metric]] for t in trajectories]
-        diff = paired_bootstrap(a_values, b_values, weighting=weighting, resamples=resamples)  # type: ignore[arg-type]
-        row[f"{key}_diff"], row[f"{key}_diff_lo"], row[f"{key}_diff_hi"] = diff.estimate, diff.lo, diff.hi
-    test = mcnemar([x >= 0.5 for t in baseline for x in t.result["em"]],
-                   [x >= 0.5 for t in trajectories for x in t.result["em"]])
+    values = {metric: ([[float(x) for x in t.result[metric]] for t in baseline],
+                       [[float(x) for x in t.result[metric]] for t in trajectories]) for metric in ("em", "f1")}
+    row.update(paired_change(*values["em"], "em", resamples=resamples))
+    row.update(paired_change(*values["f1"], "f1", weightings=WEIGHTINGS[:1], resamples=resamples))  # per question
+    test = mcnemar_by_episode(*values["em"])
     row.update(baseline_only=test.a_only, variant_only=test.b_only, mcnemar_p=test.p_value)
     return row
 

@@ -12,11 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from agents.training.rollout import Trajectory
-from agents.training.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Weighting, bootstrap_ci
+from agents.training.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, WEIGHTINGS, bootstrap_ci
 
 OP_RATE_KEYS = ("create", "read", "update", "delete", "scratchpad")
 INTERVAL_METRICS = ("em", "f1", "episode_em", "episode_f1")  # each gets ``_lo`` and ``_hi`` columns
-WEIGHTINGS: tuple[tuple[str, Weighting], ...] = (("", "question"), ("episode_", "episode"))  # prefix, pooling
 
 
 def summarize(trajectories: Sequence[Trajectory]) -> dict[str, float]:

@@ -31,6 +31,7 @@ from atommem_env.errors import ConfigError, DataError
 Weighting = Literal["question", "episode"]
 DEFAULT_RESAMPLES = 2000
 DEFAULT_SEED = 0
+WEIGHTINGS: tuple[tuple[str, Weighting], ...] = (("", "question"), ("episode_", "episode"))  # column prefix, pooling
 MIN_RESAMPLES = 100
 
 
@@ -126,6 +127,24 @@ def paired_bootstrap(a_by_episode: Sequence[Sequence[float]], b_by_episode: Sequ
     diffs = _statistic(counts, b_sums, sizes, weighting) - _statistic(counts, a_sums, sizes, weighting)
     lo, hi = _quantiles(diffs, level)
     return Interval(float(estimate), min(lo, estimate), max(hi, estimate))
+
+
+def paired_change(a_by_episode: Sequence[Sequence[float]], b_by_episode: Sequence[Sequence[float]], metric: str, *,
+                  weightings: Sequence[tuple[str, Weighting]] = WEIGHTINGS, resamples: int = DEFAULT_RESAMPLES,
+                  seed: int = DEFAULT_SEED) -> dict[str, float]:
+    """B − A of a per-question ``metric`` pooled per question and per episode (``weightings``), each with its
+    paired 95 % interval: ``{metric}_diff``, ``{metric}_diff_lo``, ``{metric}_diff_hi`` and the ``episode_`` ones."""
+    change: dict[str, float] = {}
+    for prefix, weighting in weightings:
+        diff = paired_bootstrap(a_by_episode, b_by_episode, weighting=weighting, resamples=resamples, seed=seed)
+        name = f"{prefix}{metric}_diff"
+        change[name], change[f"{name}_lo"], change[f"{name}_hi"] = diff.estimate, diff.lo, diff.hi
+    return change
+
+
+def mcnemar_by_episode(a_by_episode: Sequence[Sequence[float]], b_by_episode: Sequence[Sequence[float]]) -> McNemar:
+    """:func:`mcnemar` on per-question EM values grouped by episode (a question is right when its EM is 1)."""
+    return mcnemar([x >= 0.5 for v in a_by_episode for x in v], [x >= 0.5 for v in b_by_episode for x in v])
 
 
 def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> McNemar:

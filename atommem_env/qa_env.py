@@ -23,6 +23,7 @@ from atommem_env.errors import AtomMemError, ConfigError
 from atommem_env.info import EpisodeInfo, StepInfo
 from atommem_env.observation import Phase, Progress
 from atommem_env.scoring import NO_ANSWER, score_answer
+from atommem_env.shared_observations import ObservationSpace
 from atommem_env.spaces import UnicodeText
 from atommem_env.tokenization import chunk_text, make_tokenizer
 
@@ -32,10 +33,13 @@ PHASE_CODE = {READING: int(Phase.READING), ANSWERING: int(Phase.ANSWERING), DONE
 _INT_MAX = np.iinfo(np.int32).max
 
 
-def observation_space() -> spaces.Dict:
-    """The observation space every protocol shares (keys a protocol does not use stay empty)."""
+def observation_space() -> ObservationSpace:
+    """The observation space every protocol shares (keys a protocol does not use stay empty).
+
+    An :class:`ObservationSpace` (a ``spaces.Dict``) so that ``AsyncVectorEnv`` can share it.
+    """
     text = UnicodeText()
-    return spaces.Dict(
+    return ObservationSpace(
         {
             "system": text,
             "user": text,

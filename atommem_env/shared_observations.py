@@ -51,11 +51,10 @@ class SharedObservations(Mapping[str, Any]):
     def snapshot(self) -> dict[str, Any]:
         """The batch as ``SyncVectorEnv`` would return it (one read of all slots)."""
         items = list(self._slots)
-        if any(item is None for item in items):
-            # Before the first reset: the empty batch gymnasium itself starts from.
-            return create_empty_array(self._space, n=self._n)
-        empty = create_empty_array(self._space, n=self._n)
-        return concatenate(self._space, items, empty)
+        batch = create_empty_array(self._space, n=self._n)
+        if all(item is not None for item in items):  # else: before the first reset, gymnasium's empty batch
+            batch = concatenate(self._space, items, batch)
+        return dict(batch)  # a Dict space batches to a dict
 
     def __getitem__(self, key: str) -> Any:
         return self.snapshot()[key]

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import DataError
 from .base import QASample
+from .shapes import check_benchmark
 
 logger = logging.getLogger("atommem_env.datasets")
 
@@ -62,7 +63,7 @@ def read_records(path: str | os.PathLike) -> list[Any]:
             "Pass data_dir= / data_files= pointing at the official file, or set ATOMMEM_DATA_DIR."
         )
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark some editors add is dropped
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"Cannot read dataset file {str(path)!r}: {exc}. Check the file is a UTF-8 text file.") from exc
     stripped = text.lstrip()
@@ -127,8 +128,7 @@ def require_list_of_records(data: Any, source: str, benchmark: str) -> list[Mapp
     return data
 
 
-def check_format(records: list[Mapping[str, Any]], source: str, benchmark: str, required: Iterable[str],
-                 foreign: Mapping[str, str]) -> None:
+def check_format(records: list[Mapping[str, Any]], source: str, benchmark: str, required: Iterable[str]) -> None:
     """Reject a file of another benchmark early, so it cannot turn into a pile of skipped records.
 
     Args:
@@ -136,20 +136,13 @@ def check_format(records: list[Mapping[str, Any]], source: str, benchmark: str, 
         source: the file, for the message.
         benchmark: the benchmark the caller asked for.
         required: keys a record of ``benchmark`` always has.
-        foreign: key -> benchmark name, for keys that betray another benchmark's format.
     """
-    first = records[0]
-    for key, other in foreign.items():
-        if key in first and not all(k in first for k in required):
-            raise DataError(
-                f"Dataset file {source!r} looks like a {other} file (its records have {key!r}), not "
-                f"{benchmark}. Load it with benchmark={other!r}, or pass the official {benchmark} file."
-            )
+    check_benchmark(records, source, benchmark)
     with_keys = sum(1 for r in records if isinstance(r, Mapping) and all(k in r for k in required))
     if with_keys == 0:
         raise DataError(
             f"Dataset file {source!r} has no {benchmark} records: none has all of {sorted(required)} "
-            f"(first record keys: {sorted(first)[:8]}). Pass the official {benchmark} file."
+            f"(first record keys: {sorted(records[0])[:8]}). Pass the official {benchmark} file."
         )
 
 

@@ -12,7 +12,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import DataError
 from ._records import (
     ParsedFile,
     answer_of,
@@ -72,9 +71,16 @@ def _paragraphs(context: Any) -> tuple[str, ...] | None:
     return tuple(rendered)
 
 
-def _supporting_titles(value: Any) -> tuple[str, ...]:
-    pairs = titled_pairs(value, text_keys=("sent_id",)) or []
-    return tuple(dict.fromkeys(t for t, _ in pairs if isinstance(t, str)))
+def _supporting_titles(value: Any) -> tuple[str, ...] | None:
+    """The titles of the gold paragraphs, or None when ``supporting_facts`` is missing or malformed.
+
+    Without them the check that the gold paragraphs are in the record's own context cannot run, so
+    such a record is skipped rather than passed unchecked.
+    """
+    pairs = titled_pairs(value, text_keys=("sent_id",))
+    if not pairs or not all(isinstance(title, str) and title for title, _ in pairs):
+        return None
+    return tuple(dict.fromkeys(title for title, _ in pairs))
 
 
 def parse_titled_sentence_records(records: list[Mapping[str, Any]], source: str, benchmark: str,
@@ -103,8 +109,9 @@ def parse_titled_sentence_records(records: list[Mapping[str, Any]], source: str,
             skipped.append((rid, "no answer"))
         elif not paragraphs:
             skipped.append((rid, "no paragraphs in 'context'"))
+        elif (supporting := _supporting_titles(record.get("supporting_facts"))) is None:
+            skipped.append((rid, "no well-formed 'supporting_facts' ([[title, sentence index], ...])"))
         else:
-            supporting = _supporting_titles(record.get("supporting_facts"))
             present = {p.split("\n", 1)[0] for p in paragraphs}
             missing = [t for t in supporting if t not in present]
             if missing:
@@ -125,13 +132,7 @@ def parse_hotpotqa(records: Any, source: str, id_prefix: str = "hotpotqa") -> Pa
         DataError: the records are not HotpotQA records (e.g. a MuSiQue or 2WikiMultihopQA file).
     """
     records = require_list_of_records(records, source, BENCHMARK)
-    check_format(records, source, BENCHMARK, _REQUIRED, {"paragraphs": "musique"})
-    if "evidences" in records[0]:
-        # Same shape as HotpotQA, but mixing the benchmarks would silently change what is measured.
-        raise DataError(
-            f"Dataset file {source!r} looks like a 2WikiMultihopQA file (its records have 'evidences'), not "
-            "HotpotQA. Load it with benchmark='2wikimultihopqa', or pass the official HotpotQA file."
-        )
+    check_format(records, source, BENCHMARK, _REQUIRED)
     return parse_titled_sentence_records(records, source, BENCHMARK, id_prefix)
 
 

@@ -57,7 +57,7 @@ def parse_musique(records: Any, source: str, id_prefix: str = "musique") -> Pars
         DataError: the records are not MuSiQue records (e.g. a HotpotQA file).
     """
     records = require_list_of_records(records, source, BENCHMARK)
-    check_format(records, source, BENCHMARK, _REQUIRED, {"context": "hotpotqa or 2wikimultihopqa"})
+    check_format(records, source, BENCHMARK, _REQUIRED)
     samples: list[QASample] = []
     skipped: list[tuple[str, str]] = []
     for position, record in enumerate(records):

@@ -24,7 +24,7 @@ def parse_twowiki(records: Any, source: str, id_prefix: str = "2wikimultihopqa")
         DataError: the records are not 2WikiMultihopQA-shaped (e.g. a MuSiQue file).
     """
     records = require_list_of_records(records, source, BENCHMARK)
-    check_format(records, source, BENCHMARK, _REQUIRED, {"paragraphs": "musique"})
+    check_format(records, source, BENCHMARK, _REQUIRED)
     return parse_titled_sentence_records(records, source, BENCHMARK, id_prefix)
 
 

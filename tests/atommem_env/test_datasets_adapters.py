@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
 
+from atommem_env.datasets import shapes
 from atommem_env.datasets._records import read_records
 from atommem_env.datasets.hotpotqa import load_hotpotqa, parse_hotpotqa
 from atommem_env.datasets.musique import load_musique
+from atommem_env.datasets.sources import BENCHMARKS
 from atommem_env.datasets.twowiki import load_twowiki
 from atommem_env.errors import DataError
+from tests.conftest import shared_data_dir
 
 pytestmark = pytest.mark.usefixtures("fresh_dataset_cache")
 
@@ -101,19 +106,85 @@ def test_truncated_json_lines_names_the_line(fixtures_dir: Path) -> None:
         load_musique(fixtures_dir / "broken" / "truncated.jsonl")
 
 
-def test_musique_file_given_as_hotpotqa_is_rejected(fixtures_dir: Path) -> None:
-    with pytest.raises(DataError, match=r"looks like a musique file.*benchmark='musique'"):
-        load_hotpotqa(fixtures_dir / "broken" / "musique_records_as_list.json")
+FIXTURE_FILES = {
+    "hotpotqa": "hotpotqa/hotpot_dev_distractor_v1.json",
+    "2wikimultihopqa": "2wikimultihopqa/dev.json",
+    "musique": "musique/musique_ans_v1.0_dev.jsonl",
+}
+LOADERS = {"hotpotqa": load_hotpotqa, "2wikimultihopqa": load_twowiki, "musique": load_musique}
+MISMATCHES = [(given, asked) for given in FIXTURE_FILES for asked in LOADERS if given != asked]
 
 
-def test_hotpotqa_file_given_as_musique_is_rejected(fixtures_dir: Path) -> None:
-    with pytest.raises(DataError, match=r"looks like a hotpotqa or 2wikimultihopqa file"):
-        load_musique(fixtures_dir / "hotpotqa" / "hotpot_dev_distractor_v1.json")
+@pytest.mark.parametrize("given, asked", MISMATCHES, ids=[f"{g}-as-{a}" for g, a in MISMATCHES])
+def test_a_file_of_another_benchmark_is_refused(fixtures_dir: Path, given: str, asked: str) -> None:
+    """Every wrong pairing is refused, naming the file, what it looks like and what was expected."""
+    path = fixtures_dir / FIXTURE_FILES[given]
+    with pytest.raises(DataError) as caught:
+        LOADERS[asked](path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert f"looks like a {shapes.DISPLAY[given]} file, not {shapes.DISPLAY[asked]}" in message
+    assert shapes.expected_marks(asked) in message
+    assert f"benchmark={given!r}" in message
 
 
-def test_twowiki_file_given_as_hotpotqa_is_rejected(fixtures_dir: Path) -> None:
-    with pytest.raises(DataError, match=r"2WikiMultihopQA file.*benchmark='2wikimultihopqa'"):
-        load_hotpotqa(fixtures_dir / "2wikimultihopqa" / "dev.json")
+def test_a_suggested_benchmark_is_always_a_valid_value(fixtures_dir: Path) -> None:
+    """No message suggests a value that is not a benchmark (it once said 'hotpotqa or 2wikimultihopqa')."""
+    for given, asked in MISMATCHES:
+        with pytest.raises(DataError) as caught:
+            LOADERS[asked](fixtures_dir / FIXTURE_FILES[given])
+        suggested = re.findall(r"benchmark='([^']*)'", str(caught.value))
+        assert suggested and all(name in BENCHMARKS for name in suggested)
+
+
+@pytest.mark.parametrize("real_benchmark", ["hotpotqa", "2wikimultihopqa"])
+def test_the_real_files_are_refused_as_each_other(real_benchmark: str) -> None:
+    """The motivating case: the real HotpotQA dev file given as 2Wiki data loaded as 84 episodes."""
+    other = "2wikimultihopqa" if real_benchmark == "hotpotqa" else "hotpotqa"
+    shared = shared_data_dir()
+    if shared is None:
+        pytest.skip("needs ../shared/data")
+    real = {"hotpotqa": shared / "hotpotqa" / "hotpot_dev_distractor_subset.json",
+            "2wikimultihopqa": shared / "2wikimultihopqa" / "dev_subset.json"}[real_benchmark]
+    with pytest.raises(DataError, match=f"looks like a {shapes.DISPLAY[real_benchmark]} file"):
+        LOADERS[other](real)
+
+
+def test_records_without_any_mark_are_accepted(tmp_path: Path) -> None:
+    """Derived copies that dropped type, level and evidences still load (nothing tells them apart)."""
+    record = {"_id": "a", "question": "Q?", "answer": "A", "supporting_facts": [["T", 0]],
+              "context": [["T", ["A is here."]]]}
+    path = tmp_path / "plain.json"
+    path.write_text(json.dumps([record]))
+    assert len(load_hotpotqa(path).samples) == len(load_twowiki(path).samples) == 1
+
+
+def test_a_byte_order_mark_is_accepted(fixtures_dir: Path, tmp_path: Path) -> None:
+    """Files saved by editors that add a UTF-8 BOM load like the official ones."""
+    for name in ("hotpotqa/hotpot_dev_distractor_v1.json", "musique/musique_ans_v1.0_dev.jsonl"):
+        original = fixtures_dir / name
+        with_bom = tmp_path / original.name
+        with_bom.write_bytes(b"\xef\xbb\xbf" + original.read_bytes())
+        loader = load_hotpotqa if "hotpot" in name else load_musique
+        assert loader(with_bom).samples == loader(original).samples
+
+
+@pytest.mark.parametrize("facts", [None, "Lorvania", [["Lorvania"]], [[0, 1]], [], {"title": ["T"]}],
+                         ids=["missing", "string", "no-index", "non-string-title", "empty", "dict-unpaired"])
+def test_malformed_supporting_facts_are_a_skip_reason(tmp_path: Path, facts: object) -> None:
+    """Without well-formed gold titles the gold-paragraph check cannot run: skipped, not passed."""
+    good = {"_id": "good", "question": "Q?", "answer": "A", "supporting_facts": [["T", 0]],
+            "context": [["T", ["A is here."]]], "type": "bridge", "level": "easy"}
+    bad = {**good, "_id": "bad"}
+    if facts is None:
+        del bad["supporting_facts"]
+    else:
+        bad["supporting_facts"] = facts
+    path = tmp_path / "records.json"
+    path.write_text(json.dumps([good, bad]))
+    parsed = load_hotpotqa(path)
+    assert [s.id for s in parsed.samples] == ["good"]
+    assert parsed.skipped[0][0] == "bad" and "supporting_facts" in parsed.skipped[0][1]
 
 
 @pytest.mark.parametrize("name, pattern", [("not_json.json", "neither a JSON list nor JSON Lines"),

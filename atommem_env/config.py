@@ -11,7 +11,9 @@ from __future__ import annotations
 import difflib
 import numbers
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
+
+import numpy as np
 
 from atommem_env.ablations import NONE, Ablation, advance_rule, resolve_ablation
 from atommem_env.errors import ConfigError
@@ -49,6 +51,7 @@ class ContextConfig:
         return resolve_protocol(self.protocol)
 
     def __post_init__(self) -> None:
+        _check_flags_and_counts(self)
         object.__setattr__(self, "protocol", resolve_protocol(self.protocol))  # a name becomes its Protocol
         for name in ("chunk_tokens", "max_context_tokens", "response_tokens"):
             _require_int(name, getattr(self, name), minimum=1)
@@ -203,6 +206,24 @@ class MemAgentConfig(ContextConfig):
         _require(not other, "protocol", self.rules.name,
                  f"changes rules the MemAgent baseline does not implement ({other}); only the data rules "
                  f"{list(DATA_RULES)} apply to it")
+
+
+def _check_flags_and_counts(config: ContextConfig) -> None:
+    """Every ``bool`` option holds a bool and every ``int | None`` one an int or None.
+
+    A string such as ``show_retrieval="no"`` is truthy: without this check it would silently mean True
+    and the ablation would not happen. (``int`` options are checked with their ranges below; strings
+    with their allowed values.)
+    """
+    hints = get_type_hints(type(config))
+    for f in fields(config):
+        value, hint = getattr(config, f.name), hints[f.name]
+        if hint is bool:
+            _require(isinstance(value, (bool, np.bool_)), f.name, value,
+                     f"must be True or False (a string or number is not a flag: pass {f.name}=False or True)")
+        elif hint == (int | None) and value is not None:
+            is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            _require(is_int, f.name, value, "must be None or an integer")
 
 
 def _require(ok: bool, name: str, value: Any, reason: str) -> None:

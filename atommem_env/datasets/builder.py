@@ -120,7 +120,8 @@ class LongContextSource:
         if grouping not in _GROUPINGS or shared_paragraphs not in _SHARED:
             raise ConfigError(f"grouping={grouping!r} / shared_paragraphs={shared_paragraphs!r}: use one of "
                               f"{_GROUPINGS} / {_SHARED} (see atommem_env.protocol).")
-        if max_questions is not None and (isinstance(max_questions, bool) or int(max_questions) < 1):
+        whole = isinstance(max_questions, (int, np.integer)) and not isinstance(max_questions, bool)
+        if max_questions is not None and not (whole and max_questions >= 1):
             raise ConfigError(f"max_questions={max_questions!r} must be a positive int or None.")
         self.location, self.num_documents = location, int(num_documents)
         self.questions_per_episode, self.shuffle = questions_per_episode, shuffle

@@ -175,3 +175,12 @@ def test_file_is_parsed_once_per_process(split_file: Path, monkeypatch) -> None:
     for n in (100, 150, 200):
         _source(split_file, num_documents=n)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("kwargs", [{"max_questions": "3"}, {"max_questions": 2.0}, {"max_questions": True},
+                                    {"num_documents": "150"}, {"num_documents": 150.0}])
+def test_source_options_reject_values_of_the_wrong_type(split_file: Path, kwargs) -> None:
+    """A number given as a string or float is refused by name instead of being converted or crashing."""
+    ((name, value),) = kwargs.items()
+    with pytest.raises(ConfigError, match=f"{name}={value!r}"):
+        _source(split_file, **kwargs)

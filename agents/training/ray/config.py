@@ -14,7 +14,7 @@ class RayArgs(GRPOArgs):
     """The GRPO flags of ``grpo_train.py`` plus where the work runs (each field is a ``--flag``)."""
 
     resumable: ClassVar[tuple[str, ...]] = RESUMABLE + (
-        "address", "dry_run", "rollout_workers", "max_worker_restarts", "cpus_per_actor",
+        "address", "dry_run", "rollout_workers", "max_worker_restarts", "cpus_per_actor", "chunk_deadline_s",
     )
 
     num_gpus: int = arg(0, "GPUs to use; 0 runs CPU actors on local Ray")
@@ -29,6 +29,8 @@ class RayArgs(GRPOArgs):
     gpu_memory_utilization: float = arg(0.85, "vLLM's share of each engine GPU (lower it when colocated)")
     cpus_per_actor: int = arg(1, "CPUs reserved for each learner, rollout worker and embedding service")
     max_worker_restarts: int = arg(3, "replacements allowed per rollout worker before the run stops")
+    chunk_deadline_s: float | None = arg(None, "seconds a rollout worker may hold a chunk before it counts as hung "
+                                               "(default: measured from tokens and speed, 1800 s before the first)")
     address: str | None = arg(None, "join the Ray cluster at this address (e.g. auto, ray://head:10001)")
     dry_run: bool = arg(False, "print the placement plan and check it against the cluster; train nothing")
 
@@ -45,6 +47,8 @@ class RayArgs(GRPOArgs):
             (0 < self.gpu_memory_utilization <= 1,
              f"--gpu-memory-utilization {self.gpu_memory_utilization}: pass a share in (0, 1]."),
             (self.max_worker_restarts >= 0, f"--max-worker-restarts {self.max_worker_restarts}: need 0 or more."),
+            (self.chunk_deadline_s is None or self.chunk_deadline_s > 0,
+             f"--chunk-deadline-s {self.chunk_deadline_s}: pass seconds > 0, or leave it out (measured)."),
         ]
         from agents.training.ray.weight_sync import sync_problems
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from agents.training.envs import EnvSpec
 from agents.training.ray.config import RayArgs
+from agents.training.ray.deadline import ChunkDeadline
 from agents.training.ray.engine_config import EngineConfig
 from agents.training.ray.placement import PlacementPlan
 from agents.training.ray.workers import RayWorkerPool, WorkerConfig
@@ -137,13 +138,17 @@ class DistributedRun:
         # The engines load the same initial weights as the learners from args.model: nothing to send yet.
         collective = args.weight_sync == "collective"
         self.pool = RayWorkerPool(config, self.placement, self.groups, None, 0, max_restarts=args.max_worker_restarts,
-                                  fetch_weights=self.learners.weights if collective else None)
+                                  fetch_weights=self.learners.weights if collective else None,
+                                  deadline=ChunkDeadline(fixed_s=args.chunk_deadline_s))
         self.sync = make_sync(args.weight_sync, self.learners, self.pool)
 
     def step(self, step: int) -> dict[str, float]:
         """Roll out the step's groups on the workers, update the learners, sync the weights; the metrics."""
         extras: dict[str, float] = {}
+        outside_before = self.pool.restarts_outside_rollout
         metrics = grpo_step(lambda: self.collect(step, extras), self.learn, self.args.group_size)
+        # Workers replaced while loading weights, sleeping or waking: counted here, not only logged.
+        extras["workers/restarts_outside_rollout"] = float(self.pool.restarts_outside_rollout - outside_before)
         rollout_s, update_s = metrics["time/rollout_s"], metrics["time/update_s"]
         metrics["time/learner_wait_share"] = rollout_s / max(rollout_s + update_s, 1e-9)
         metrics.update(extras)
@@ -161,6 +166,7 @@ class DistributedRun:
             "rollout/stale_episodes": float(sum(t.version != self.version for t in trajectories)),
             "rollout/rerun_chunks": float(stats.requeued),
             "rollout/worker_restarts": float(stats.restarts),
+            "rollout/hung_workers": float(stats.hung),
         })
         return trajectories
 
@@ -192,8 +198,9 @@ class DistributedRun:
         if not indices:
             return {}
         specs = [EpisodeSpec(uid, self.plan.eval_seed(i), i) for uid, i in enumerate(indices)]
-        trajectories, _ = self.pool.run(specs, greedy=True, seed=0)
-        return eval_metrics(trajectories)
+        trajectories, stats = self.pool.run(specs, greedy=True, seed=0)
+        return {**eval_metrics(trajectories), "eval/worker_restarts": float(stats.restarts),
+                "eval/hung_workers": float(stats.hung)}
 
     def save(self, run_dir: Path, step: int) -> None:
         """Checkpoint the learner group (rank 0 writes) with the weights version."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from agents.training.envs import EnvSpec
 from agents.training.errors import RunError
 from agents.training.ray.cluster import actor_deaths, scheduling
+from agents.training.ray.deadline import ChunkDeadline
 from agents.training.ray.dispatch import Chunk, Dispatcher, EpisodeSpec
 from agents.training.ray.engine_config import EngineConfig
 from agents.training.ray.engines import make_engine
@@ -118,11 +120,23 @@ class RolloutWorker:
 
 @dataclass
 class RunStats:
-    """What one :meth:`RayWorkerPool.run` saw: chunks re-run after a worker died, dropped duplicates."""
+    """What one :meth:`RayWorkerPool.run` saw: chunks re-run after a worker died or hung, dropped
+    duplicates, workers replaced (``hung`` of them for missing a chunk's deadline)."""
 
     requeued: int = 0
     duplicates: int = 0
     restarts: int = 0
+    hung: int = 0
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A chunk in flight: which worker holds it, since when, and until when it may."""
+
+    worker: int
+    chunk: Chunk
+    started: float
+    due: float
 
 
 class WorkerLost(RunError, RuntimeError):
@@ -141,17 +155,25 @@ class RayWorkerPool:
         max_restarts: replacements allowed per worker over the run.
         fetch_weights: returns an object ref of the current weights for a replacement worker, when
             updates do not pass through the object store (collective weight sync).
+        deadline: how long a worker may hold a chunk before it counts as hung (default: measured).
+
+    Attributes:
+        restarts: replacements so far, per worker (the limit is ``max_restarts``).
+        restarts_outside_rollout: replacements during weight loading, sleep or wake (not in :meth:`run`).
     """
 
     def __init__(self, config: WorkerConfig, plan: PlacementPlan, groups: Sequence[Any], weights: Any = None,
-                 version: int = 0, *, max_restarts: int = 3, fetch_weights: Callable[[], Any] | None = None) -> None:
+                 version: int = 0, *, max_restarts: int = 3, fetch_weights: Callable[[], Any] | None = None,
+                 deadline: ChunkDeadline | None = None) -> None:
         import ray
 
         self.config, self.plan, self.groups = config, plan, list(groups)
         self.weights, self.version = weights, version
         self.max_restarts = max_restarts
         self.fetch_weights = fetch_weights
+        self.deadline = deadline or ChunkDeadline()
         self.restarts = [0] * len(plan.engines)
+        self.restarts_outside_rollout = 0
         self.services = self._embedding_services()
         self._remote = ray.remote(RolloutWorker)
         self.actors = [self._spawn(i) for i in range(len(plan.engines))]
@@ -199,41 +221,71 @@ class RayWorkerPool:
     def run(self, specs: Sequence[EpisodeSpec], *, greedy: bool, seed: int) -> tuple[list[Trajectory], RunStats]:
         """Play every episode once across the workers; trajectories come back in the order of ``specs``.
 
+        A worker that dies, or holds a chunk past its deadline (:mod:`~agents.training.ray.deadline`), is
+        replaced and its chunk re-run; each episode counts once.
+
         Raises:
             WorkerLost: a worker kept dying.
         """
         import ray
 
         dispatcher = Dispatcher(specs, self.config.engine.batch_size)
-        pending: dict[Any, tuple[int, Chunk]] = {}
+        pending: dict[Any, _Call] = {}
         stats = RunStats()
 
         def feed(i: int) -> None:
             chunk = dispatcher.next_chunk(i)
             if chunk is not None:
-                pending[self.actors[i].run.remote(chunk, greedy=greedy, seed=seed)] = (i, chunk)
+                started = time.monotonic()
+                due = started + self.deadline.seconds(len(chunk.specs))
+                pending[self.actors[i].run.remote(chunk, greedy=greedy, seed=seed)] = _Call(i, chunk, started, due)
+
+        def lose(i: int) -> None:
+            """Worker ``i`` is gone (dead or hung): requeue its chunks, replace it, feed the idle ones."""
+            dispatcher.worker_lost(i)
+            for other in [r for r, call in pending.items() if call.worker == i]:
+                del pending[other]  # the lost actor's other calls fail too; their chunks are re-queued
+            self._replace(i)
+            stats.restarts += 1
+            for j in range(len(self.actors)):
+                if not dispatcher.in_flight(j):
+                    feed(j)
 
         for i in range(len(self.actors)):
             feed(i)
         while not dispatcher.done:
-            [ref], _ = ray.wait(list(pending), num_returns=1)
-            i, chunk = pending.pop(ref)
-            try:
-                trajectories = ray.get(ref)
-            except actor_deaths():
-                dispatcher.worker_lost(i)
-                for other in [r for r, (j, _) in pending.items() if j == i]:
-                    del pending[other]  # the dead actor's other calls fail too; their chunks are re-queued
-                self._replace(i)
-                stats.restarts += 1
-                for j in range(len(self.actors)):
-                    if not dispatcher.in_flight(j):
-                        feed(j)
+            timeout = max(0.0, min(call.due for call in pending.values()) - time.monotonic())
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
+            if not ready:
+                for i in self._overdue(pending):
+                    stats.hung += 1
+                    lose(i)
                 continue
-            dispatcher.complete(i, chunk, trajectories)
-            feed(i)
+            call = pending.pop(ready[0])
+            try:
+                trajectories = ray.get(ready[0])
+            except actor_deaths():
+                lose(call.worker)
+                continue
+            if dispatcher.complete(call.worker, call.chunk, trajectories):
+                self.deadline.observe(trajectories, time.monotonic() - call.started)
+            feed(call.worker)
         stats.requeued, stats.duplicates = dispatcher.requeued, dispatcher.duplicates
         return dispatcher.results(), stats
+
+    def _overdue(self, pending: Mapping[Any, _Call]) -> list[int]:
+        """Workers whose chunk is past its deadline, each logged as hung."""
+        now, workers = time.monotonic(), []
+        for call in pending.values():
+            if call.due <= now and call.worker not in workers:
+                log.warning(
+                    "rollout worker %d has held chunk %d (%d episodes) for %.0f s, past its deadline (%s): "
+                    "treating it as hung; it is killed and replaced, and its episodes re-run once",
+                    call.worker, call.chunk.number, len(call.chunk.specs), now - call.started,
+                    self.deadline.describe(len(call.chunk.specs)),
+                )
+                workers.append(call.worker)
+        return workers
 
     def set_weights(self, weights: Any, version: int) -> None:
         """Every worker loads ``weights`` (an object ref) before its next episode; a dead one is replaced."""
@@ -265,13 +317,19 @@ class RayWorkerPool:
 
     def _on_all(self, method: str, *args: Any) -> None:
         import ray
+        from ray.exceptions import GetTimeoutError
 
         refs = [getattr(actor, method).remote(*args) for actor in self.actors]
+        limit = self.deadline.fixed_s or self.deadline.startup_s
+        lost: tuple[type[Exception], ...] = (GetTimeoutError, *actor_deaths())
         for i, ref in enumerate(refs):
             try:
-                ray.get(ref)
-            except actor_deaths():
+                ray.get(ref, timeout=limit)
+            except lost as error:
+                if isinstance(error, GetTimeoutError):
+                    log.warning("rollout worker %d did not finish %s in %.0f s: treating it as hung", i, method, limit)
                 self._replace(i)  # the new worker starts from self.weights, awake
+                self.restarts_outside_rollout += 1
 
     def pids(self) -> list[int]:
         """Every worker's process id, in worker order (tests kill one to simulate a lost worker)."""

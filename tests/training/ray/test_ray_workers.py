@@ -151,3 +151,52 @@ def test_a_worker_killed_by_rays_memory_monitor_is_replaced_too(pool, ray_sessio
     assert pool.restarts[0] == 1 and pool.pids()[0] != pid  # replaced, starting from the new weights
     played, _ = pool.run([EpisodeSpec(uid=i, seed=i, index=i) for i in range(4)], greedy=True, seed=0)
     assert {t.version for t in played} == {7}
+
+
+@pytest.mark.slow
+def test_a_worker_stopped_mid_rollout_is_caught_by_its_deadline(pool, ray_session, monkeypatch):
+    """SIGSTOP once stalled ray_train forever: now the chunk's deadline gives the worker up, and it is
+    killed, replaced, and its episodes re-run exactly once."""
+    import os
+    import signal
+
+    from agents.training.ray.deadline import ChunkDeadline
+
+    pool.deadline = ChunkDeadline(startup_s=300, floor_s=2, slack=10)
+    specs = [EpisodeSpec(uid=i, seed=200 + i, index=i % 3) for i in range(6)]
+    clean, stats = pool.run(specs, greedy=True, seed=3)  # measures the speed the deadline comes from
+    assert stats.hung == 0 and pool.deadline.tokens_per_s is not None
+    expected_s = pool.deadline.seconds(pool.config.engine.batch_size)
+    assert expected_s < 300  # measured, no longer the start-up deadline
+
+    real_wait, victim = ray_session.wait, pool.actors[0]
+    pid = ray_session.get(victim.pid.remote())
+
+    def wait_after_stopping(*args, **kwargs):
+        if pool.actors[0] is victim:  # worker 0 holds a chunk in flight: freeze it
+            os.kill(pid, signal.SIGSTOP)
+        return real_wait(*args, **kwargs)
+
+    monkeypatch.setattr(ray_session, "wait", wait_after_stopping)
+    again, stats = pool.run(specs, greedy=True, seed=3)
+    assert stats.hung == 1 and stats.restarts == 1 and stats.requeued >= 1
+    assert pool.pids()[0] != pid
+    assert [t.seed for t in again] == [s.seed for s in specs] and tokens(again) == tokens(clean)
+
+
+@pytest.mark.slow
+def test_a_worker_hung_while_loading_weights_is_replaced_and_counted(pool, ray_session):
+    """Outside a rollout too: a stopped worker does not stall set_weights, and the restart is counted."""
+    import os
+    import signal
+
+    from agents.training.ray.deadline import ChunkDeadline
+
+    pool.deadline = ChunkDeadline(fixed_s=5)
+    pid = pool.pids()[1]
+    os.kill(pid, signal.SIGSTOP)
+    state = ray_session.put(RolloutWorker(config(pool.config.engine.model)).engine.model.state_dict())
+    pool.set_weights(state, version=2)
+    assert pool.restarts_outside_rollout == 1 and pool.restarts[1] == 1 and pool.pids()[1] != pid
+    played, _ = pool.run([EpisodeSpec(uid=i, seed=i, index=i) for i in range(2)], greedy=True, seed=0)
+    assert {t.version for t in played} == {2}

@@ -9,10 +9,12 @@
     python experiments/evaluate.py --preset paper --data-dir ../shared/data --embedder-url http://localhost:8001/v1
     python experiments/evaluate.py --policy smollm2 --policy-kwargs '{"temperature": 0}' --episodes 2
     python experiments/evaluate.py --policy openai:atommem-8b@http://localhost:8000/v1 --preset paper
+    python experiments/evaluate.py --policy my_policy.py:AlwaysStore --episodes 20   # a policy of your own
 
 ``--policy`` takes a baseline (heuristic, no-memory, random), ``smollm2`` (offline SmolLM2-135M through
-transformers), ``hf:NAME``, ``vllm:NAME`` or ``openai:MODEL@URL``; ``--policy-kwargs`` is a JSON object
-of its constructor's options (see :mod:`agents.registry`).
+transformers), ``hf:NAME``, ``vllm:NAME``, ``openai:MODEL@URL``, or a policy of your own as
+``path/to/file.py:NAME`` or ``module:NAME`` (a class or factory, called with the options, or an instance);
+``--policy-kwargs`` is a JSON object of its constructor's options (see :mod:`agents.registry`).
 
 Episode i of an env id is the source's episode ``i`` (pinned index) reset with seed ``seed + i``, so
 every policy sees the same episodes. Writes ``trajectories.jsonl`` (every prompt, response, op and

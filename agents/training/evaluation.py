@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ class Args:
     """Command-line arguments (each field is a ``--flag``)."""
 
     env_ids: list[str] = field(default_factory=lambda: list(DEFAULT_ENV_IDS))
-    policy: str = "heuristic"  # a baseline, smollm2, hf:NAME, vllm:NAME or openai:MODEL@URL
+    policy: str = "heuristic"  # a baseline, smollm2, hf:NAME, vllm:NAME, openai:MODEL@URL, file.py:NAME or module:NAME
     policy_kwargs: str = "{}"  # JSON object of policy options, e.g. '{"temperature": 0, "max_new_tokens": 256}'
     episodes: int = 20
     seed: int = 0
@@ -313,10 +314,8 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
                 bar.update(len(batch))
                 bar.set_postfix(em=f"{summarize(trajectories)['em']:.3f}")
             bar.close()
-            row = {"env_id": env_id, "policy": policy.name, "protocol": args.protocol, **summarize(trajectories),
-                   **confidence_intervals(trajectories, resamples=args.resamples)}
+            row = results_row(env_id, policy.name, trajectories, options, resamples=args.resamples)
             row["seconds"] = time.perf_counter() - started  # time of this invocation only
-            row["env_options"] = json.dumps(options, sort_keys=True)
             rows.append(row)
     write_tables(rows, out)
     if not args.no_plots:
@@ -327,6 +326,32 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
         except ImportError as error:  # the tables are the result; missing plots must not fail the run
             log.warning("%s Tables were written; plots were skipped.", error)
     return rows
+
+
+def results_row(env_id: str, policy: str, trajectories: Sequence[Trajectory], options: dict[str, Any] | None = None,
+                *, resamples: int = DEFAULT_RESAMPLES) -> dict[str, Any]:
+    """The results row of one env id, as ``evaluate.py`` writes it to ``results.csv`` / ``results.md``.
+
+    For a loop of your own: pass its trajectories, then :func:`write_tables` or :func:`markdown_table`.
+
+    Args:
+        env_id: the id the trajectories were played on.
+        policy: the policy's name.
+        trajectories: its episodes (e.g. from :func:`agents.training.rollout.rollout`).
+        options: the env options the id was built with (recorded as ``env_options``; its ``protocol``,
+            default ``"atommem"``, fills the ``protocol`` column).
+        resamples: bootstrap resamples (of episodes) for the 95 % intervals.
+
+    Returns:
+        ``env_id``, ``policy``, ``protocol``, ``env_options`` (JSON), the metrics of
+        :func:`~agents.training.metrics.summarize` and the intervals of
+        :func:`~agents.training.metrics.confidence_intervals` (only ``episodes`` = 0 without trajectories).
+        ``evaluate`` adds ``seconds``, the time of its own invocation.
+    """
+    options = dict(options or {})
+    return {"env_id": env_id, "policy": policy, "protocol": str(options.get("protocol", "atommem")),
+            **summarize(trajectories), **confidence_intervals(trajectories, resamples=resamples),
+            "env_options": json.dumps(options, sort_keys=True)}
 
 
 def prepare_policy(policy: Any, spec: EnvSpec, count: int) -> None:

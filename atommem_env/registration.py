@@ -10,6 +10,7 @@ overrides them (e.g. ``data_dir=...``, ``top_k=3``, ``embedder=...``).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any, TypeVar
 
@@ -109,6 +110,21 @@ def register_all() -> None:
 def registered_ids() -> list[str]:
     """All ids this package registers, in a stable order."""
     return [env_id for env_id in gym.registry if env_id.startswith("AtomMem-")]
+
+
+def documents_per_episode(env_id: str, options: Mapping[str, Any] | None = None) -> int:
+    """How many documents each episode of ``env_id`` built with ``options`` holds; nothing is loaded.
+
+    ``num_documents`` among ``options`` wins, then the id's registered value (200 / 400 / 800, 4 for the
+    Tiny id), then the Synthetic source's default (40). A benchmark source gives exactly that many or
+    refuses to build, so the number is the episodes' own.
+    """
+    from atommem_env.datasets.synthetic import SyntheticSource
+
+    options = options or {}
+    registered = gym.spec(env_id).kwargs
+    default = inspect.signature(SyntheticSource).parameters["num_documents"].default
+    return int(options.get("num_documents", registered.get("num_documents", default)))
 
 
 def needs_data(env_id: str) -> bool:

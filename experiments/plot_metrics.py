@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("metrics_csv", help="a run's metrics.csv (written by agents/training/tracking.py)")
     parser.add_argument("--keys", nargs="+", required=True, help="columns to draw, one panel each")
     parser.add_argument("--out", required=True, help="the PNG to write")
-    parser.add_argument("--title", default=None, help="figure title (None: no title)")
+    parser.add_argument("--title", default=None, help="figure title")
     args = parser.parse_args(argv)
     if not Path(args.metrics_csv).is_file():
         parser.error(f"{args.metrics_csv}: no such file; pass a run's metrics.csv")

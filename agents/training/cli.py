@@ -75,6 +75,11 @@ def dataclass_parser(cls: type, *, choices: Mapping[str, Sequence[str]] = {},
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Every script's ``--help``: its docstring as written, then each flag's help with its default."""
 
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required:  # a flag that must be given has no default to show
+            return action.help
+        return super()._get_help_string(action)
+
 
 def _flag_options(f: Field, hint: Any, choices: Sequence[str] | None) -> dict[str, Any]:
     default = field_default(f)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar, get_type_hints
 
@@ -62,12 +63,7 @@ class ContextConfig:
     @classmethod
     def from_kwargs(cls: type[_Config], **kwargs: Any) -> _Config:
         """Build from keyword arguments, turning an unknown name into a "did you mean" error."""
-        known = [f.name for f in fields(cls)]
-        for name in kwargs:
-            if name not in known:
-                close = difflib.get_close_matches(name, known, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"Unknown environment option {name!r}.{hint} Valid options: {', '.join(known)}.")
+        check_option_names(kwargs, {"env": [f.name for f in fields(cls)]})
         return cls(**kwargs)
 
 
@@ -224,6 +220,34 @@ def _check_flags_and_counts(config: ContextConfig) -> None:
         elif hint == (int | None) and value is not None:
             is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
             _require(is_int, f.name, value, "must be None or an integer")
+
+
+def check_option_names(given: Iterable[str], valid: Mapping[str, Sequence[str]],
+                       notes: Mapping[str, str] = {}) -> None:
+    """Refuse an option name that no group of ``valid`` holds, suggesting the closest name of any group.
+
+    Args:
+        given: the option names passed.
+        valid: the accepted names by group (e.g. ``{"env": [...], "source": [...]}``), listed in the error.
+        notes: why a name that is valid elsewhere is not here (e.g. ``data_dir`` on a Synthetic id); such
+            names are suggested too, with their note.
+
+    Raises:
+        ConfigError: the first unknown name, with a "did you mean" and every valid name.
+    """
+    known = [name for names in valid.values() for name in names]
+    for name in given:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, [*known, *notes], n=1)
+        if name in notes:
+            hint = f" ({notes[name]})."
+        elif close:
+            hint = f". Did you mean {close[0]!r}" + (f" ({notes[close[0]]})?" if close[0] in notes else "?")
+        else:
+            hint = "."
+        groups = "; ".join(f"{group}: {', '.join(names)}" for group, names in valid.items() if names)
+        raise ConfigError(f"Unknown environment option {name!r}{hint} Valid options: {groups}.")
 
 
 def _require(ok: bool, name: str, value: Any, reason: str) -> None:

@@ -10,10 +10,13 @@ overrides them (e.g. ``data_dir=...``, ``top_k=3``, ``embedder=...``).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any, TypeVar
 
 import gymnasium as gym
 
+from atommem_env.config import ContextConfig, EnvConfig, MemAgentConfig, check_option_names
 from atommem_env.env import MemoryQAEnv
 from atommem_env.memagent import MemAgentEnv
 from atommem_env.protocol import resolve_protocol
@@ -29,6 +32,7 @@ _SYNTHETIC_DEFAULTS = {"chunk_tokens": 512, "chunk_overlap": 32}
 # The small CPU setting (docs/TRAINING.md): 4 documents (2 gold, 2 distractors), 128-token chunks and the
 # compact prompts, so SmolLM2-135M can be trained and evaluated on a 2-core CPU. Not the paper's setting.
 _Env = TypeVar("_Env", bound=LongContextQAEnv)
+_CONFIGS: dict[type, type[ContextConfig]] = {MemoryQAEnv: EnvConfig, MemAgentEnv: MemAgentConfig}
 TINY_SYNTHETIC = {**_SYNTHETIC_DEFAULTS, "num_documents": 4, "chunk_tokens": 128, "prompt_style": "compact"}
 
 
@@ -55,7 +59,10 @@ def make_memagent_benchmark_env(benchmark: str, num_documents: int, **kwargs: An
 def _synthetic(env_cls: type[_Env], kwargs: dict[str, Any]) -> _Env:
     from atommem_env.datasets.synthetic import SyntheticSource
 
-    names = set(inspect.signature(SyntheticSource).parameters)
+    names = list(inspect.signature(SyntheticSource).parameters)
+    notes = {k: "an option of the real-benchmark ids; Synthetic ids read no files" for k in _BENCHMARK_SOURCE_ARGS
+             if k not in names}
+    check_option_names(kwargs, {"env": env_option_names(env_cls), "source": names}, notes)
     source_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
     return env_cls(SyntheticSource(**source_kwargs), **kwargs)
 
@@ -63,6 +70,9 @@ def _synthetic(env_cls: type[_Env], kwargs: dict[str, Any]) -> _Env:
 def _benchmark(env_cls: type[_Env], benchmark: str, num_documents: int, kwargs: dict[str, Any]) -> _Env:
     from atommem_env.datasets import load_benchmark
 
+    # Before any file or hub lookup: a misspelt data_dir must not fall back to a download.
+    check_option_names(kwargs, {"env": env_option_names(env_cls),
+                                "source": ["num_documents", *_BENCHMARK_SOURCE_ARGS]})
     source_kwargs = {k: kwargs.pop(k) for k in _BENCHMARK_SOURCE_ARGS if k in kwargs}
     # The protocol's data rules shape the episodes; a source option given explicitly wins.
     rules = resolve_protocol(kwargs.get("protocol", "atommem"))
@@ -71,6 +81,13 @@ def _benchmark(env_cls: type[_Env], benchmark: str, num_documents: int, kwargs: 
     source_kwargs.setdefault("shared_paragraphs", rules.shared_paragraphs)
     source = load_benchmark(benchmark, num_documents=num_documents, **source_kwargs)
     return env_cls(source, **kwargs)
+
+
+def env_option_names(env_cls: type[LongContextQAEnv]) -> list[str]:
+    """The options ``env_cls`` itself takes: its constructor's keywords, then its config's fields."""
+    keywords = [p.name for p in inspect.signature(env_cls).parameters.values()
+                if p.kind == p.KEYWORD_ONLY]
+    return keywords + [f.name for f in fields(_CONFIGS[env_cls])]
 
 
 def _register(env_id: str, entry_point: Any, **kwargs: Any) -> None:
@@ -93,6 +110,21 @@ def register_all() -> None:
 def registered_ids() -> list[str]:
     """All ids this package registers, in a stable order."""
     return [env_id for env_id in gym.registry if env_id.startswith("AtomMem-")]
+
+
+def documents_per_episode(env_id: str, options: Mapping[str, Any] | None = None) -> int:
+    """How many documents each episode of ``env_id`` built with ``options`` holds; nothing is loaded.
+
+    ``num_documents`` among ``options`` wins, then the id's registered value (200 / 400 / 800, 4 for the
+    Tiny id), then the Synthetic source's default (40). A benchmark source gives exactly that many or
+    refuses to build, so the number is the episodes' own.
+    """
+    from atommem_env.datasets.synthetic import SyntheticSource
+
+    options = options or {}
+    registered = gym.spec(env_id).kwargs
+    default = inspect.signature(SyntheticSource).parameters["num_documents"].default
+    return int(options.get("num_documents", registered.get("num_documents", default)))
 
 
 def needs_data(env_id: str) -> bool:

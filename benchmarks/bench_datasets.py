@@ -11,7 +11,6 @@ chunking with the default tokenizer, first observation). Prints a table; ``--jso
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import statistics
@@ -30,6 +29,7 @@ import gymnasium as gym  # noqa: E402
 import atommem_env  # noqa: E402,F401  (registers the ids)
 from atommem_env.datasets import load_benchmark  # noqa: E402
 from atommem_env.registration import BENCHMARKS as DISPLAY_NAMES  # noqa: E402
+from benchmarks.common import DATA_DIR, benchmark_parser  # noqa: E402
 
 BENCHMARKS = ("hotpotqa", "2wikimultihopqa", "musique")
 SIZES = (200, 400, 800)
@@ -76,12 +76,11 @@ def reset_seconds(benchmark: str, data_dir: str, num_documents: int, repeats: in
     return times
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--json", default=None, help="also write the results to this file")
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--data-dir", default=str(DATA_DIR), help="the benchmark data folder")
+    parser.add_argument("--repeats", type=int, default=15, help="episode indices timed per size (the median)")
+    args = parser.parse_args(argv)
     results = {"python": platform.python_version(), "machine": platform.machine(), "rows": []}
     print(f"{'benchmark':<16} {'questions':>9} {'pool':>6} {'first load s':>12} "
           + " ".join(f"{f'build@{n} ms':>12}" for n in SIZES)

@@ -17,7 +17,6 @@ records.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import format_table, write_json  # noqa: E402
+from benchmarks.common import benchmark_parser, format_table, write_json  # noqa: E402
 
 ENV_ID = "AtomMem-Synthetic-Tiny-v0"  # the small CPU setting (docs/TRAINING.md)
 
@@ -77,13 +76,12 @@ def measure(engine_kind: str, model: str, batch: int, max_new_tokens: int, repea
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--engine", choices=("hf", "vllm"), default="hf")
-    parser.add_argument("--model", default="smollm2")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", help="write the results here")
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--engine", choices=("hf", "vllm"), default="hf", help="the inference engine to time")
+    parser.add_argument("--model", default="smollm2", help="smollm2, a hub name or a local model folder")
+    parser.add_argument("--batch", type=int, default=8, help="prompts per generate call")
+    parser.add_argument("--max-new-tokens", type=int, default=64, help="tokens generated per prompt")
+    parser.add_argument("--repeats", type=int, default=3, help="timed generate calls (the median is reported)")
     args = parser.parse_args(argv)
     row = measure(args.engine, args.model, args.batch, args.max_new_tokens, args.repeats)
     keys = ("engine", "start_s", "first_batch_s", "generate_s", "prompt_tokens", "generated_tokens",

@@ -25,7 +25,6 @@ CPU time, which on a shared machine leaves out the time spent waiting for a core
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import time
@@ -41,7 +40,7 @@ from atommem_env.datasets.synthetic import SyntheticSource  # noqa: E402
 from atommem_env.embedders import SentenceTransformerEmbedder, make_embedder  # noqa: E402
 from atommem_env.env import MemoryQAEnv  # noqa: E402
 from atommem_env.observation import Phase  # noqa: E402
-from benchmarks.common import format_table, machine, summarize, write_json  # noqa: E402
+from benchmarks.common import benchmark_parser, format_table, machine, summarize, write_json  # noqa: E402
 
 PHASES = ("parse", "ops", "retrieval", "render")
 CHUNK_TOKENS = 4000
@@ -189,7 +188,7 @@ def minilm_missing() -> str | None:
 
 
 TORCH_THREADS = 1
-TORCH_THREADS_HELP = ("threads for MiniLM (default 1: on the shared 2-core machine a second torch thread made "
+TORCH_THREADS_HELP = ("threads for MiniLM (1: on the shared 2-core machine a second torch thread made "
                       "one embedding 6x slower, 159 vs 26 ms, waiting for a core)")
 SPARES = 64  # fillers beyond the store size, to refill the entries that Deletes remove
 
@@ -238,13 +237,13 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
-    parser.add_argument("--embedders", nargs="+", default=["hashing", "minilm"])
-    parser.add_argument("--steps", type=int, default=200)
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000],
+                        help="store sizes held while timing, one row each")
+    parser.add_argument("--embedders", nargs="+", default=["hashing", "minilm"], help="embedder specs to time")
+    parser.add_argument("--steps", type=int, default=200, help="timed env.step calls per row")
     parser.add_argument("--short", action="store_true", help="CI: hashing, sizes 10/100/1000, 30 steps")
     parser.add_argument("--torch-threads", type=int, default=TORCH_THREADS, help=TORCH_THREADS_HELP)
-    parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.short:
         args.sizes, args.embedders, args.steps = [10, 100, 1000], ["hashing"], 30

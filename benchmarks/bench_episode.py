@@ -14,7 +14,6 @@ Needs the HotpotQA dev file; skips with a message when it is absent.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from agents.scripted import HeuristicMemoryPolicy  # noqa: E402
 from atommem_env.datasets import load_benchmark  # noqa: E402
 from atommem_env.env import MemoryQAEnv  # noqa: E402
 from atommem_env.errors import DataError  # noqa: E402
-from benchmarks.common import DATA_DIR, format_table, machine, median, write_json  # noqa: E402
+from benchmarks.common import DATA_DIR, benchmark_parser, format_table, machine, median, write_json  # noqa: E402
 
 
 def make_env(data_dir: str, documents: int) -> MemoryQAEnv:
@@ -89,11 +88,11 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--documents", type=int, nargs="+", default=[200, 400, 800, 1600, 3200])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--data-dir", default=str(DATA_DIR))
-    parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--documents", type=int, nargs="+", default=[200, 400, 800, 1600, 3200],
+                        help="documents per episode, one row each")
+    parser.add_argument("--repeats", type=int, default=3, help="episodes played per row")
+    parser.add_argument("--data-dir", default=str(DATA_DIR), help="the benchmark data folder (HotpotQA)")
     args = parser.parse_args(argv)
     start = machine()
     try:

@@ -14,7 +14,6 @@ anywhere in seconds; its numbers mean nothing.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import format_table, write_json  # noqa: E402
+from benchmarks.common import benchmark_parser, format_table, write_json  # noqa: E402
 
 # Published shapes (config.json of Qwen/Qwen3-8B and Qwen/Qwen3-0.6B); "tiny" only tests the script.
 SHAPES: dict[str, dict[str, Any]] = {
@@ -89,14 +88,14 @@ def measure(model: Any, device: str, batch: int, prompt_tokens: int, new_tokens:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="qwen3-8b")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--prompt-tokens", type=int, default=4096)
-    parser.add_argument("--new-tokens", type=int, default=256)
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--dtype", default="bfloat16")
-    parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="qwen3-8b",
+                        help="model shape (random weights; tiny only tests the script)")
+    parser.add_argument("--batch", type=int, default=8, help="sequences per forward pass")
+    parser.add_argument("--prompt-tokens", type=int, default=4096, help="prompt length of each sequence")
+    parser.add_argument("--new-tokens", type=int, default=256, help="tokens generated per sequence")
+    parser.add_argument("--device", default="cuda", help="torch device")
+    parser.add_argument("--dtype", default="bfloat16", help="torch dtype of the weights")
     args = parser.parse_args(argv)
     import torch
 

@@ -21,7 +21,6 @@ measured inside every embed call), leaving each store's own work.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from benchmarks.bench_env import (  # noqa: E402
     limit_torch_threads,
     minilm_missing,
 )
-from benchmarks.common import format_table, machine, write_json  # noqa: E402
+from benchmarks.common import benchmark_parser, format_table, machine, write_json  # noqa: E402
 from benchmarks.reference_store import OurStores, ReferenceStore, reference_missing  # noqa: E402
 from benchmarks.trace import OPS, EmbedClock, TraceConfig, count_mismatches, make_trace, play  # noqa: E402
 
@@ -113,12 +112,11 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--episodes", type=int, nargs="+", default=[8, 64])
-    parser.add_argument("--embedders", nargs="+", default=["hashing"])
-    parser.add_argument("--turns", type=int, default=30)
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--episodes", type=int, nargs="+", default=[8, 64], help="batch sizes (episodes), one row each")
+    parser.add_argument("--embedders", nargs="+", default=["hashing"], help="embedder specs both designs use")
+    parser.add_argument("--turns", type=int, default=30, help="turns of the trace")
     parser.add_argument("--torch-threads", type=int, default=TORCH_THREADS, help=TORCH_THREADS_HELP)
-    parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     if why := reference_missing():
         print(why)

@@ -14,7 +14,6 @@ Time is split into prefill and decode forward passes of the model, the rest of t
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ import gymnasium as gym  # noqa: E402
 import atommem_env  # noqa: E402,F401  (registers the ids)
 from agents.training.rollout import rollout  # noqa: E402
 from atommem_env.errors import DependencyError  # noqa: E402
-from benchmarks.common import format_table, machine, write_json  # noqa: E402
+from benchmarks.common import benchmark_parser, format_table, machine, write_json  # noqa: E402
 
 ENV_ID = "AtomMem-Synthetic-Tiny-v0"  # the small CPU setting (docs/TRAINING.md)
 PARTS = ("prefill", "decode", "policy_other", "env")
@@ -129,15 +128,14 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--episodes", type=int, default=8)
-    parser.add_argument("--turns", type=int, default=3)
-    parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--model", default="smollm2")
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--batch", type=int, default=8, help="episodes stepped together in the batched run")
+    parser.add_argument("--episodes", type=int, default=8, help="episodes per run")
+    parser.add_argument("--turns", type=int, default=3, help="turns per episode")
+    parser.add_argument("--max-new-tokens", type=int, default=32, help="tokens generated per turn")
+    parser.add_argument("--model", default="smollm2", help="smollm2, a hub name or a local model folder")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: torch's own); on a shared CPU, 1 avoids spinning workers")
-    parser.add_argument("--json", default=None, help="also write the results to this file")
+                        help="torch threads (None: torch's own); on a shared CPU, 1 avoids spinning workers")
     args = parser.parse_args(argv)
     try:
         import torch

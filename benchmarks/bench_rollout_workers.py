@@ -23,18 +23,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import benchmark_parser  # noqa: E402
+
 ENV_ID = "AtomMem-Synthetic-Tiny-v0"  # the small CPU setting (docs/TRAINING.md)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = benchmark_parser(__doc__)
     parser.add_argument("--model", default="tiny", help="'tiny' (built here) or what ray_train.py --model takes")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="rollout worker counts to measure")
     parser.add_argument("--steps", type=int, default=4, help="measured steps per setting")
     parser.add_argument("--warmup", type=int, default=1, help="steps run first and not counted")
-    parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--json", help="also write the results to this file")
-    options = parser.parse_args()
+    parser.add_argument("--max-new-tokens", type=int, default=16, help="tokens generated per turn")
+    options = parser.parse_args(argv)
 
     import ray
 

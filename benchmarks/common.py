@@ -1,7 +1,8 @@
-"""What every benchmark script shares: percentiles, the machine record, tables and JSON output."""
+"""What every benchmark script shares: its command line, percentiles, the machine record, tables and JSON."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -12,8 +13,18 @@ from typing import Any
 
 import numpy as np
 
+from agents.training.cli import HelpFormatter
+
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO.parent / "shared" / "data"
+
+
+def benchmark_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The command line every benchmark starts from: its docstring as ``--help``, each flag shown with
+    its default, and ``--json PATH`` (the numbers and the machine record, :func:`write_json`)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=HelpFormatter)
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results to this file")
+    return parser
 
 
 def summarize(seconds: Sequence[float]) -> dict[str, float]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agents.training.cli import HelpFormatter  # noqa: E402
 from atommem_env.errors import DataError  # noqa: E402
 from benchmarks.bench_episode import make_env, play_episode  # noqa: E402
 from benchmarks.common import DATA_DIR, REPO, machine  # noqa: E402
@@ -50,12 +51,12 @@ def _relative_paths(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--documents", type=int, default=800)
-    parser.add_argument("--index", type=int, default=0)
-    parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--data-dir", default=str(DATA_DIR))
-    parser.add_argument("--out", default=None, help="write the report here as well as printing it")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    parser.add_argument("--documents", type=int, default=800, help="documents in the profiled episode")
+    parser.add_argument("--index", type=int, default=0, help="the HotpotQA episode profiled")
+    parser.add_argument("--top", type=int, default=25, help="functions listed, by cumulative time")
+    parser.add_argument("--data-dir", default=str(DATA_DIR), help="the benchmark data folder (HotpotQA)")
+    parser.add_argument("--out", default=None, help="write the report (text, not numbers) here as well as printing it")
     args = parser.parse_args(argv)
     try:
         report = profile(args.data_dir, args.documents, args.index, args.top)

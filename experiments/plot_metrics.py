@@ -17,15 +17,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agents.training.cli import HelpFormatter
 from agents.training.curves import plot_curves, read_curves
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("metrics_csv", help="a run's metrics.csv (written by agents/training/tracking.py)")
     parser.add_argument("--keys", nargs="+", required=True, help="columns to draw, one panel each")
     parser.add_argument("--out", required=True, help="the PNG to write")
-    parser.add_argument("--title", default="", help="figure title")
+    parser.add_argument("--title", default=None, help="figure title")
     args = parser.parse_args(argv)
     if not Path(args.metrics_csv).is_file():
         parser.error(f"{args.metrics_csv}: no such file; pass a run's metrics.csv")
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> Path:
         curves = read_curves(args.metrics_csv, args.keys)
     except KeyError as problem:
         parser.error(str(problem.args[0]))
-    return plot_curves(curves, args.out, args.title)
+    return plot_curves(curves, args.out, args.title or "")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.training.cli import exit_on_errors, parse_dataclass, progress_bars
-from agents.training.sft import log, train
 from agents.training.sft_config import PRESETS, Args
 from agents.training.sft_eval import evaluate_final
 from agents.training.tracking import BACKENDS, Tracker
@@ -51,12 +50,15 @@ def parse_args(argv: list[str] | None = None) -> Args:
 def main(argv: list[str] | None = None) -> Path:
     """Command-line entry point: train, export ``final/``, optionally evaluate it; returns ``final/``."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    log.setLevel(logging.INFO)
+    args = parse_args(argv)
+    # torch and transformers only once the flags are parsed: --help and a bad flag need neither.
     import transformers
 
+    from agents.training.sft import log, train
+
+    log.setLevel(logging.INFO)
     transformers.utils.logging.disable_progress_bar()  # its per-save bars would break up the training bar
     with exit_on_errors():
-        args = parse_args(argv)
         final, step = train(args, progress_bars("step"))
     print(f"SFT finished at step {step}: model in {final}/, metrics in {args.out_dir}/metrics.csv")
     if args.eval_env_ids:

@@ -10,6 +10,12 @@ Each field is a ``--flag`` (underscores become dashes); its type comes from its 
 one or more values, a bool is a switch, ``None`` takes a value of the annotated type (``int | None``: an
 integer; otherwise a string). ``--preset NAME`` (when the dataclass
 has a ``preset`` field) fills in the preset's values for every flag not given on the command line.
+
+The convention of every entry point (``experiments/`` and ``benchmarks/``; ``tests/test_scripts_help.py``
+checks it): ``--help`` works with the base install (nothing heavy is imported before the flags are
+parsed) and shows the script's docstring, then every flag with its help and default (a parser built
+by hand uses :class:`HelpFormatter`); flags are ``--kebab-case``; a benchmark data folder is
+``--data-dir``, a run's folder ``--out-dir``, and every benchmark writes its numbers with ``--json PATH``.
 """
 
 from __future__ import annotations
@@ -44,15 +50,35 @@ def field_default(f: Field) -> Any:
 def parse_dataclass(cls: type[T], argv: Sequence[str] | None, *, presets: Mapping[str, Mapping[str, Any]] = {},
                     choices: Mapping[str, Sequence[str]] = {}, description: str | None = None) -> T:
     """Parse ``argv`` into ``cls``: defaults, then the preset's values, then the flags given."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):  # type: ignore[arg-type]
-        allowed = choices.get(f.name) or (sorted(presets) if f.name == "preset" else None)
-        options = _flag_options(f, hints[f.name], allowed)
-        parser.add_argument("--" + f.name.replace("_", "-"), **options)
+    parser = dataclass_parser(cls, choices={"preset": sorted(presets), **choices} if presets else choices,
+                              description=description)
     given = vars(parser.parse_args(argv))  # only the flags on the command line (defaults are suppressed)
     preset = presets.get(given.get("preset") or "", {})
     return cls(**{**preset, **given})
+
+
+def dataclass_parser(cls: type, *, choices: Mapping[str, Sequence[str]] = {},
+                     description: str | None = None) -> argparse.ArgumentParser:
+    """A parser with one ``--flag`` per field of ``cls``, each with its help and default (see the module).
+
+    Defaults are suppressed in the parsed namespace, so it holds only the flags given on the command
+    line: a script can tell an explicit value from the default before building ``cls(**given)``.
+    """
+    parser = argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        options = _flag_options(f, hints[f.name], choices.get(f.name))
+        parser.add_argument("--" + f.name.replace("_", "-"), **options)
+    return parser
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Every script's ``--help``: its docstring as written, then each flag's help with its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required:  # a flag that must be given has no default to show
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _flag_options(f: Field, hint: Any, choices: Sequence[str] | None) -> dict[str, Any]:

@@ -10,12 +10,13 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agents.registry import make_policy, parse_spec
-from agents.training.cli import json_object
+from agents.training.cli import arg, json_object
 from agents.training.envs import EnvSpec
 from agents.training.errors import RunError
 from agents.training.metrics import confidence_intervals, summarize
@@ -59,25 +60,28 @@ MARKDOWN_COLUMNS = (
 
 @dataclass
 class Args:
-    """Command-line arguments (each field is a ``--flag``)."""
+    """Command-line arguments (each field is a ``--flag``; ``experiments/evaluate.py --help`` lists them)."""
 
-    env_ids: list[str] = field(default_factory=lambda: list(DEFAULT_ENV_IDS))
-    policy: str = "heuristic"  # a baseline, smollm2, hf:NAME, vllm:NAME or openai:MODEL@URL
-    policy_kwargs: str = "{}"  # JSON object of policy options, e.g. '{"temperature": 0, "max_new_tokens": 256}'
-    episodes: int = 20
-    seed: int = 0
-    batch_size: int = 8
-    data_dir: str | None = None
-    env_kwargs: str = "{}"  # JSON object of extra env options, e.g. '{"top_k": 3}'
-    out_dir: str = ""  # empty: a fresh runs/evaluate/<policy>-<time> folder, so a rerun never collides
-    preset: str | None = None  # a name of PRESETS; replaces --env-ids
-    resume: bool = False  # continue the run in --out-dir instead of refusing to touch it
-    no_plots: bool = False  # skip the PNGs (e.g. where matplotlib is not installed)
-    protocol: str = "atommem"  # rules of play and scoring for every env: atommem, reference, reference-grouping
-    resamples: int = DEFAULT_RESAMPLES  # bootstrap resamples (of episodes) for the 95 % intervals; fixed seed
+    env_ids: list[str] = arg(list(DEFAULT_ENV_IDS), "env ids to evaluate, one results row each")
+    policy: str = arg("heuristic", "a baseline (heuristic, no-memory, random), a diagnostic (oracle, always-yes), "
+                      "smollm2, hf:NAME, vllm:NAME, openai:MODEL@URL, or your own: path/to/file.py:NAME or module:NAME")
+    policy_kwargs: str = arg("{}", 'JSON object of the policy\'s options, e.g. \'{"temperature": 0}\'')
+    episodes: int = arg(20, "episodes per env id (a cap: an id runs at most the episodes its source holds)")
+    seed: int = arg(0, "episode i is reset with seed + i, so every policy sees the same episodes")
+    batch_size: int = arg(8, "episodes stepped together, i.e. the size of each policy call")
+    data_dir: str | None = arg(None, "the benchmark data folder (real-benchmark ids; Synthetic ids need none)")
+    env_kwargs: str = arg("{}", 'JSON object of env options for every id, e.g. \'{"top_k": 3}\'')
+    out_dir: str = arg("", "the run's folder (empty: a fresh runs/evaluate/<policy>-<time>, so a rerun never collides)")
+    preset: str | None = arg(None, "a named set of env ids (paper, memagent: with the paper's settings); "
+                             "replaces --env-ids")
+    resume: bool = arg(False, "continue the run in --out-dir instead of refusing to touch it")
+    no_plots: bool = arg(False, "skip the PNGs (e.g. where matplotlib is not installed)")
+    protocol: str = arg("atommem", "rules of play and scoring for every env id")
+    resamples: int = arg(DEFAULT_RESAMPLES, "bootstrap resamples (of episodes) for the 95 %% intervals; fixed seed")
     # An OpenAI-compatible embeddings server (e.g. vllm serve Qwen/Qwen3-Embedding-0.6B): AtomMem ids then
     # retrieve with it and the paper's query instruction. URL#NAME names the served model (default PAPER_EMBEDDER).
-    embedder_url: str | None = None
+    embedder_url: str | None = arg(None, "URL[#NAME] of an OpenAI-compatible embeddings server for the AtomMem ids "
+                                   f"(NAME default {PAPER_EMBEDDER})")
 
     def env_options(self, env_id: str) -> dict[str, Any]:
         """The options ``env_id`` is built with: the preset's paper settings, then ``--env-kwargs`` (key by key).
@@ -313,10 +317,8 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
                 bar.update(len(batch))
                 bar.set_postfix(em=f"{summarize(trajectories)['em']:.3f}")
             bar.close()
-            row = {"env_id": env_id, "policy": policy.name, "protocol": args.protocol, **summarize(trajectories),
-                   **confidence_intervals(trajectories, resamples=args.resamples)}
+            row = results_row(env_id, policy.name, trajectories, options, resamples=args.resamples)
             row["seconds"] = time.perf_counter() - started  # time of this invocation only
-            row["env_options"] = json.dumps(options, sort_keys=True)
             rows.append(row)
     write_tables(rows, out)
     if not args.no_plots:
@@ -327,6 +329,32 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
         except ImportError as error:  # the tables are the result; missing plots must not fail the run
             log.warning("%s Tables were written; plots were skipped.", error)
     return rows
+
+
+def results_row(env_id: str, policy: str, trajectories: Sequence[Trajectory], options: dict[str, Any] | None = None,
+                *, resamples: int = DEFAULT_RESAMPLES) -> dict[str, Any]:
+    """The results row of one env id, as ``evaluate.py`` writes it to ``results.csv`` / ``results.md``.
+
+    For a loop of your own: pass its trajectories, then :func:`write_tables` or :func:`markdown_table`.
+
+    Args:
+        env_id: the id the trajectories were played on.
+        policy: the policy's name.
+        trajectories: its episodes (e.g. from :func:`agents.training.rollout.rollout`).
+        options: the env options the id was built with (recorded as ``env_options``; its ``protocol``,
+            default ``"atommem"``, fills the ``protocol`` column).
+        resamples: bootstrap resamples (of episodes) for the 95 % intervals.
+
+    Returns:
+        ``env_id``, ``policy``, ``protocol``, ``env_options`` (JSON), the metrics of
+        :func:`~agents.training.metrics.summarize` and the intervals of
+        :func:`~agents.training.metrics.confidence_intervals` (only ``episodes`` = 0 without trajectories).
+        ``evaluate`` adds ``seconds``, the time of its own invocation.
+    """
+    options = dict(options or {})
+    return {"env_id": env_id, "policy": policy, "protocol": str(options.get("protocol", "atommem")),
+            **summarize(trajectories), **confidence_intervals(trajectories, resamples=resamples),
+            "env_options": json.dumps(options, sort_keys=True)}
 
 
 def prepare_policy(policy: Any, spec: EnvSpec, count: int) -> None:

@@ -74,7 +74,8 @@ class FidelityArgs:
 
     env_ids: list[str] = arg(["AtomMem-HotpotQA-200-v0"], "env ids to measure")
     preset: str | None = arg(None, "paper: the nine HotpotQA / 2Wiki / MuSiQue x 200 / 400 / 800 ids")
-    policy: str = arg("heuristic", "a baseline, a diagnostic (oracle, always-yes) or a model spec")
+    policy: str = arg("heuristic", "a baseline, a diagnostic (oracle, always-yes), a model spec, or your own: "
+                      "path/to/file.py:NAME or module:NAME")
     policy_kwargs: str = arg("{}", "JSON object of policy options")
     episodes: int = arg(1000, "episodes per env id (a cap: an id has as many as its source)")
     seed: int = arg(0, "episode i is reset with seed + i")

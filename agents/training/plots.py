@@ -1,21 +1,22 @@
 """Figures of an evaluation run: per-turn operation rates and EM against the number of documents.
 
 Both functions take the results rows of ``experiments/evaluate.py`` (one dict per env id, with the
-keys of :func:`agents.training.metrics.summarize`) and write a PNG. matplotlib is imported lazily so that
-the environments and the evaluation tables work without it.
+keys of :func:`agents.training.evaluation.results_row`) and write a PNG. matplotlib is imported lazily so
+that the environments and the evaluation tables work without it.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import atommem_env
 from agents.training.metrics import OP_RATE_KEYS
 
-DEFAULT_DOCUMENTS = 200  # env ids without a size suffix (e.g. AtomMem-HotpotQA-v0) use 200 documents
-_ENV_ID = re.compile(r"^AtomMem-(?P<benchmark>.+?)(?:-(?P<documents>\d+))?-v\d+$")
+_ENV_ID = re.compile(r"^AtomMem-(?P<series>.+?)(?:-\d+)?-v\d+$")
 
 
 def pyplot() -> Any:
@@ -33,23 +34,24 @@ def pyplot() -> Any:
     return plt
 
 
-def parse_env_id(env_id: str) -> tuple[str, int]:
-    """Split ``AtomMem-<Benchmark>[-<documents>]-v0`` into the benchmark and its document count.
+def plot_point(row: dict[str, Any]) -> tuple[str, int]:
+    """Where a results row goes on the EM-by-documents plot: its series and its documents per episode.
 
-    Args:
-        env_id: a registered AtomMem id.
-
-    Returns:
-        ``(benchmark, documents)``; ids without a size count as :data:`DEFAULT_DOCUMENTS`.
+    The series is the env id without ``AtomMem-``, the size and the version (``HotpotQA``,
+    ``MemAgent-MuSiQue``, ``Synthetic``); the documents are the episodes' own
+    (:func:`atommem_env.documents_per_episode` of the id and the row's ``env_options``), so Synthetic
+    sits at its 40 documents, or at the ``num_documents`` it was run with.
 
     Raises:
-        ValueError: if the id does not look like an AtomMem id.
+        ValueError: the row's id is not a registered AtomMem id.
     """
+    env_id = row["env_id"]
     match = _ENV_ID.match(env_id)
-    if match is None:
-        raise ValueError(f"{env_id!r} is not an AtomMem id of the form AtomMem-<Benchmark>[-<documents>]-v0.")
-    documents = match["documents"]
-    return match["benchmark"], int(documents) if documents else DEFAULT_DOCUMENTS
+    if match is None or env_id not in atommem_env.registered_ids():
+        raise ValueError(f"{env_id!r} is not a registered AtomMem id (AtomMem-<Benchmark>[-<documents>]-v0).")
+    options = row.get("env_options") or {}
+    options = json.loads(options) if isinstance(options, str) else options
+    return match["series"], atommem_env.documents_per_episode(env_id, options)
 
 
 def plot_ops_per_turn(rows: Sequence[dict[str, Any]], path: Path) -> Path:
@@ -83,7 +85,7 @@ def plot_ops_per_turn(rows: Sequence[dict[str, Any]], path: Path) -> Path:
 
 
 def plot_em_by_documents(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """One line per benchmark: EM against the document count (200 / 400 / 800).
+    """One line per benchmark: EM against the documents per episode (:func:`plot_point`), on a log axis.
 
     A benchmark with a single size (such as Synthetic) shows up as a single marker. When two rows
     map to the same point (``AtomMem-HotpotQA-v0`` and ``AtomMem-HotpotQA-200-v0``) the later wins.
@@ -100,14 +102,17 @@ def plot_em_by_documents(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     for row in rows:
         if "em" not in row:  # an env id with no episodes has no EM to draw
             continue
-        benchmark, documents = parse_env_id(row["env_id"])
-        series.setdefault(benchmark, {})[documents] = row["em"]
+        name, documents = plot_point(row)
+        series.setdefault(name, {})[documents] = row["em"]
     fig, ax = plt.subplots(figsize=(6.0, 4.5))
-    for benchmark, points in series.items():
+    for name, points in series.items():
         xs = sorted(points)
-        ax.plot(xs, [points[x] for x in xs], marker="o", label=benchmark)
-    sizes = sorted({x for points in series.values() for x in points}) or [DEFAULT_DOCUMENTS]
-    ax.set_xticks(sizes, [str(x) for x in sizes])
+        ax.plot(xs, [points[x] for x in xs], marker="o", label=name)
+    sizes = sorted({x for points in series.values() for x in points})
+    if sizes:  # a log axis keeps 40 and 200 / 400 / 800 apart and spaces the doublings evenly
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(sizes, [str(x) for x in sizes])
     ax.set_xlabel("documents per episode")
     ax.set_ylabel("exact match")
     ax.set_ylim(0.0, 1.0)

@@ -13,6 +13,7 @@ from typing import Any
 import gymnasium as gym
 
 from agents.base import Policy
+from agents.registry import make_policy
 from atommem_env.info import ErrorRecord, OpRecord, StepInfo, as_step_info
 
 
@@ -70,7 +71,7 @@ _RESULT_KEYS = ("answers", "golds", "skipped", "em", "f1", "substring_em", "rewa
 
 def rollout(
     make_env: Callable[[], gym.Env],
-    policy: Policy,
+    policy: Policy | str,
     seeds: Sequence[int],
     *,
     env_id: str = "",
@@ -81,7 +82,8 @@ def rollout(
 
     Args:
         make_env: builds one env (called ``min(batch_size, len(seeds))`` times; envs are reused).
-        policy: answers a batch of observations at each step.
+        policy: answers a batch of observations at each step; a spec string (``"heuristic"``,
+            ``"my_policy.py:AlwaysStore"``, ...) is built with :func:`agents.registry.make_policy`.
         seeds: one reset seed per episode.
         env_id: recorded in each trajectory.
         indices: optional pinned episode index per seed (``None`` lets the seed draw it).
@@ -93,7 +95,10 @@ def rollout(
     Raises:
         ValueError: ``indices`` and ``seeds`` differ in length, or the policy returned a number of
             completions other than one per observation.
+        ConfigError: ``policy`` is a spec that names no policy.
     """
+    if isinstance(policy, str):
+        policy = make_policy(policy)
     indices = list(indices) if indices is not None else [None] * len(seeds)
     if len(indices) != len(seeds):
         raise ValueError(f"indices has {len(indices)} entries for {len(seeds)} seeds.")

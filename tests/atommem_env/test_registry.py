@@ -137,3 +137,30 @@ def test_make_passes_env_options_and_rejects_unknown_ones():
     assert env.unwrapped.config.top_k == 3 and env.unwrapped.source.num_documents == 20
     with pytest.raises(atommem_env.ConfigError, match="top_k"):
         gym.make(SYNTHETIC, topk=3)
+
+
+@pytest.mark.parametrize("env_id, typo, meant", [
+    (SYNTHETIC, "num_document", "num_documents"),
+    (SYNTHETIC, "questions_per_episod", "questions_per_episode"),
+    (SYNTHETIC, "hop", "hops"),
+    (MEMAGENT_SYNTHETIC, "seed_sal", "seed_salt"),
+    ("AtomMem-HotpotQA-200-v0", "shufle", "shuffle"),
+    ("AtomMem-HotpotQA-200-v0", "data_dirr", "data_dir"),
+    ("AtomMem-MemAgent-MuSiQue-v0", "memory_token", "memory_tokens"),
+    ("AtomMem-2WikiMultihopQA-800-v0", "top_kk", "top_k"),
+])
+def test_a_misspelt_option_is_named_before_any_data_is_looked_up(env_id, typo, meant, monkeypatch):
+    import atommem_env.datasets
+
+    monkeypatch.setattr(atommem_env.datasets, "load_benchmark", lambda *a, **k: pytest.fail("data was looked up"))
+    with pytest.raises(atommem_env.ConfigError, match=f"option '{typo}'. Did you mean '{meant}'\\?") as error:
+        gym.make(env_id, **{typo: 1})
+    # The list names the env's and the source's options alike.
+    assert "env: tokenizer" in str(error.value) and "source: num_documents" in str(error.value)
+
+
+def test_a_benchmark_option_on_a_synthetic_id_says_so():
+    with pytest.raises(atommem_env.ConfigError, match="'data_dir' \\(an option of the real-benchmark ids"):
+        gym.make(SYNTHETIC, data_dir="../shared/data")
+    with pytest.raises(atommem_env.ConfigError, match="Did you mean 'shuffle' \\(an option of the real-benchmark"):
+        gym.make(SYNTHETIC, shufle=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agents.training import evaluation
-from agents.training.plots import parse_env_id
+from agents.training.plots import plot_point
 from agents.training.rollout import Trajectory
 from experiments import evaluate
 
@@ -140,12 +140,30 @@ def test_missing_matplotlib_skips_plots_with_a_warning(tmp_path, monkeypatch, ca
     assert "pip install matplotlib" in caplog.text and "--no-plots" in caplog.text
 
 
-def test_plots_place_env_ids_by_document_count():
-    assert parse_env_id("AtomMem-HotpotQA-400-v0") == ("HotpotQA", 400)
-    assert parse_env_id("AtomMem-2WikiMultihopQA-v0") == ("2WikiMultihopQA", 200)
-    assert parse_env_id(SYNTHETIC) == ("Synthetic", 200)
-    with pytest.raises(ValueError, match="AtomMem-<Benchmark>"):
-        parse_env_id("CartPole-v1")
+@pytest.mark.parametrize("env_id, options, point", [
+    ("AtomMem-HotpotQA-400-v0", "{}", ("HotpotQA", 400)),
+    ("AtomMem-2WikiMultihopQA-v0", "{}", ("2WikiMultihopQA", 200)),
+    ("AtomMem-MemAgent-MuSiQue-800-v0", {}, ("MemAgent-MuSiQue", 800)),
+    (SYNTHETIC, "{}", ("Synthetic", 40)),  # its episodes' own count, not the benchmarks' 200
+    (SYNTHETIC, '{"num_documents": 8}', ("Synthetic", 8)),
+    ("AtomMem-Synthetic-Tiny-v0", "{}", ("Synthetic-Tiny", 4)),
+])
+def test_plots_place_env_ids_by_their_episodes_document_count(env_id, options, point):
+    assert plot_point({"env_id": env_id, "env_options": options}) == point
+
+
+def test_the_plotted_count_is_the_episodes_own():
+    import gymnasium as gym
+    import numpy as np
+
+    for env_id, options in ((SYNTHETIC, {}), (SYNTHETIC, {"num_documents": 8}), ("AtomMem-Synthetic-Tiny-v0", {})):
+        episode = gym.make(env_id, **options).unwrapped.source.episode(0, np.random.default_rng(0))
+        assert plot_point({"env_id": env_id, "env_options": options})[1] == len(episode.documents)
+
+
+def test_plots_refuse_an_id_that_is_not_atommems():
+    with pytest.raises(ValueError, match="not a registered AtomMem id"):
+        plot_point({"env_id": "CartPole-v1"})
 
 
 def test_presets_expand_env_ids():

@@ -22,7 +22,7 @@ from typing import Any
 
 from agents.base import Completion
 from agents.chat import chat_prompt_ids
-from agents.models import load_causal_lm
+from agents.models import compute_precision, load_causal_lm
 from atommem_env.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -69,21 +69,25 @@ class TransformersPolicy:
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, *, name: str = "hf:in-memory", temperature: float = 1.0,
                    top_p: float = 1.0, max_new_tokens: int = 512, batch_size: int = 8,
-                   max_context: int | None = None, seed: int = 0, cache_size: int = 256) -> TransformersPolicy:
+                   max_context: int | None = None, seed: int = 0, cache_size: int = 256,
+                   bf16: bool = False) -> TransformersPolicy:
         """A policy around a model already in memory (e.g. the one a learner trains, shared, not copied).
 
-        Call :meth:`weights_changed` after each update of the shared weights.
+        ``bf16`` decodes under bfloat16 autocast on CUDA (:func:`agents.models.compute_precision`), the
+        precision of a GRPO learner with ``bf16``, so sampler and learner compute alike. Call
+        :meth:`weights_changed` after each update of the shared weights.
         """
         _check_sampling(temperature, top_p, max_new_tokens, batch_size, cache_size)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         policy = cls.__new__(cls)
         policy._configure(model, tokenizer, name, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                          batch_size=batch_size, max_context=max_context, seed=seed, cache_size=cache_size)
+                          batch_size=batch_size, max_context=max_context, seed=seed, cache_size=cache_size, bf16=bf16)
         return policy
 
     def _configure(self, model: Any, tokenizer: Any, name: str, *, temperature: float, top_p: float,
-                   max_new_tokens: int, batch_size: int, max_context: int | None, seed: int, cache_size: int) -> None:
+                   max_new_tokens: int, batch_size: int, max_context: int | None, seed: int, cache_size: int,
+                   bf16: bool = False) -> None:
         import torch
 
         self.model, self.tokenizer = model, tokenizer
@@ -99,6 +103,7 @@ class TransformersPolicy:
         self.name = name
         self.truncated_prompts = 0
         self.cache_size = cache_size
+        self.bf16 = bf16  # bfloat16 autocast on CUDA (see from_model)
         self._cache: dict[tuple[int, ...], tuple[list[int], list[float]]] = {}
 
     def act(self, observations: Sequence[dict[str, Any]]) -> list[Completion]:
@@ -159,7 +164,7 @@ class TransformersPolicy:
         """(response ids, logprobs) for each prompt, decoded together (left padding)."""
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), compute_precision(self.device, self.bf16):
             return _decode(self, prompts)
 
 

@@ -12,6 +12,7 @@ conversion drops that marker: the weights are plain float32 by then.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import logging
 import os
@@ -116,6 +117,19 @@ def load_causal_lm(model: str, device: str | None = None, dtype: str | None = No
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return lm, tokenizer
+
+
+def compute_precision(device: Any, bf16: bool) -> contextlib.AbstractContextManager:
+    """The precision forward passes run in: bfloat16 autocast over the (float32) weights on CUDA when
+    ``bf16``, else the weights' own dtype. CPU never autocasts (slow there, and float32 is the reference).
+
+    The GRPO learner and the sampler that feeds it both compute under this, so they share one precision.
+    """
+    import torch
+
+    if bf16 and torch.device(device).type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _require(module: str, purpose: str) -> None:

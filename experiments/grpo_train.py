@@ -8,8 +8,10 @@ Each step takes ``prompts_per_step`` training episodes and rolls each out ``grou
 same start (same index and seed; the samples differ), with the model being trained as the policy
 (shared in memory, not copied: the weights the learner updates are the weights the next step samples
 from). Every turn of every episode becomes one training sample carrying its episode's advantage
-(reward minus its group's mean), and one optimizer step follows. Held-out episodes (the last
-``eval_episodes`` of the source, never trained on) are played greedily every ``eval_every`` steps.
+(reward minus its group's mean), and one optimizer step follows (the loss, ``--dual-clip``,
+``--recompute-old-logprobs``, ``--precision`` and ``--dynamic-sampling``: docs/TRAINING.md). Held-out
+episodes (the last ``eval_episodes`` of the source, never trained on) are played greedily every
+``eval_every`` steps.
 
 Writes into ``--out-dir``: checkpoints (``checkpoints/step-XXXXXXXX``, with optimizer, scheduler and RNG
 states, so ``--resume`` continues exactly), ``metrics.csv`` and TensorBoard events (``train/*``,

@@ -21,7 +21,7 @@ class Batch:
         attention_mask: (B, T) long, 1 on real tokens. Right padding keeps each row's real tokens at
             positions 0..L-1, which is what HF models assume when they derive position ids.
         response_mask: (B, T) float, 1 exactly on response tokens (the loss mask).
-        old_logprobs: (B, T) float, the sampling logprob of each response token, 0 elsewhere.
+        sampler_logprobs: (B, T) float, the sampler's logprob of each response token, 0 elsewhere.
         advantages: (B, 1) float, each row's advantage (broadcasts over T).
         first_response: smallest prompt length of the batch: no row has a response token before it.
     """
@@ -29,7 +29,7 @@ class Batch:
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     response_mask: torch.Tensor
-    old_logprobs: torch.Tensor
+    sampler_logprobs: torch.Tensor
     advantages: torch.Tensor
     first_response: int
 
@@ -57,17 +57,17 @@ def collate(samples: Sequence[Sample], pad_token_id: int = 0) -> Batch:
     input_ids = torch.full(shape, pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros(shape, dtype=torch.long)
     response_mask = torch.zeros(shape, dtype=torch.float32)
-    old_logprobs = torch.zeros(shape, dtype=torch.float32)
+    sampler_logprobs = torch.zeros(shape, dtype=torch.float32)
     for row, sample in enumerate(samples):
         start, end = len(sample.prompt_ids), len(sample)
         input_ids[row, :end] = torch.tensor(sample.prompt_ids + sample.response_ids, dtype=torch.long)
         attention_mask[row, :end] = 1
         response_mask[row, start:end] = 1.0
         if sample.logprobs is not None:
-            old_logprobs[row, start:end] = torch.tensor(sample.logprobs, dtype=torch.float32)
+            sampler_logprobs[row, start:end] = torch.tensor(sample.logprobs, dtype=torch.float32)
     advantages = torch.tensor([[s.advantage] for s in samples], dtype=torch.float32)
     first_response = min(len(s.prompt_ids) for s in samples)
-    return Batch(input_ids, attention_mask, response_mask, old_logprobs, advantages, first_response)
+    return Batch(input_ids, attention_mask, response_mask, sampler_logprobs, advantages, first_response)
 
 
 def pack_micro_batches(samples: Sequence[Sample], token_budget: int) -> list[list[Sample]]:

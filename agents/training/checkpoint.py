@@ -37,7 +37,7 @@ from typing import Any, TypeGuard
 
 import torch
 
-from agents.training.learner import Learner
+from agents.training.learner import Learner, LearnerConfig
 from agents.training.model_protocols import PeftModelLike, SavesPretrained
 from agents.training.rng import capture_rng, missing_generators, restore_rng
 from atommem_env.errors import AtomMemError
@@ -202,7 +202,7 @@ def _write_manifest(folder: Path, learner: Learner, step: int, model_state: dict
         "lora": _is_peft(learner.model),
         "sharded": model_state is not None,
         "parameters": _describe(_saved_tensors(learner.model) if model_state is None else model_state),
-        "learner_config": _config_dict(learner),
+        "learner_config": _config_dict(learner.config),
         "files": {p.name: p.stat().st_size for p in sorted(folder.iterdir()) if p.is_file()},
         "versions": _versions(),
     }
@@ -354,7 +354,10 @@ def _check_files(folder: Path, manifest: Mapping[str, Any]) -> None:
 
 
 def _check_config(folder: Path, manifest: Mapping[str, Any], learner: Learner, allowed: Collection[str]) -> None:
-    saved, current = manifest["learner_config"], _config_dict(learner)
+    # A field the checkpoint lacks was added after it was saved, and the run ran with what is now its
+    # default (as GRPO's --resume reads config.json: runs.check_run_dir).
+    saved = {**_config_dict(LearnerConfig()), **manifest["learner_config"]}
+    current = _config_dict(learner.config)
     differing = [
         f"{name}: checkpoint {saved.get(name)!r}, this learner {current.get(name)!r}"
         for name in sorted(saved.keys() | current.keys())
@@ -479,6 +482,6 @@ def _describe(tensors: Mapping[str, torch.Tensor]) -> dict[str, dict[str, Any]]:
     return {name: {"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for name, t in tensors.items()}
 
 
-def _config_dict(learner: Learner) -> dict[str, Any]:
-    """The learner config as JSON would return it (tuples become lists), so saved and live compare equal."""
-    return json.loads(json.dumps(asdict(learner.config)))
+def _config_dict(config: LearnerConfig) -> dict[str, Any]:
+    """A learner config as JSON would return it (tuples become lists), so saved and live compare equal."""
+    return json.loads(json.dumps(asdict(config)))

@@ -3,8 +3,10 @@
 The recipe is the paper's (SPEC §8): advantage = episode reward minus the mean reward of its group (the
 rollouts that share one initial state), no std scaling by default; every turn of an episode is its own
 training sample and carries the episode's advantage; the policy-gradient loss is clipped asymmetrically
-(0.2 low / 0.28 high); a KL penalty to a frozen reference uses the low-variance k3 estimator; losses
-are averaged over all response tokens of the step (token-mean).
+(0.2 low / 0.28 high) and, for negative advantages, dual-clipped at c = 3; a KL penalty to a frozen
+reference uses the low-variance k3 estimator; losses are averaged over all response tokens of the step
+(token-mean). Samples whose advantage is 0 carry no signal and, without a KL term, are never forwarded
+(:func:`samples_to_forward`).
 
 Token ids and sampling log-probabilities come from the policy's completions, carried on rollout turns;
 nothing here tokenizes text.
@@ -19,10 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from agents.training.rollout import Trajectory
+from agents.training.rollout import Trajectory, episode_group
 
+# The reference's clip settings: clip_ratio_low 0.2 (verl/trainer/config/ppo_trainer.yaml:43), clip_ratio_high
+# 0.28 (script/train/run_memory_longcontext.sh: actor_rollout_ref.actor.clip_ratio_high=0.28) and the dual-clip
+# bound clip_ratio_c 3.0 (ppo_trainer.yaml:45, applied in verl/trainer/ppo/core_algos.py:423-427).
 CLIP_LOW = 0.2
 CLIP_HIGH = 0.28
+DUAL_CLIP = 3.0
 STD_EPS = 1e-6
 # verl's low_var_kl clamps both the log-ratio (so exp cannot overflow) and the estimate (so one token
 # far off the reference cannot dominate the step); the same bounds are kept here.
@@ -101,11 +107,6 @@ def group_advantages(
     return advantages
 
 
-def episode_group(trajectory: Trajectory) -> tuple[str, int, int]:
-    """The GRPO group key of an episode: rollouts with the same env id, index and seed start alike."""
-    return (trajectory.env_id, trajectory.index, trajectory.seed)
-
-
 def turn_samples(trajectories: Sequence[Trajectory], advantages: Sequence[float]) -> list[Sample]:
     """One sample per turn, each carrying its episode's advantage (SPEC §8: step-wise samples).
 
@@ -137,6 +138,27 @@ def grpo_samples(trajectories: Sequence[Trajectory], *, scale_by_std: bool = Fal
     return turn_samples(trajectories, advantages.tolist())
 
 
+def samples_to_forward(samples: Sequence[Sample], *, kl_coef: float) -> list[Sample]:
+    """The samples whose forward pass can change the step's gradient.
+
+    With no KL term a sample of advantage 0 adds exactly 0 to the loss and to the gradient (every form
+    of its policy-gradient term is ``-0 * ratio``), so it is left out; its response tokens still count
+    in the step's token-mean denominator (see :meth:`agents.training.learner.Learner.grpo_step`), so the
+    loss and gradient are those of the whole step. Flat groups (every rollout scored alike) are all
+    such samples. With a KL term every sample is kept: its KL gradient is part of the paper's objective,
+    and the reference trains on every sample of a step (its group filter, ``algorithm.filter_groups`` in
+    verl/trainer/ppo/ray_trainer.py:1128-1152, is off in its training script).
+    """
+    if kl_coef > 0:
+        return list(samples)
+    return [sample for sample in samples if sample.advantage != 0]
+
+
+def response_tokens(samples: Sequence[Sample]) -> int:
+    """Response tokens of ``samples`` (the positions the loss averages over)."""
+    return sum(len(sample.response_ids) for sample in samples)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Token-level loss terms (torch). Every tensor below has one entry per token position, any shape
 # (usually (B, T)); masks are 1 on response tokens and 0 elsewhere.
@@ -149,23 +171,35 @@ def clipped_policy_loss(
     *,
     clip_low: float = CLIP_LOW,
     clip_high: float = CLIP_HIGH,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """PPO's pessimistic clipped surrogate per token, with an asymmetric clip range (DAPO's clip-higher).
+    dual_clip: float = DUAL_CLIP,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PPO's pessimistic clipped surrogate per token, with an asymmetric clip range (DAPO's clip-higher)
+    and dual clipping of negative advantages (Ye et al. 2020, arXiv:1912.09729), as verl computes it
+    (ref verl/trainer/ppo/core_algos.py:412-427).
 
     Args:
         logprobs: current log-probabilities of the sampled tokens.
-        old_logprobs: log-probabilities under the sampling policy (no gradient flows through them).
+        old_logprobs: log-probabilities under the old policy (no gradient flows through them).
         advantages: advantage of each token (broadcastable to ``logprobs``).
         clip_low, clip_high: the ratio is clipped to ``[1 - clip_low, 1 + clip_high]``.
+        dual_clip: ``c > 1``: where the advantage is negative the loss is at most ``-A c``, so a token
+            whose ratio has run far above ``c`` cannot dominate the step; 0 turns it off.
 
     Returns:
-        ``(loss, clipped)``: ``max(-A r, -A clip(r))`` per token, and a bool tensor that is true where
-        the clipped term wins (those tokens get no gradient; their share is the clip fraction).
+        ``(loss, clipped, dual_clipped)``: ``max(-A r, -A clip(r))`` per token, capped at ``-A c`` where
+        ``A < 0``; a bool tensor that is true where the clipped term wins; and one that is true where
+        the dual-clip cap wins. Either way those tokens get no gradient; the shares are the clip fractions.
     """
     ratio = torch.exp(logprobs - old_logprobs.detach())
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
-    return torch.maximum(unclipped, clipped), clipped > unclipped
+    loss = torch.maximum(unclipped, clipped)
+    dual_clipped = torch.zeros_like(loss, dtype=torch.bool)
+    if dual_clip:
+        cap = -advantages * dual_clip  # no gradient: the advantages are data
+        dual_clipped = (advantages < 0) & (loss > cap)
+        loss = torch.where(dual_clipped, cap, loss)
+    return loss, clipped > unclipped, dual_clipped
 
 
 def k3_kl(logprobs: torch.Tensor, ref_logprobs: torch.Tensor) -> torch.Tensor:
@@ -213,21 +247,24 @@ def grpo_token_terms(
     *,
     clip_low: float = CLIP_LOW,
     clip_high: float = CLIP_HIGH,
+    dual_clip: float = DUAL_CLIP,
     kl_coef: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """Per-token GRPO loss and its parts: ``loss = pg_loss + kl_coef * kl``.
 
     Returns:
-        ``loss``, ``pg_loss``, ``clip_frac`` (1.0 where clipped) and, when ``kl_coef > 0``, ``kl``;
-        each with the shape of ``logprobs``, to be reduced with :func:`token_mean`.
+        ``loss``, ``pg_loss``, ``clip_frac`` (1.0 where clipped), ``dual_clip_frac`` (1.0 where the
+        dual-clip cap acts) and, when ``kl_coef > 0``, ``kl``; each with the shape of ``logprobs``, to be
+        reduced with :func:`token_mean`.
 
     Raises:
         ValueError: ``kl_coef > 0`` without ``ref_logprobs``.
     """
-    pg_loss, clipped = clipped_policy_loss(
-        logprobs, old_logprobs, advantages, clip_low=clip_low, clip_high=clip_high
+    pg_loss, clipped, dual_clipped = clipped_policy_loss(
+        logprobs, old_logprobs, advantages, clip_low=clip_low, clip_high=clip_high, dual_clip=dual_clip
     )
-    terms = {"loss": pg_loss, "pg_loss": pg_loss, "clip_frac": clipped.to(logprobs.dtype)}
+    terms = {"loss": pg_loss, "pg_loss": pg_loss, "clip_frac": clipped.to(logprobs.dtype),
+             "dual_clip_frac": dual_clipped.to(logprobs.dtype)}
     if kl_coef > 0:
         if ref_logprobs is None:
             raise ValueError("kl_coef > 0 needs ref_logprobs from a frozen reference model (or set kl_coef=0).")

@@ -10,6 +10,9 @@ from agents.training.cli import arg, json_object
 from agents.training.envs import training_data
 from atommem_env.errors import ConfigError
 
+PRECISIONS = ("bfloat16", "float32")
+RECOMPUTE = ("auto", "on", "off")
+
 # Options that may change when a run is resumed; any other difference is refused. allow_dev_training is
 # a permission, not a setting: a run begun on dev before the flag existed resumes by adding it.
 RESUMABLE = ("preset", "steps", "resume", "logger", "eval_every", "save_every", "keep_checkpoints", "device",
@@ -40,6 +43,17 @@ class GRPOArgs:
     kl_coef: float = arg(0.001, "k3 KL penalty to the initial model (the paper: 0.001; 0 runs no reference)")
     clip_low: float = arg(0.2, "policy-ratio floor is 1 - clip_low (the paper: 0.2)")
     clip_high: float = arg(0.28, "policy-ratio cap is 1 + clip_high (the paper: 0.28)")
+    dual_clip: float = arg(3.0, "with a negative advantage A a token's loss is at most -A * dual_clip (the "
+                                "reference: 3.0); 0 turns dual clipping off")
+    recompute_old_logprobs: str = arg("auto", "on: the ratio's old logprobs are the learner's own before the update "
+                                              "(verl's recomputation); off: the sampler's; auto: on unless the sampler "
+                                              "is the hf engine computing in float32 (CPU, or --precision float32)")
+    precision: str = arg("bfloat16", "what sampler and learner both compute in on CUDA: bfloat16 (autocast over "
+                                     "float32 weights; the reference's) or float32; CPU computes in float32")
+    dynamic_sampling: bool = arg(False, "DAPO's dynamic sampling: sample rounds of --prompts-per-step groups until "
+                                        "that many have mixed rewards, and train on those only")
+    max_sample_rounds: int = arg(4, "dynamic sampling's rounds per step at most; at the cap the step trains on the "
+                                    "mixed groups it has")
     micro_batch_tokens: int = arg(16_384, "padded tokens per forward/backward pass (gradients accumulate)")
     scale_by_std: bool = arg(False, "the paper: no std scaling of advantages")
     lora_r: int = arg(0, "> 0 trains LoRA adapters of this rank instead of all weights")
@@ -84,11 +98,41 @@ class GRPOArgs:
                 (self.eval_episodes >= 0, f"--eval-episodes {self.eval_episodes}: need 0 or more."),
                 (self.keep_checkpoints >= 1, f"--keep-checkpoints {self.keep_checkpoints}: keep at least 1."),
                 (self.lora_r >= 0, f"--lora-r {self.lora_r}: 0 trains all weights; > 0 is the adapter rank."),
+                (self.dual_clip == 0 or self.dual_clip > 1,
+                 f"--dual-clip {self.dual_clip}: the bound must be above 1 (the reference: 3.0), or 0 for none."),
+                (self.recompute_old_logprobs in RECOMPUTE,
+                 f"--recompute-old-logprobs {self.recompute_old_logprobs}: choose auto, on or off."),
+                (self.precision in PRECISIONS, f"--precision {self.precision}: choose bfloat16 or float32, one "
+                                               "precision for sampler and learner."),
+                (self.max_sample_rounds >= 1, f"--max-sample-rounds {self.max_sample_rounds}: need at least 1."),
                 (self.logger in ("tensorboard", "wandb", "none"),
                  f"--logger {self.logger}: choose tensorboard, wandb or none."),
                 (bool(self.out_dir), "--out-dir is required: the run's checkpoints and metrics go there."),
             ] if not ok
         ] + self.split_problems()
+
+    def learner_settings(self, *, engine: str, on_cuda: bool) -> dict[str, Any]:
+        """The :class:`~agents.training.learner_config.LearnerConfig` fields these flags set (all but
+        ``pad_token_id`` and ``lora``), for a learner fed by the sampler ``engine`` (``"hf"`` or ``"vllm"``)."""
+        return {
+            "lr": self.lr, "warmup_steps": self.warmup_steps, "kl_coef": self.kl_coef, "clip_low": self.clip_low,
+            "clip_high": self.clip_high, "dual_clip": self.dual_clip, "micro_batch_tokens": self.micro_batch_tokens,
+            "temperature": self.temperature, "bf16": self.precision == "bfloat16",
+            "recompute_old_logprobs": self.recomputes_old_logprobs(engine=engine, on_cuda=on_cuda),
+        }
+
+    def recomputes_old_logprobs(self, *, engine: str, on_cuda: bool) -> bool:
+        """Whether the learner's own logprobs are the old ones (``--recompute-old-logprobs``).
+
+        ``auto`` recomputes whenever the sampler's logprobs can differ from the learner's by more than
+        float32 rounding: a vLLM sampler (another engine's kernels), or bfloat16 on CUDA, where even the
+        hf sampler's cached decoding and the learner's full forward round differently at bfloat16's
+        8-bit mantissa. Only the hf sampler computing in float32 (CPU, or ``--precision float32``) gives
+        the learner's logprobs to about 1e-6, and its own are then used, as they equal the recomputed ones.
+        """
+        if self.recompute_old_logprobs != "auto":
+            return self.recompute_old_logprobs == "on"
+        return engine != "hf" or (on_cuda and self.precision == "bfloat16")
 
     def split_problems(self) -> list[str]:
         """Refuse to train a real-benchmark id on its dev split (the evaluation split) unless asked for."""

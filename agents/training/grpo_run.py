@@ -30,17 +30,18 @@ class GRPORun:
         self.args = args
         self.env = EnvSpec.from_flags(args.env_id, args.env_kwargs, args.data_dir)
         self.plan = EpisodePlan.for_run(args, self.env)
+        # float32 weights: the optimizer's master copy. Sampler and learner share the model (and so its
+        # updates) and compute in one precision, --precision's on CUDA (float32 on CPU).
         model, self.tokenizer = load_causal_lm(args.model, args.device, dtype="float32")
+        on_cuda = next(model.parameters()).device.type == "cuda"
         lora = LoraSettings(r=args.lora_r, alpha=2.0 * args.lora_r) if args.lora_r else None
         reference = copy.deepcopy(model) if args.kl_coef > 0 and lora is None else None
-        config = LearnerConfig(
-            lr=args.lr, warmup_steps=args.warmup_steps, kl_coef=args.kl_coef, clip_low=args.clip_low,
-            clip_high=args.clip_high, micro_batch_tokens=args.micro_batch_tokens, temperature=args.temperature,
-            pad_token_id=self.tokenizer.pad_token_id, lora=lora,
-        )
+        config = LearnerConfig(**args.learner_settings(engine="hf", on_cuda=on_cuda),
+                               pad_token_id=self.tokenizer.pad_token_id, lora=lora)
         self.learner = Learner(model, config, reference=reference)
+        log.info("Old logprobs: %s", "recomputed by the learner" if config.recompute_old_logprobs else "the sampler's")
         shared: dict[str, Any] = {"max_new_tokens": args.max_new_tokens, "batch_size": args.rollout_batch_size,
-                  "max_context": args.max_context, "name": f"grpo:{args.model}", "cache_size": 0}
+                  "max_context": args.max_context, "name": f"grpo:{args.model}", "cache_size": 0, "bf16": config.bf16}
         self.sampler = TransformersPolicy.from_model(
             self.learner.model, self.tokenizer, temperature=args.temperature, top_p=args.top_p, seed=args.seed,
             **shared,
@@ -78,11 +79,12 @@ class GRPORun:
 
     def step(self, step: int) -> dict[str, float]:
         """Roll out this step's groups, update once, and return the step's metrics."""
-        return grpo_step(lambda: self.collect(step), self.learn, self.args.group_size)
+        return grpo_step(lambda sample_round: self.collect(step, sample_round), self.learn, self.args)
 
-    def collect(self, step: int) -> list[Trajectory]:
-        """The step's episodes: ``group_size`` rollouts of each of its groups, group by group."""
-        pairs = self.plan.rollouts(step, self.args.group_size)
+    def collect(self, step: int, sample_round: int = 0) -> list[Trajectory]:
+        """Round ``sample_round`` of the step's episodes: ``group_size`` rollouts of each of its groups,
+        group by group."""
+        pairs = self.plan.rollouts(step, self.args.group_size, sample_round)
         self.learner.model.eval()
         return rollout(self.env.factory(), self.sampler, [seed for seed, _ in pairs], env_id=self.env.env_id,
                        indices=[index for _, index in pairs], batch_size=self.args.rollout_batch_size)

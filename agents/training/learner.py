@@ -4,7 +4,8 @@ Works with ``transformers.AutoModelForCausalLM`` models and any module with the 
 signature (``model(input_ids=..., attention_mask=...).logits``). One call of :meth:`Learner.grpo_step`
 or :meth:`Learner.sft_step` is one optimizer step: the samples are packed into micro-batches by a
 token budget, gradients are accumulated so that the step's loss is the token-mean over all response
-tokens of the step however it is split, then clipped, and AdamW steps with linear warm-up.
+tokens of the step however it is split, then clipped, and AdamW steps with linear warm-up. A GRPO step
+forwards only the samples that can change its gradient (:func:`agents.training.grpo.samples_to_forward`).
 
     learner = Learner(model, LearnerConfig(kl_coef=0.001), reference=frozen_copy)
     metrics = learner.grpo_step(grpo_samples(trajectories))
@@ -12,19 +13,25 @@ tokens of the step however it is split, then clipped, and AdamW steps with linea
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Literal, overload
 
 import torch
 import torch.nn.functional as F
 
+from agents.models import compute_precision
 from agents.training.batching import Batch, collate, pack_micro_batches, pad_micro_batches
-from agents.training.grpo import Sample, entropy_from_logits, grpo_token_terms, token_sum
+from agents.training.grpo import (
+    Sample,
+    entropy_from_logits,
+    grpo_token_terms,
+    response_tokens,
+    samples_to_forward,
+    token_sum,
+)
 from agents.training.learner_config import LearnerConfig, LoraSettings
 from agents.training.model_protocols import SwitchesAdapters, WrapsBaseModel
 from atommem_env.errors import ConfigError, DependencyError
@@ -34,6 +41,9 @@ __all__ = ["Learner", "LearnerConfig", "LoraSettings", "apply_lora", "token_logp
 log = logging.getLogger(__name__)
 
 Objective = Literal["grpo", "sft"]
+# Measured, not optimized: token-means over the tokens forwarded (a skipped sample has no entropy to
+# measure), where the loss terms average over all response tokens of the step.
+MEASURED = ("entropy", "sampler_abs_log_ratio")
 
 
 class Learner:
@@ -81,13 +91,24 @@ class Learner:
     def grpo_step(self, samples: Sequence[Sample]) -> dict[str, float]:
         """One GRPO optimizer step on turn samples (each with sampling logprobs and an advantage).
 
+        Only :func:`~agents.training.grpo.samples_to_forward` are forwarded; the loss stays the
+        token-mean over every response token of ``samples``. ``samples`` may be empty, or carry no
+        signal: the gradient is then 0 and the optimizer still steps (as on any zero gradient).
+
         Returns:
-            ``loss``, ``pg_loss``, ``clip_frac``, ``entropy`` (token-means over the step), ``kl`` when
-            ``kl_coef > 0``, and ``grad_norm`` (before clipping), ``lr`` (used by this step),
-            ``tokens_per_s`` (prompt and response tokens through forward and backward per second),
-            ``response_tokens``, ``micro_batches``.
+            ``loss``, ``pg_loss``, ``clip_frac``, ``dual_clip_frac`` (token-means over the step), ``kl``
+            when ``kl_coef > 0``; ``entropy`` and ``sampler_abs_log_ratio`` (the mean ``|log p_learner -
+            log p_sampler|`` before the update: 0 when sampler and learner compute alike), means over
+            the forwarded tokens (NaN when none was); ``grad_norm`` (before clipping), ``lr`` (used by
+            this step), ``tokens_per_s`` (prompt and response tokens through forward and backward per
+            second), ``response_tokens`` (of the step), ``forwarded_tokens``, ``skipped_samples`` (not
+            forwarded) and ``micro_batches``.
         """
-        return self._step(samples, "grpo")
+        forwarded = samples_to_forward(samples, kl_coef=self.config.kl_coef)
+        metrics = self._step(forwarded, "grpo", step_tokens=response_tokens(samples))
+        metrics.update(response_tokens=float(response_tokens(samples)),
+                       skipped_samples=float(len(samples) - len(forwarded)))
+        return metrics
 
     def sft_step(self, samples: Sequence[Sample]) -> dict[str, float]:
         """One supervised step: token-mean negative log-likelihood of the response tokens.
@@ -96,12 +117,15 @@ class Learner:
             ``loss``, ``entropy``, ``grad_norm``, ``lr``, ``tokens_per_s``, ``response_tokens``,
             ``micro_batches`` (as in :meth:`grpo_step`).
         """
-        return self._step(samples, "sft")
+        metrics = self._step(samples, "sft")
+        metrics["response_tokens"] = metrics.pop("forwarded_tokens")
+        return metrics
 
-    def _step(self, samples: Sequence[Sample], objective: Objective) -> dict[str, float]:
+    def _step(self, samples: Sequence[Sample], objective: Objective, *,
+              step_tokens: int | None = None) -> dict[str, float]:
         started = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
-        metrics = self.compute_gradients(samples, objective)
+        metrics = self.compute_gradients(samples, objective, step_tokens=step_tokens)
         metrics.update(self.apply_gradients())
         elapsed = max(time.perf_counter() - started, 1e-9)
         metrics["tokens_per_s"] = sum(len(s) for s in samples) / elapsed
@@ -114,6 +138,9 @@ class Learner:
             ``grad_norm`` (before clipping) and ``lr`` (the rate this step used).
         """
         lr = float(self.scheduler.get_last_lr()[0])
+        for p in self.trainable:
+            if p.grad is None:  # nothing was forwarded: a zero gradient, so AdamW steps as on any other
+                p.grad = torch.zeros_like(p)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
         if hasattr(grad_norm, "full_tensor"):  # sharded (FSDP) gradients: the norm is a DTensor over the ranks
             grad_norm = grad_norm.full_tensor()
@@ -122,70 +149,90 @@ class Learner:
         self.steps += 1
         return {"grad_norm": float(grad_norm), "lr": lr}
 
-    def compute_gradients(self, samples: Sequence[Sample], objective: Objective, *,
-                          step_tokens: int | None = None, passes: int | None = None) -> dict[str, float]:
-        """Add the gradient of the step's token-mean loss to ``.grad``; no optimizer step.
+    def compute_gradients(self, samples: Sequence[Sample], objective: Objective, *, step_tokens: int | None = None,
+                          forwarded_tokens: int | None = None, passes: int | None = None) -> dict[str, float]:
+        """Forward ``samples`` and add the gradient of the step's token-mean loss to ``.grad``; no optimizer step.
 
         Each micro-batch's loss is its token *sum* divided by the response tokens of the whole step,
         so the accumulated gradient is that of one token-mean over the step, whatever the split.
 
         Args:
-            step_tokens: the response tokens of the whole step when ``samples`` is one learner's
-                shard of it (data parallel): the shards' gradients and metrics then *sum* to the
-                step's token-mean. Default: the tokens of ``samples``.
+            step_tokens: the response tokens of the whole step, the loss's denominator: more than those
+                of ``samples`` when they are one learner's shard of it (data parallel: the shards'
+                gradients and metrics then *sum* to the step's), or when samples that carry no signal
+                were left out (:func:`~agents.training.grpo.samples_to_forward`). Default: the tokens
+                of ``samples``.
+            forwarded_tokens: the response tokens forwarded in the whole step (data parallel), the
+                denominator of the ``MEASURED`` means. Default: the tokens of ``samples``.
             passes: run exactly this many forward/backward passes, the ones beyond this shard's
                 micro-batches on zero-weight fillers (sharded ranks, whose passes hold collectives,
-                must all run the same number); ``samples`` may then be empty. Default: one pass per
-                micro-batch.
+                must all run the same number). Default: one pass per micro-batch.
 
         Returns:
-            The step's token-mean loss terms and ``entropy``, plus ``response_tokens`` (of these
-            samples) and ``micro_batches`` (real ones, not fillers).
+            The step's token-mean loss terms and the ``MEASURED`` means (NaN when the step forwarded
+            nothing), ``forwarded_tokens`` (of these samples) and ``micro_batches`` (real ones, not fillers).
         """
-        if samples or passes is None:
-            _check_samples(samples, objective)
-        own_tokens = sum(len(s.response_ids) for s in samples)
+        _check_samples(samples, objective)
+        own_tokens = response_tokens(samples)
         step_tokens = own_tokens if step_tokens is None else step_tokens
-        if step_tokens < own_tokens or step_tokens < 1:
-            raise ValueError(f"step_tokens={step_tokens} must be at least 1 and these samples' {own_tokens} "
-                             "response tokens.")
+        forwarded_tokens = own_tokens if forwarded_tokens is None else forwarded_tokens
+        if not own_tokens <= forwarded_tokens <= step_tokens:
+            raise ValueError(f"Need these samples' {own_tokens} response tokens <= forwarded_tokens={forwarded_tokens} "
+                             f"<= step_tokens={step_tokens}.")
         micro_batches = pack_micro_batches(samples, self.config.micro_batch_tokens)
         planned = pad_micro_batches(micro_batches, len(micro_batches) if passes is None else passes,
                                     self.config.pad_token_id)
-        sums: dict[str, float] = defaultdict(float)
+        sums = dict.fromkeys(self._term_names(objective), 0.0)
+        denominator = max(step_tokens, 1)  # 0 only when nothing is forwarded but zero-weight fillers
         for chunk, weight in planned:
             batch = collate(chunk, self.config.pad_token_id).to(self.device)
             terms = self._token_terms(batch, objective)
-            (token_sum(terms["loss"], batch.response_mask) / step_tokens * weight).backward()  # x * 1.0 is exact
+            (token_sum(terms["loss"], batch.response_mask) / denominator * weight).backward()  # x * 1.0 is exact
             for name, values in terms.items():
                 sums[name] += weight * float(token_sum(values.detach(), batch.response_mask))
-        metrics = {name: total / step_tokens for name, total in sums.items()}
-        metrics.update(response_tokens=float(own_tokens), micro_batches=float(len(micro_batches)))
+        metrics = {name: _mean(total, forwarded_tokens if name in MEASURED else denominator)
+                   for name, total in sums.items()}
+        metrics.update(forwarded_tokens=float(own_tokens), micro_batches=float(len(micro_batches)))
         return metrics
+
+    def _term_names(self, objective: Objective) -> tuple[str, ...]:
+        """The per-token terms :meth:`_token_terms` returns (every step reports each, forwarded or not)."""
+        if objective == "sft":
+            return ("loss", "entropy")
+        names = ("loss", "pg_loss", "clip_frac", "dual_clip_frac", "entropy", "sampler_abs_log_ratio")
+        return names + ("kl",) if self.config.kl_coef > 0 else names
 
     def _token_terms(self, batch: Batch, objective: Objective) -> dict[str, torch.Tensor]:
         """Per-token loss terms of one micro-batch, each (B, T); ``loss`` carries the gradient."""
-        with self._autocast():
+        with compute_precision(self.device, self.config.bf16):
             logprobs, entropy = token_logprobs(
                 self.model, batch, temperature=self.config.temperature, with_entropy=True
             )
         if objective == "sft":
             return {"loss": -logprobs, "entropy": entropy}
+        # verl recomputes the old logprobs with the actor before updating it (ref ray_trainer.py:1155-1163).
+        # This learner makes one optimizer step per set of samples (SPEC §8: one update per step), so the
+        # policy before the update is the one this very forward pass runs: its logprobs, detached, are what
+        # a separate pass would recompute, bit for bit and at no extra cost.
+        old = logprobs.detach() if self.config.recompute_old_logprobs else batch.sampler_logprobs
         terms = grpo_token_terms(
             logprobs,
-            batch.old_logprobs,
+            old,
             batch.advantages,
             self._reference_logprobs(batch) if self.config.kl_coef > 0 else None,
             clip_low=self.config.clip_low,
             clip_high=self.config.clip_high,
+            dual_clip=self.config.dual_clip,
             kl_coef=self.config.kl_coef,
         )
         terms["entropy"] = entropy
+        # The sampler/learner mismatch before the update, whatever the old logprobs are.
+        terms["sampler_abs_log_ratio"] = (logprobs.detach() - batch.sampler_logprobs).abs()
         return terms
 
     @torch.no_grad()
     def _reference_logprobs(self, batch: Batch) -> torch.Tensor:
-        with self._autocast():
+        with compute_precision(self.device, self.config.bf16):
             if self.reference is not None:
                 logprobs, _ = token_logprobs(self.reference, batch, temperature=self.config.temperature)
                 return logprobs
@@ -195,24 +242,23 @@ class Learner:
                 logprobs, _ = token_logprobs(self.model, batch, temperature=self.config.temperature)
                 return logprobs
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        # bf16 autocast only where it pays off; on CPU it is slow and float32 is the reference.
-        if self.config.bf16 and self.device.type == "cuda":
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
 
 def _check_samples(samples: Sequence[Sample], objective: Objective) -> None:
     if objective not in ("grpo", "sft"):
         raise ValueError(f"Unknown objective {objective!r}; use 'grpo' or 'sft'.")
-    if not samples:
-        raise ValueError("A step needs at least one sample.")
+    if objective == "sft" and not samples:
+        raise ValueError("A supervised step needs at least one sample.")
     missing = sum(1 for s in samples if s.logprobs is None)
     if objective == "grpo" and missing:
         raise ValueError(
             f"{missing} of {len(samples)} samples have no sampling logprobs; GRPO needs the logprobs the "
             "policy returned with each response (use sft_step for supervised data)."
         )
+
+
+def _mean(total: float, tokens: int) -> float:
+    """``total / tokens``; NaN for a mean over no token (nothing was measured)."""
+    return total / tokens if tokens else float("nan")
 
 
 @overload

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents.training.grpo import CLIP_HIGH, CLIP_LOW
+from agents.training.grpo import CLIP_HIGH, CLIP_LOW, DUAL_CLIP
 from atommem_env.errors import ConfigError
 
 
@@ -48,13 +48,19 @@ class LearnerConfig:
         betas: AdamW betas.
         max_grad_norm: global gradient-norm clip.
         clip_low, clip_high: policy-ratio clip range ``[1 - clip_low, 1 + clip_high]`` (paper: 0.2 / 0.28).
+        dual_clip: the loss of a token with a negative advantage is at most ``-A * dual_clip`` (the
+            reference: 3.0); 0 turns dual clipping off.
+        recompute_old_logprobs: the old logprobs of the ratio are the learner's own, from the forward
+            pass before the update (verl's recomputation), instead of the sampler's. Use it when the
+            sampler computes differently from the learner (another engine, another precision).
         kl_coef: weight of the k3 KL penalty to the reference (paper: 0.001); 0 never runs a reference.
         micro_batch_tokens: padded tokens (rows x longest row) per forward/backward pass; gradients of
             the micro-batches of one step are accumulated.
         temperature: the sampling temperature; logits are divided by it so that logprobs match the
             sampler's (paper: 1.0).
         pad_token_id: id used for right padding (masked out, so any valid id works).
-        bf16: bfloat16 autocast on CUDA (ignored on CPU, where it is slow and not needed).
+        bf16: bfloat16 autocast on CUDA (ignored on CPU, where it is slow and not needed). The sampler
+            must compute in the same precision (see ``GRPOArgs.precision``).
         lora: train low-rank adapters instead of all weights (needs peft).
     """
 
@@ -65,6 +71,8 @@ class LearnerConfig:
     max_grad_norm: float = 1.0
     clip_low: float = CLIP_LOW
     clip_high: float = CLIP_HIGH
+    dual_clip: float = DUAL_CLIP
+    recompute_old_logprobs: bool = False
     kl_coef: float = 0.001
     micro_batch_tokens: int = 16_384
     temperature: float = 1.0
@@ -90,6 +98,9 @@ class LearnerConfig:
              f"clip_low={self.clip_low} must be in (0, 1): the ratio floor is 1 - clip_low (paper: 0.2)."),
             (self.clip_high > 0,
              f"clip_high={self.clip_high} must be positive: the ratio cap is 1 + clip_high (paper: 0.28)."),
+            (self.dual_clip == 0 or self.dual_clip > 1,
+             f"dual_clip={self.dual_clip} must be above 1 (the loss of A < 0 is capped at -A * dual_clip; the "
+             "reference: 3.0), or 0 to turn dual clipping off."),
             (self.kl_coef >= 0, f"kl_coef={self.kl_coef} must be >= 0 (0 turns the KL penalty and the reference off)."),
             (self.micro_batch_tokens >= 1,
              f"micro_batch_tokens={self.micro_batch_tokens} must be at least 1 (e.g. 16384)."),

@@ -66,6 +66,25 @@ class Trajectory:
         return cls(**kwargs)
 
 
+def episode_group(trajectory: Trajectory) -> tuple[str, int, int]:
+    """The GRPO group key of an episode: rollouts with the same env id, index and seed start alike."""
+    return (trajectory.env_id, trajectory.index, trajectory.seed)
+
+
+def episode_groups(trajectories: Sequence[Trajectory]) -> list[list[Trajectory]]:
+    """The trajectories split into their GRPO groups (by :func:`episode_group`), in order of first appearance."""
+    members: dict[tuple[str, int, int], list[Trajectory]] = {}
+    for trajectory in trajectories:
+        members.setdefault(episode_group(trajectory), []).append(trajectory)
+    return list(members.values())
+
+
+def is_flat(group: Sequence[Trajectory]) -> bool:
+    """Whether every rollout of a group scored alike: its advantages are all exactly 0, no learning signal."""
+    rewards = [t.reward for t in group]
+    return max(rewards) == min(rewards)
+
+
 _RESULT_KEYS = ("answers", "golds", "skipped", "em", "f1", "substring_em", "reward")
 
 

@@ -5,17 +5,19 @@
 A run implements the small :class:`Run` protocol; :func:`train` drives any of them the same way: restore
 (with ``--resume``), then per step ``step``, every ``eval_every`` steps ``evaluate``, every
 ``save_every`` steps ``save``, and at the end ``export`` and ``close``. The step logic both runs share
-is a set of plain functions here: which episodes a step plays (:class:`EpisodePlan`), how a step is
-timed and summarized (:func:`grpo_step`), and the ``rollout/*`` and ``eval/*`` metrics.
+is a set of plain functions here: which episodes a step plays (:class:`EpisodePlan`), which of its groups
+it trains on (:func:`sample_groups`, with DAPO's dynamic sampling), how a step is timed and summarized
+(:func:`grpo_step`), and the ``rollout/*`` and ``eval/*`` metrics.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import MISSING, asdict, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Protocol
 
@@ -24,7 +26,7 @@ from agents.training.errors import RunError
 from agents.training.grpo_config import GRPOArgs
 from agents.training.metrics import summarize
 from agents.training.progress import ProgressFactory, no_progress
-from agents.training.rollout import Trajectory
+from agents.training.rollout import Trajectory, episode_groups, is_flat
 from atommem_env.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -155,16 +157,32 @@ class EpisodePlan:
         """The plan of a GRPO run on ``env``: ``--eval-episodes`` held out, ``--prompts-per-step`` groups a step."""
         return cls(env.episode_count(), args.eval_episodes, args.prompts_per_step, args.seed)
 
-    def groups(self, step: int) -> tuple[list[int], list[int]]:
-        """(episode index, seed) of each group of ``step``."""
+    def groups(self, step: int, sample_round: int = 0) -> tuple[list[int], list[int]]:
+        """(episode index, seed) of each group of ``step``'s round ``sample_round``.
+
+        Round 0 is the step's share of the cycle. Later rounds (dynamic sampling) draw episodes at
+        random from the training ones, by an RNG of (run seed, step): a resumed step draws the same,
+        no step's round 0 is displaced, and no (index, seed) pair, the group key, repeats within a step.
+        """
         first = step * self.per_step
         indices = [(first + j) % self.train_size for j in range(self.per_step)]
         seeds = [self.seed * 1_000_003 + first + j for j in range(self.per_step)]
+        if sample_round == 0:
+            return indices, seeds
+        rng = random.Random(self.seed * 1_000_003 + step)
+        used = set(zip(indices, seeds, strict=True))
+        for _ in range(sample_round):
+            indices = _draw(rng, self.train_size, self.per_step)
+            seeds = [rng.randrange(2**31) for _ in indices]
+            while len(used | set(zip(indices, seeds, strict=True))) < len(used) + self.per_step:
+                seeds = [rng.randrange(2**31) for _ in indices]  # a repeated group key: as likely as 1 in 1e9
+            used.update(zip(indices, seeds, strict=True))
         return indices, seeds
 
-    def rollouts(self, step: int, group_size: int) -> list[tuple[int, int]]:
-        """(seed, index) of every rollout of ``step``: each group's episode ``group_size`` times, group by group."""
-        indices, seeds = self.groups(step)
+    def rollouts(self, step: int, group_size: int, sample_round: int = 0) -> list[tuple[int, int]]:
+        """(seed, index) of every rollout of ``step``'s round ``sample_round``: each group's episode
+        ``group_size`` times, group by group."""
+        indices, seeds = self.groups(step, sample_round)
         return [(seed, index) for seed, index in zip(seeds, indices, strict=True) for _ in range(group_size)]
 
     def held_out(self) -> list[int]:
@@ -176,24 +194,72 @@ class EpisodePlan:
         return self.seed + index
 
 
-def grpo_step(collect: Callable[[], list[Trajectory]], learn: Callable[[list[Trajectory]], dict[str, float]],
-              group_size: int) -> dict[str, float]:
-    """One step: collect the episodes, learn from them; ``train/*``, ``rollout/*`` and ``time/*`` metrics."""
+def _draw(rng: random.Random, population: int, count: int) -> list[int]:
+    """``count`` indices below ``population``, distinct while there are enough."""
+    if count <= population:
+        return rng.sample(range(population), count)
+    return [rng.randrange(population) for _ in range(count)]
+
+
+@dataclass(frozen=True)
+class SampledGroups:
+    """A step's rollouts: every trajectory sampled, the ones trained on, and the rounds it took."""
+
+    sampled: list[Trajectory]
+    trained: list[Trajectory]
+    rounds: int
+
+
+def sample_groups(collect: Callable[[int], list[Trajectory]], wanted: int, *, dynamic: bool,
+                  max_rounds: int) -> SampledGroups:
+    """The step's groups: ``collect(0)``, trained on whole; or, with ``dynamic``, DAPO's dynamic sampling.
+
+    Dynamic sampling (Yu et al. 2025, arXiv:2503.14476, §3.2) collects rounds ``collect(0)``,
+    ``collect(1)``... until ``wanted`` groups have mixed rewards, and trains on the first ``wanted`` of
+    those; flat groups (every rollout scored alike) are dropped whole, with their KL term too. At
+    ``max_rounds`` it stops and trains on the mixed groups it has (fewer than ``wanted``, perhaps none:
+    then the update has a zero gradient), with a warning; ``rollout/trained_groups`` shows it.
+    """
+    if not dynamic:
+        first = collect(0)
+        return SampledGroups(first, first, 1)
+    sampled: list[Trajectory] = []
+    mixed: list[list[Trajectory]] = []
+    rounds = 0
+    while len(mixed) < wanted and rounds < max_rounds:
+        batch = collect(rounds)
+        rounds += 1
+        sampled += batch
+        mixed += [group for group in episode_groups(batch) if not is_flat(group)]
+    if len(mixed) < wanted:
+        log.warning("Dynamic sampling found %d of %d groups with mixed rewards in %d rounds (--max-sample-rounds); "
+                    "the step trains on those.", len(mixed), wanted, rounds)
+    return SampledGroups(sampled, [t for group in mixed[:wanted] for t in group], rounds)
+
+
+def grpo_step(collect: Callable[[int], list[Trajectory]], learn: Callable[[list[Trajectory]], dict[str, float]],
+              args: GRPOArgs) -> dict[str, float]:
+    """One step: collect the episodes (``collect(sample_round)``; see :func:`sample_groups`), learn from
+    them; ``train/*``, ``rollout/*`` and ``time/*`` metrics."""
     started = time.perf_counter()
-    trajectories = collect()
+    groups = sample_groups(collect, args.prompts_per_step, dynamic=args.dynamic_sampling,
+                           max_rounds=args.max_sample_rounds)
     rollout_s = time.perf_counter() - started
-    metrics = {f"train/{k}": v for k, v in learn(trajectories).items()}
-    metrics.update(rollout_metrics(trajectories, group_size))
+    metrics = {f"train/{k}": v for k, v in learn(groups.trained).items()}
+    metrics.update(rollout_metrics(groups.sampled))
+    metrics.update({"rollout/sample_rounds": float(groups.rounds),
+                    "rollout/trained_groups": float(len(episode_groups(groups.trained)))})
     metrics.update({"time/rollout_s": rollout_s, "time/update_s": time.perf_counter() - started - rollout_s})
     return metrics
 
 
-def rollout_metrics(trajectories: Sequence[Trajectory], group_size: int) -> dict[str, float]:
-    """``rollout/*``: the usual summary (EM, reward, per-turn op rates...) plus GRPO-specific figures."""
+def rollout_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
+    """``rollout/*``: the usual summary (EM, reward, per-turn op rates...) plus GRPO-specific figures, over
+    every trajectory sampled (with dynamic sampling, the flat groups left out of training too)."""
     metrics = {f"rollout/{k}": float(v) for k, v in summarize(trajectories).items()}
-    rewards = [t.reward for t in trajectories]
-    groups = [rewards[i:i + group_size] for i in range(0, len(rewards), group_size)]
-    metrics["rollout/flat_groups"] = sum(max(g) == min(g) for g in groups) / len(groups)  # no learning signal
+    groups = episode_groups(trajectories)
+    metrics["rollout/groups_sampled"] = float(len(groups))
+    metrics["rollout/flat_groups"] = sum(map(is_flat, groups)) / len(groups)  # their share: no learning signal
     lengths = [len(turn.response_ids or ()) for t in trajectories for turn in t.turns]
     metrics["rollout/response_tokens"] = sum(lengths) / max(1, len(lengths))
     return metrics

@@ -53,15 +53,25 @@ def test_a_short_run_trains_evaluates_checkpoints_and_saves_a_loadable_model(tin
 
     before = TransformersPolicy(tiny_path, device="cpu").model.state_dict()
     metrics = grpo_train.main(argv(tiny_path, tmp_path, "--steps", "2"))
-    for key in ("train/loss", "train/grad_norm", "rollout/reward", "rollout/create_per_turn", "rollout/read_per_turn",
-                "rollout/update_per_turn", "rollout/delete_per_turn", "rollout/flat_groups", "eval/em",
-                "time/rollout_s"):
+    for key in ("train/loss", "train/grad_norm", "train/dual_clip_frac", "train/sampler_abs_log_ratio",
+                "train/skipped_samples", "rollout/reward", "rollout/create_per_turn", "rollout/read_per_turn",
+                "rollout/update_per_turn", "rollout/delete_per_turn", "rollout/flat_groups", "rollout/groups_sampled",
+                "rollout/sample_rounds", "rollout/trained_groups", "eval/em", "time/rollout_s"):
         assert key in metrics
     rows = read_metrics(tmp_path)
     assert [row["step"] for row in rows] == ["1", "2"]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-00000001", "step-00000002"]
     after = TransformersPolicy(str(tmp_path / "final"), device="cpu").model.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the update reached the saved weights
+
+
+def test_dynamic_sampling_runs_end_to_end_and_logs_its_rounds(tiny_path, tmp_path):
+    flags = ("--steps", "1", "--dynamic-sampling", "--max-sample-rounds", "2")
+    metrics = grpo_train.main(argv(tiny_path, tmp_path, *flags))
+    rounds, trained = metrics["rollout/sample_rounds"], metrics["rollout/trained_groups"]
+    assert rounds in (1, 2) and metrics["rollout/groups_sampled"] == 2 * rounds  # 2 groups a round
+    assert trained == 2 if rounds == 1 else trained <= 2  # a second round only when the first had too few mixed
+    assert metrics["rollout/episodes"] == 4 * rounds
 
 
 def test_the_sampler_shares_the_learners_weights(tiny_path, tmp_path):
@@ -72,6 +82,21 @@ def test_the_sampler_shares_the_learners_weights(tiny_path, tmp_path):
     snapshot = weight.detach().clone()
     run.step(0)
     assert not torch.equal(snapshot, weight.detach())
+
+
+@pytest.mark.parametrize("precision, bf16", [("bfloat16", True), ("float32", False)])
+def test_sampler_and_learner_compute_in_one_precision(tiny_path, tmp_path, precision, bf16):
+    from agents.training.ray.config import RayArgs
+    from agents.training.ray.engines import make_engine
+    from agents.training.ray.run import worker_config
+
+    flags = argv(tiny_path, tmp_path, "--precision", precision)
+    run = GRPORun(parse_dataclass(GRPOArgs, flags))
+    assert run.sampler.bf16 is run.greedy.bf16 is run.learner.config.bf16 is bf16  # autocast on CUDA, as one
+    assert run.learner.config.recompute_old_logprobs is False  # on the CPU the hf sampler's logprobs are float32's
+    ray_args = parse_dataclass(RayArgs, [flag for flag in flags if flag not in ("--device", "cpu")])
+    engine = make_engine(worker_config(ray_args, run.env).engine)  # the hf engine of a rollout worker
+    assert engine.sampler.bf16 is engine.greedy.bf16 is bf16
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tiny_path, tmp_path):

@@ -1,5 +1,6 @@
 """Checkpoints of the learner: round trip, exact resume, pruning, atomic saves and loud failures."""
 
+import dataclasses
 import json
 import random
 import shutil
@@ -217,6 +218,16 @@ def test_another_learner_config_names_the_fields_that_differ(saved):
         load_checkpoint(saved, Learner(tiny_model(), other))
     allowed = LearnerConfig(lr=1e-2, warmup_steps=3, kl_coef=0.0, micro_batch_tokens=64)
     assert load_checkpoint(saved, Learner(tiny_model(), allowed), allow_config_changes=["micro_batch_tokens"])[0] == 1
+
+
+def test_a_config_field_added_after_the_save_counts_at_its_default(saved):
+    manifest = saved / "manifest.json"
+    old = json.loads(manifest.read_text())
+    del old["learner_config"]["dual_clip"]  # a checkpoint written before dual clipping existed
+    manifest.write_text(json.dumps(old))
+    assert load_checkpoint(saved, Learner(tiny_model(), CONFIG))[0] == 1  # the default: the same config
+    with pytest.raises(CheckpointError, match="dual_clip: checkpoint 3.0, this learner 0.0"):
+        load_checkpoint(saved, Learner(tiny_model(), dataclasses.replace(CONFIG, dual_clip=0.0)))
 
 
 def test_generators_are_restored_and_a_missing_one_is_reported(tmp_path):

@@ -5,6 +5,7 @@ Sharded ranks themselves run in tests/test_learner_group.py (two gloo ranks on R
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -59,8 +60,11 @@ def test_a_rank_without_samples_still_runs_its_passes_with_zero_gradients():
     metrics = learner.compute_gradients([], "grpo", step_tokens=12, passes=2)
     assert len(calls) == 2 and metrics["micro_batches"] == 0 and metrics["loss"] == 0.0
     assert all(not g.any() for g in grads(learner.model).values()) and grads(learner.model)
+    nothing = learner.compute_gradients([], "grpo")  # no plan of passes: a step that forwards nothing runs none
+    assert len(calls) == 2 and nothing["loss"] == 0.0 and nothing["micro_batches"] == 0
+    assert math.isnan(nothing["entropy"])  # measured over no token: not a number, not a made-up 0
     with pytest.raises(ValueError, match="at least one sample"):
-        learner.compute_gradients([], "grpo")  # without a plan of passes an empty shard is a mistake
+        learner.compute_gradients([], "sft")  # a supervised step without data is a mistake
 
 
 @pytest.mark.parametrize("strategy, ranks, lora_r, message", [

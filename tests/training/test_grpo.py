@@ -15,15 +15,16 @@ from agents.training.grpo import (  # noqa: E402
     Sample,
     clipped_policy_loss,
     entropy_from_logits,
-    episode_group,
     group_advantages,
     grpo_samples,
     grpo_token_terms,
     k3_kl,
+    response_tokens,
+    samples_to_forward,
     token_mean,
     turn_samples,
 )
-from agents.training.rollout import Trajectory, Turn  # noqa: E402
+from agents.training.rollout import Trajectory, Turn, episode_group, episode_groups, is_flat  # noqa: E402
 
 # --- advantages ------------------------------------------------------------------------------------
 
@@ -78,6 +79,22 @@ def test_every_turn_becomes_a_sample_with_its_episodes_advantage():
     assert episode_group(good) == episode_group(bad) != episode_group(other_group)
 
 
+def test_groups_are_split_by_their_key_in_order_and_flat_ones_are_found():
+    a_good, a_bad = _trajectory(0, 1.0, []), _trajectory(0, 0.0, [])
+    b_first, b_second = _trajectory(1, 0.5, []), _trajectory(1, 0.5, [])
+    groups = episode_groups([a_good, b_first, a_bad, b_second])  # interleaved, as a worker pool may return them
+    assert groups == [[a_good, a_bad], [b_first, b_second]]
+    assert [is_flat(g) for g in groups] == [False, True]
+
+
+def test_zero_advantage_samples_are_not_forwarded_without_a_kl_term_and_all_are_with_one():
+    mixed, flat = Sample((1,), (2, 3), (-1.0, -1.0), 0.5), Sample((1,), (4,), (-1.0,), 0.0)
+    level = Sample((5,), (6,), (-1.0,), -0.0)  # -0.0 is 0 too
+    assert samples_to_forward([mixed, flat, level], kl_coef=0.0) == [mixed]
+    assert samples_to_forward([mixed, flat, level], kl_coef=0.001) == [mixed, flat, level]  # the KL term moves them
+    assert response_tokens([mixed, flat, level]) == 4
+
+
 def test_turns_without_token_ids_are_refused_with_the_fix():
     scripted = _trajectory(0, 1.0, [_turn(None, None, None)])
     with pytest.raises(ValueError, match="LLM policy"):
@@ -99,7 +116,7 @@ def test_masks_cover_response_tokens_only_and_padding_is_on_the_right():
     assert batch.input_ids.tolist() == [[1, 2, 3, 4, 5], [6, 7, 0, 0, 0]]
     assert batch.attention_mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]
     assert batch.response_mask.tolist() == [[0, 0, 0, 1, 1], [0, 1, 0, 0, 0]]
-    np.testing.assert_allclose(batch.old_logprobs.numpy(), [[0, 0, 0, -0.4, -0.5], [0, -0.7, 0, 0, 0]])
+    np.testing.assert_allclose(batch.sampler_logprobs.numpy(), [[0, 0, 0, -0.4, -0.5], [0, -0.7, 0, 0, 0]])
     assert batch.advantages.tolist() == [[1.0], [-2.0]]
     assert batch.first_response == 1 and batch.num_tokens == 7
 
@@ -130,12 +147,34 @@ def test_micro_batches_fit_the_budget_and_keep_every_sample_once():
 )
 def test_clipping_is_asymmetric_and_pessimistic(advantage, ratio, loss, clipped):
     logprobs = torch.tensor([math.log(ratio)], requires_grad=True)
-    values, flags = clipped_policy_loss(logprobs, torch.zeros(1), torch.tensor([advantage]))
+    values, flags, dual = clipped_policy_loss(logprobs, torch.zeros(1), torch.tensor([advantage]))
     assert values.item() == pytest.approx(loss, abs=1e-6)
-    assert bool(flags.item()) is clipped
+    assert bool(flags.item()) is clipped and not dual.any()
     values.sum().backward()
     expected_grad = 0.0 if clipped else -advantage * ratio  # d(-A r)/d logp = -A r
     assert logprobs.grad.item() == pytest.approx(expected_grad, abs=1e-6)
+
+
+def test_dual_clip_caps_the_loss_of_negative_advantages_at_c_times_minus_a():
+    """A hand-computed (2, 5) example: both signs of advantage, ratios below, inside and above the clip
+    range and above c = 3 (verl's compute_policy_loss gives the same numbers)."""
+    ratios = torch.tensor([[0.5, 1.1, 1.5, 2.0, 4.0], [0.5, 1.1, 1.5, 2.0, 4.0]])
+    advantages = torch.tensor([[1.0], [-2.0]])
+    logprobs = torch.log(ratios).requires_grad_(True)
+    values, clipped, dual = clipped_policy_loss(logprobs, torch.zeros(2, 5), advantages, dual_clip=3.0)
+    # A = +1: max(-r, -clip(r, 0.8, 1.28)); no cap.      A = -2: max(2r, 2 clip(r)), then at most 2 * 3 = 6.
+    expected = [[-0.5, -1.1, -1.28, -1.28, -1.28], [1.6, 2.2, 3.0, 4.0, 6.0]]
+    torch.testing.assert_close(values, torch.tensor(expected))
+    assert clipped.tolist() == [[False, False, True, True, True], [True, False, False, False, False]]
+    assert dual.tolist() == [[False] * 5, [False, False, False, False, True]]  # r = 4 > c: 8 capped to 6
+    values.sum().backward()
+    # d(-A r)/d log r = -A r where the unclipped term is the loss; 0 where a clip or the cap is.
+    torch.testing.assert_close(logprobs.grad, torch.tensor([[-0.5, -1.1, 0.0, 0.0, 0.0], [0.0, 2.2, 3.0, 4.0, 0.0]]))
+    uncapped, _, none = clipped_policy_loss(torch.log(ratios), torch.zeros(2, 5), advantages, dual_clip=0.0)
+    assert uncapped[1, 4].item() == pytest.approx(8.0) and not none.any()  # 0 turns the cap off
+    terms = grpo_token_terms(torch.log(ratios), torch.zeros(2, 5), advantages)  # the default: the reference's 3
+    assert terms["dual_clip_frac"].tolist() == dual.float().tolist()
+    assert terms["loss"][1, 4].item() == pytest.approx(6.0)
 
 
 def test_k3_kl_values_and_zero_at_equality():
@@ -234,12 +273,16 @@ def test_loss_at_ratio_one_is_minus_the_token_mean_advantage(rows):
 
 
 @given(token_rows, st.floats(-3, 3))
-def test_clipped_loss_is_never_below_the_unclipped_surrogate(rows, shift):
+def test_clipped_loss_is_never_below_the_unclipped_surrogate_and_dual_clip_only_caps_it(rows, shift):
     logprobs, advantages, mask = _padded(rows)
     old = logprobs + shift
-    values, _ = clipped_policy_loss(logprobs, old, advantages)
+    pessimistic, _, _ = clipped_policy_loss(logprobs, old, advantages, dual_clip=0.0)
     unclipped = -advantages * torch.exp(logprobs - old)
-    assert bool(((values - unclipped) * mask >= -1e-9).all())
+    assert bool(((pessimistic - unclipped) * mask >= -1e-9).all())
+    capped, _, dual = clipped_policy_loss(logprobs, old, advantages, dual_clip=3.0)
+    expected = torch.where(advantages < 0, torch.minimum(pessimistic, -3.0 * advantages), pessimistic)
+    torch.testing.assert_close(capped, expected)
+    assert not bool((dual & (advantages >= 0)).any())
 
 
 @given(st.lists(st.tuples(st.floats(-8, 0), st.floats(-8, 0)), min_size=1, max_size=20))

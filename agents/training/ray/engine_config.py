@@ -21,6 +21,8 @@ class EngineConfig:
         tensor_parallel_size: GPUs of one vLLM engine.
         gpu_memory_utilization: vLLM's share of each GPU (lower it when colocated with learners).
         sleep_mode: the engine can release its GPU memory between rollouts (colocated placement).
+        precision: what the engine computes in on CUDA, the learners' precision (``GRPOArgs.precision``):
+            ``"bfloat16"`` or ``"float32"``. On CPU both compute in float32.
     """
 
     kind: str = "hf"
@@ -35,4 +37,5 @@ class EngineConfig:
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.85
     sleep_mode: bool = False
+    precision: str = "bfloat16"
 

@@ -36,8 +36,9 @@ def make_engine(config: EngineConfig) -> Any:
 class HFEngine:
     """A transformers model behind a sampling and a greedy :class:`~agents.hf_policy.TransformersPolicy`.
 
-    The model is float32, like the learner's, so the sampling logprobs and the learner's recomputed
-    ones come from the same arithmetic (their ratio starts at 1).
+    The weights are float32, like the learner's, and the engine computes in the learner's precision
+    (``config.precision``: bfloat16 autocast on CUDA, as the learner's), so the sampling logprobs and
+    the learner's come from the same arithmetic up to rounding.
     """
 
     def __init__(self, config: EngineConfig) -> None:
@@ -47,7 +48,8 @@ class HFEngine:
         self.device = config.device
         self.model, self.tokenizer = load_causal_lm(config.model, config.device, dtype="float32")
         shared: dict[str, Any] = {"max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size,
-                  "max_context": config.max_context, "name": f"rollout:{config.model}", "cache_size": 0}
+                  "max_context": config.max_context, "name": f"rollout:{config.model}", "cache_size": 0,
+                  "bf16": config.precision == "bfloat16"}
         self.sampler = TransformersPolicy.from_model(
             self.model, self.tokenizer, temperature=config.temperature, top_p=config.top_p, seed=config.seed, **shared
         )

@@ -45,7 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BUCKET_ELEMENTS = 1 << 25  # gradient elements per all-reduce (128 MiB of float32), like DDP's buckets
-LOSS_TERMS = ("loss", "pg_loss", "clip_frac", "entropy", "kl")
+# Metrics that each rank reports as its share of the step's (they add up over the ranks).
+SUMMED = ("loss", "pg_loss", "clip_frac", "dual_clip_frac", "entropy", "sampler_abs_log_ratio", "kl",
+          "forwarded_tokens", "micro_batches")
 
 
 @dataclass(frozen=True)
@@ -124,22 +126,23 @@ class LearnerWorker:
             self._build()
         return self.rank
 
-    def step(self, samples: Sequence[Sample], step_tokens: int, passes: int | None = None) -> dict[str, float]:
-        """This rank's part of one optimizer step; ``step_tokens`` counts the whole step's response tokens.
+    def step(self, samples: Sequence[Sample], step_tokens: int, forwarded_tokens: int,
+             passes: int | None = None) -> dict[str, float]:
+        """This rank's part of one optimizer step: it forwards ``samples``.
 
         Args:
+            step_tokens: the whole step's response tokens (the loss's denominator).
+            forwarded_tokens: the response tokens all ranks forward.
             passes: forward/backward passes every rank runs (sharded ranks; see
                 :func:`agents.training.batching.micro_batch_passes`); ``None``: this rank's micro-batches.
 
         Returns:
-            This rank's sums of the token-mean loss terms (they add up over ranks), ``response_tokens``
-            and ``micro_batches`` (likewise), and ``grad_norm`` and ``lr`` (equal on every rank).
+            This rank's shares of the ``SUMMED`` metrics, and ``grad_norm`` and ``lr`` (equal on every rank).
         """
         self.learner.optimizer.zero_grad(set_to_none=True)
         self.learner.model.train()
-        metrics = {}
-        if samples or passes:
-            metrics = self.learner.compute_gradients(samples, "grpo", step_tokens=step_tokens, passes=passes)
+        metrics = self.learner.compute_gradients(samples, "grpo", step_tokens=step_tokens,
+                                                 forwarded_tokens=forwarded_tokens, passes=passes)
         self.learner.model.eval()
         if self.world_size > 1 and not self.sharded:  # FSDP reduce-scattered them in each backward
             all_reduce_gradients(self.learner.trainable)
@@ -274,6 +277,7 @@ class LearnerGroup:
             raise ConfigError("\n".join(problems))
         self.sharded = spec.strategy == "fsdp"
         self.token_budget = spec.config.get("micro_batch_tokens", LearnerConfig.micro_batch_tokens)
+        self.kl_coef = spec.config.get("kl_coef", LearnerConfig.kl_coef)
         remote = ray.remote(LearnerWorker)
         # Ray types an actor method as "function or ActorMethod" (no .remote), so the handles are Any here.
         self.actors: list[Any] = [
@@ -285,18 +289,25 @@ class LearnerGroup:
             self._call(*[a.join.remote(plan.backend, host, port) for a in self.actors])
 
     def update(self, samples: Sequence[Sample]) -> dict[str, float]:
-        """One optimizer step on ``samples`` across the ranks; the step's token-mean metrics."""
-        from agents.training.batching import micro_batch_passes
+        """One optimizer step on ``samples`` across the ranks; the step's metrics, as
+        :meth:`~agents.training.learner.Learner.grpo_step` gives them for one learner.
 
-        shards = [list(samples[r::len(self.actors)]) for r in range(len(self.actors))]
-        tokens = sum(len(s.response_ids) for s in samples)
+        Only the samples that can change the gradient are dealt out
+        (:func:`~agents.training.grpo.samples_to_forward`), so no rank spends passes on the others.
+        """
+        from agents.training.batching import micro_batch_passes
+        from agents.training.grpo import response_tokens, samples_to_forward
+
+        forwarded = samples_to_forward(samples, kl_coef=self.kl_coef)
+        shards = [forwarded[r::len(self.actors)] for r in range(len(self.actors))]
         passes = micro_batch_passes(shards, self.token_budget) if self.sharded else None
-        steps = [a.step.remote(shard, tokens, passes) for a, shard in zip(self.actors, shards, strict=True)]
+        steps = [a.step.remote(shard, response_tokens(samples), response_tokens(forwarded), passes)
+                 for a, shard in zip(self.actors, shards, strict=True)]
         results = self._call(*steps)
         metrics = {k: v for k, v in results[0].items() if k in ("grad_norm", "lr")}
-        for key in LOSS_TERMS + ("response_tokens", "micro_batches"):
-            if key in results[0] or any(key in r for r in results):
-                metrics[key] = sum(r.get(key, 0.0) for r in results)
+        metrics.update({key: sum(r[key] for r in results) for key in SUMMED if key in results[0]})
+        metrics.update(response_tokens=float(response_tokens(samples)),
+                       skipped_samples=float(len(samples) - len(forwarded)))
         return metrics
 
     def weights(self) -> Any:

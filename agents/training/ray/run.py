@@ -26,6 +26,9 @@ from atommem_env.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+# Summed over a step's rounds.
+EXTRAS = ("rollout/stale_episodes", "rollout/rerun_chunks", "rollout/worker_restarts", "rollout/hung_workers")
+
 
 def make_plan(args: RayArgs) -> PlacementPlan:
     """The placement of ``args``.
@@ -61,9 +64,20 @@ def worker_config(args: RayArgs, env: EnvSpec, *, sleep_mode: bool = False) -> W
         kind=args.engine, model=args.model, device="cuda" if args.num_gpus else "cpu", temperature=args.temperature,
         top_p=args.top_p, max_new_tokens=args.max_new_tokens, max_context=args.max_context,
         batch_size=args.rollout_batch_size, seed=args.seed, tensor_parallel_size=args.tensor_parallel_size,
-        gpu_memory_utilization=args.gpu_memory_utilization, sleep_mode=sleep_mode,
+        gpu_memory_utilization=args.gpu_memory_utilization, sleep_mode=sleep_mode, precision=args.precision,
     )
     return WorkerConfig(engine=engine, env=env)
+
+
+def learner_spec(args: RayArgs) -> Any:
+    """How each learner rank builds its learner: the GRPO flags' settings, in the engines' precision."""
+    from agents.training.ray.learner_group import LearnerSpec
+
+    return LearnerSpec(
+        model=args.model, device="cuda" if args.num_gpus else "cpu", lora_r=args.lora_r,
+        keep_checkpoints=args.keep_checkpoints, strategy=args.learner_strategy,
+        config=args.learner_settings(engine=args.engine, on_cuda=bool(args.num_gpus)),
+    )
 
 
 def dry_run(args: RayArgs) -> tuple[str, list[str]]:
@@ -122,17 +136,12 @@ class DistributedRun:
             raise
 
     def _start_actors(self) -> None:
-        from agents.training.ray.learner_group import LearnerGroup, LearnerSpec
+        from agents.training.ray.learner_group import LearnerGroup
         from agents.training.ray.weight_sync import make_sync
 
-        args, device = self.args, "cuda" if self.args.num_gpus else "cpu"
-        spec = LearnerSpec(
-            model=args.model, device=device, lora_r=args.lora_r, keep_checkpoints=args.keep_checkpoints,
-            strategy=args.learner_strategy,
-            config={"lr": args.lr, "warmup_steps": args.warmup_steps, "kl_coef": args.kl_coef,
-                    "clip_low": args.clip_low, "clip_high": args.clip_high,
-                    "micro_batch_tokens": args.micro_batch_tokens, "temperature": args.temperature},
-        )
+        args, spec = self.args, learner_spec(self.args)
+        log.info("Old logprobs: %s", "recomputed by the learners" if spec.config["recompute_old_logprobs"]
+                 else "the sampler's")
         self.learners = LearnerGroup(spec, self.placement, self.groups)
         config = worker_config(args, self.env, sleep_mode=self.placement.mode == "colocated")
         # The engines load the same initial weights as the learners from args.model: nothing to send yet.
@@ -144,9 +153,9 @@ class DistributedRun:
 
     def step(self, step: int) -> dict[str, float]:
         """Roll out the step's groups on the workers, update the learners, sync the weights; the metrics."""
-        extras: dict[str, float] = {}
+        extras: dict[str, float] = dict.fromkeys(EXTRAS, 0.0)
         outside_before = self.pool.restarts_outside_rollout
-        metrics = grpo_step(lambda: self.collect(step, extras), self.learn, self.args.group_size)
+        metrics = grpo_step(lambda sample_round: self.collect(step, extras, sample_round), self.learn, self.args)
         # Workers replaced while loading weights, sleeping or waking: counted here, not only logged.
         extras["workers/restarts_outside_rollout"] = float(self.pool.restarts_outside_rollout - outside_before)
         rollout_s, update_s = metrics["time/rollout_s"], metrics["time/update_s"]
@@ -154,20 +163,19 @@ class DistributedRun:
         metrics.update(extras)
         return metrics
 
-    def collect(self, step: int, extras: dict[str, float]) -> list[Trajectory]:
-        """The step's episodes from the workers; ``extras`` gets the step's ``rollout/*`` bookkeeping."""
+    def collect(self, step: int, extras: dict[str, float], sample_round: int = 0) -> list[Trajectory]:
+        """Round ``sample_round`` of the step's episodes from the workers; ``extras`` adds up the rounds'
+        ``rollout/*`` bookkeeping."""
         from agents.training.ray.dispatch import EpisodeSpec
 
-        pairs = self.plan.rollouts(step, self.args.group_size)
+        pairs = self.plan.rollouts(step, self.args.group_size, sample_round)
         specs = [EpisodeSpec(uid, seed, index) for uid, (seed, index) in enumerate(pairs)]
-        trajectories, stats = self.pool.run(specs, greedy=False, seed=_chunk_seed(self.args.seed, step))
-        extras.update({
-            "rollout/weights_version": float(self.version),
-            "rollout/stale_episodes": float(sum(t.version != self.version for t in trajectories)),
-            "rollout/rerun_chunks": float(stats.requeued),
-            "rollout/worker_restarts": float(stats.restarts),
-            "rollout/hung_workers": float(stats.hung),
-        })
+        trajectories, stats = self.pool.run(specs, greedy=False, seed=_chunk_seed(self.args.seed, step, sample_round))
+        extras["rollout/weights_version"] = float(self.version)  # every round plays the same weights
+        extras["rollout/stale_episodes"] += sum(t.version != self.version for t in trajectories)
+        extras["rollout/rerun_chunks"] += stats.requeued
+        extras["rollout/worker_restarts"] += stats.restarts
+        extras["rollout/hung_workers"] += stats.hung
         return trajectories
 
     def learn(self, trajectories: list[Trajectory]) -> dict[str, float]:
@@ -235,9 +243,13 @@ class DistributedRun:
             self.started_ray = False
 
 
-def _chunk_seed(seed: int, step: int) -> int:
-    """The step's base sampler seed; chunk ``k`` of the step samples with ``base + k``."""
-    return (seed * 1_000_003 + step) * 10_007
+def _chunk_seed(seed: int, step: int, sample_round: int = 0) -> int:
+    """The base sampler seed of the step's round ``sample_round``; its chunk ``k`` samples with ``base + k``.
+
+    Rounds after the first (dynamic sampling) start 1,009 seeds further each; a seed another step also
+    uses then meets other prompts there, which correlates nothing that matters.
+    """
+    return (seed * 1_000_003 + step) * 10_007 + sample_round * 1_009
 
 
 def _local_cpus(plan: PlacementPlan) -> int:

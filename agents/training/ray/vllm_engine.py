@@ -141,6 +141,10 @@ class VLLMEngine:
         self.on_cpu = _vllm_runs_on_cpu()
         if self.on_cpu:
             engine_kwargs.update(cpu_engine_kwargs(config))
+        else:
+            # The learners' precision, never vLLM's "auto" (which follows the checkpoint's dtype), as the
+            # reference does: its rollout dtype is bfloat16 "to align with FSDP" (ppo_trainer.yaml:96).
+            engine_kwargs["dtype"] = config.precision
         self.sampler = VLLMPolicy(
             config.model, temperature=config.temperature, top_p=config.top_p, max_tokens=config.max_new_tokens,
             max_model_len=config.max_context, tensor_parallel_size=config.tensor_parallel_size, seed=config.seed,

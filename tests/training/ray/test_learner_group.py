@@ -75,7 +75,8 @@ def one_learner(path, config=CONFIG):
 
 @pytest.mark.slow
 def test_two_ranks_keep_identical_weights_equal_to_one_learners_update(group_of, tiny_lm_path):
-    batch = samples()
+    flat = [Sample(s.prompt_ids, s.response_ids, s.logprobs, 0.0) for s in samples(3, seed=5)]  # never forwarded
+    batch = samples() + flat
     single = one_learner(tiny_lm_path)
     expected = single.grpo_step(batch)
     group = group_of(2)
@@ -87,8 +88,10 @@ def test_two_ranks_keep_identical_weights_equal_to_one_learners_update(group_of,
     assert moved > 1e-3  # the update is large enough for the comparison to mean something
     for name, value in rank0.items():
         torch.testing.assert_close(value, reference[name], rtol=1e-5, atol=1e-6)
-    for key in ("loss", "pg_loss", "clip_frac", "entropy", "grad_norm", "response_tokens"):
+    for key in ("loss", "pg_loss", "clip_frac", "dual_clip_frac", "entropy", "sampler_abs_log_ratio", "grad_norm",
+                "response_tokens", "forwarded_tokens", "skipped_samples"):
         assert metrics[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-7), key
+    assert metrics["skipped_samples"] == 3 and metrics["forwarded_tokens"] < metrics["response_tokens"]
 
 
 @pytest.mark.slow
@@ -163,6 +166,23 @@ def test_fsdp_ranks_update_like_replicated_ranks_and_one_learner_with_uneven_and
         results[strategy] = rank0
     assert_same_weights(results["fsdp"], results["replicate"], rtol=1e-5, atol=1e-6)
     assert expected[1]["grad_norm"] > 0  # the single-sample step moved the weights too
+
+
+@pytest.mark.slow
+def test_fsdp_ranks_skip_zero_advantage_samples_like_one_learner_even_when_a_step_has_no_signal(group_of, tiny_lm_path):
+    flat = [Sample(s.prompt_ids, s.response_ids, s.logprobs, 0.0) for s in samples(4, seed=7)]
+    steps = (samples(5, seed=2) + flat, flat)  # the second step forwards nothing on either rank
+    single = one_learner(tiny_lm_path)
+    expected = [single.grpo_step(batch) for batch in steps]
+    group = group_of(2, "fsdp")
+    metrics = [group.update(batch) for batch in steps]
+    assert_same_weights(group.parameters()[0], {k: p.detach() for k, p in single.model.named_parameters()},
+                        rtol=1e-5, atol=1e-6)
+    for got, want in zip(metrics, expected, strict=True):
+        for key in ("loss", "clip_frac", "grad_norm", "response_tokens", "forwarded_tokens", "skipped_samples",
+                    "micro_batches"):
+            assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-7), key
+    assert metrics[1]["micro_batches"] == 0 and metrics[1]["skipped_samples"] == 4 and metrics[1]["grad_norm"] == 0
 
 
 @pytest.mark.slow

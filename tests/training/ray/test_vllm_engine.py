@@ -122,9 +122,11 @@ def test_the_cpu_build_refuses_sleep_mode_before_vllm_does(fake_cpu):
         engine(sleep_mode=True)
 
 
-def test_the_gpu_build_gets_none_of_the_cpu_settings(fake):
-    kwargs = engine().llm.kwargs
-    assert not {"enforce_eager", "dtype", "kv_cache_memory_bytes"} & kwargs.keys()
+@pytest.mark.parametrize("precision", ["bfloat16", "float32"])
+def test_the_gpu_build_gets_none_of_the_cpu_settings_and_the_learners_precision(fake, precision):
+    kwargs = engine(precision=precision).llm.kwargs
+    assert not {"enforce_eager", "kv_cache_memory_bytes"} & kwargs.keys()
+    assert kwargs["dtype"] == precision  # never vLLM's "auto", which follows the checkpoint's dtype
 
 
 def test_sleep_frees_the_gpu_between_rollouts_and_weights_load_awake(fake):

@@ -10,9 +10,16 @@ import pytest
 
 from atommem_env.env import MemoryQAEnv
 from atommem_env.errors import ConfigError
-from atommem_env.memagent import MemAgentEnv
 from atommem_env.observation import Progress
-from atommem_env.protocol import ATOMMEM, REFERENCE, RULES, differing_rules, resolve_protocol, with_rules
+from atommem_env.protocol import (
+    ATOMMEM,
+    MEMAGENT_ONLY_RULES,
+    REFERENCE,
+    RULES,
+    differing_rules,
+    resolve_protocol,
+    with_rules,
+)
 
 ADD = "<add_memory>{}</add_memory>"
 QUERY = "<update_query>{}</update_query>"
@@ -61,14 +68,22 @@ def test_every_rule_switched_alone_plays_an_episode(make_env, rule) -> None:
     assert 0.0 <= reward <= 1.0 and len(info["em"]) == 3
 
 
+@pytest.mark.parametrize("rule", MEMAGENT_ONLY_RULES)
+def test_the_memagent_baselines_own_rules_change_nothing_here(make_env, rule) -> None:
+    def trace(protocol) -> list:
+        env, obs = start(make_env, protocol, index=2)
+        out = [obs["user"]]
+        for response in [A_FACT, "", "plain text \\boxed{x}", A_FACT * 2] * 4 + [ANSWER.format("Marrowfield")] * 3:
+            obs, reward, terminated, truncated, info = env.step(response)
+            out += [obs["user"], reward, terminated, truncated, info]
+        return out
+
+    assert trace(with_rules(REFERENCE, ATOMMEM, [rule])) == trace(REFERENCE)
+    assert trace(with_rules(ATOMMEM, REFERENCE, [rule])) == trace(ATOMMEM)
+
+
 def test_the_default_protocol_is_atommem(make_env) -> None:
     assert make_env().config.rules == ATOMMEM == make_env(protocol="atommem").config.rules
-
-
-def test_memagent_takes_only_data_rules(toy_source) -> None:
-    MemAgentEnv(toy_source, protocol=with_rules(ATOMMEM, REFERENCE, ["document_order"]))
-    with pytest.raises(ConfigError, match="MemAgent"):
-        MemAgentEnv(toy_source, protocol="reference")
 
 
 # ------------------------------------------------------------------------- budget, prompts

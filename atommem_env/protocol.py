@@ -102,6 +102,10 @@ class Protocol:
     # ref :505-520 and the except at :491: a modify/delete without "Memory i" raises a KeyError that
     # skips the rest of the response and the chunk advance. Ours [fix]: an error, the rest runs.
     malformed_rank_aborts: bool = False
+    # Not a rule, as both agree: a response with no known tag changes nothing but uses a turn. ref
+    # :381 builds the metrics without an 'action_rate/not_follow' key, so with no <word>…</word> pair
+    # :462 raises KeyError before :463 could advance the chunk (caught at :491); with only unknown
+    # pairs no branch of :466-488 runs. Pinned in tests/atommem_env/test_protocol_rules.py.
     # ref modify_document (:629-640): the rank names the shown *text*; the first entry with that text
     # is deleted and the new text inserted as a new entry. Ours [fix]: the rank names a stable id and
     # Update keeps it. (The reference searched the whole batch's store; our stores are per episode.)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import gymnasium as gym
 import pytest
 
-from atommem_env import prompts
+from atommem_env import prompts, protocol_rules
 from atommem_env.memagent import MemAgentEnv
-from atommem_env.protocol import ATOMMEM, MEMAGENT_RULES, REFERENCE, RULES, with_rules
+from atommem_env.protocol import ATOMMEM, ATOMMEM_RULES, MEMAGENT_RULES, REFERENCE, RULES, with_rules
 from tests.conftest import FACTS, ToySource
 
 GOLDS = [answer for _, answer, _ in FACTS]
@@ -219,3 +219,10 @@ def test_memagent_ids_take_every_protocol(protocol) -> None:
         obs, reward, terminated, truncated, info = env.step(boxed("Orin Vale") if obs["phase"] else "notes")
         done = terminated or truncated
     assert 0.0 <= reward <= 1.0 and len(info["em"]) == info["num_questions"]
+
+
+def test_each_id_names_the_rules_its_env_reads() -> None:
+    assert protocol_rules("AtomMem-MemAgent-MuSiQue-800-v0") == MEMAGENT_RULES
+    assert protocol_rules("AtomMem-MemAgent-Synthetic-v0") == MEMAGENT_RULES
+    assert protocol_rules("AtomMem-HotpotQA-200-v0") == ATOMMEM_RULES
+    assert set(ATOMMEM_RULES) | set(MEMAGENT_RULES) == set(RULES)

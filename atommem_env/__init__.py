@@ -20,7 +20,13 @@ from atommem_env.memagent import MemAgentEnv
 from atommem_env.memory import MemoryEntry, MemoryStore
 from atommem_env.observation import Phase, Progress
 from atommem_env.prompts import to_messages
-from atommem_env.registration import documents_per_episode, needs_data, register_all, registered_ids
+from atommem_env.registration import (
+    documents_per_episode,
+    needs_data,
+    protocol_rules,
+    register_all,
+    registered_ids,
+)
 from atommem_env.scoring import exact_match, f1_score, normalize_answer, substring_match
 from atommem_env.tokenization import RegexTokenizer, Tokenizer, make_tokenizer
 
@@ -37,6 +43,7 @@ __all__ = [
     "EpisodeSource", "HashingEmbedder", "MemAgentConfig", "MemAgentEnv", "MemoryEntry", "MemoryOpError",
     "MemoryQAEnv", "MemoryStore", "Op", "ParsedAction", "Phase", "Progress", "QASample", "RegexTokenizer",
     "StepInfo", "Tokenizer", "as_messages", "documents_per_episode", "exact_match", "f1_score", "make_embedder",
-    "make_tokenizer", "needs_data", "normalize_answer", "parse_action", "register_all", "registered_ids", "render_op",
+    "make_tokenizer", "needs_data", "normalize_answer", "parse_action", "protocol_rules", "register_all",
+    "registered_ids", "render_op",
     "render_ops", "substring_match",
 ]

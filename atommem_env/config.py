@@ -18,7 +18,7 @@ import numpy as np
 
 from atommem_env.ablations import NONE, Ablation, advance_rule, resolve_ablation
 from atommem_env.errors import ConfigError
-from atommem_env.protocol import ATOMMEM, DATA_RULES, Protocol, differing_rules, resolve_protocol
+from atommem_env.protocol import Protocol, resolve_protocol
 
 ADVANCE_MODES = ("on_write", "always")
 PROMPT_STYLES = ("paper", "compact")
@@ -182,7 +182,9 @@ class MemAgentConfig(ContextConfig):
 
     Attributes:
         memory_tokens: the memory budget: each reading response is cut to this many tokens and
-            becomes the whole memory (MemAgent: 1,024).
+            becomes the whole memory (MemAgent: 1,024). Under a protocol with
+            ``limit_scratchpad=False`` (the reference) only ``response_tokens`` cuts it, as only the
+            generation cap did there.
         memagent_prompt: the answering template: ``"memagent"`` (MemAgent's own, the default) or
             ``"atommem-paper"`` (the AtomMem paper's baseline, which adds "Output the answer only as an
             exact match—do not add any description."; ``evaluate.py --preset memagent`` uses it).
@@ -196,12 +198,6 @@ class MemAgentConfig(ContextConfig):
         _require_int("memory_tokens", self.memory_tokens, minimum=1)
         _require(self.memagent_prompt in MEMAGENT_PROMPTS, "memagent_prompt", self.memagent_prompt,
                  f"must be one of {MEMAGENT_PROMPTS}")
-        # Only the data rules reach the MemAgent baseline: its reference scoring needs the raw answer
-        # responses, which MemAgentEnv does not keep (yet).
-        other = [r for r in differing_rules(self.rules, ATOMMEM) if r not in DATA_RULES]
-        _require(not other, "protocol", self.rules.name,
-                 f"changes rules the MemAgent baseline does not implement ({other}); only the data rules "
-                 f"{list(DATA_RULES)} apply to it")
 
 
 def _check_flags_and_counts(config: ContextConfig) -> None:

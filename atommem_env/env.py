@@ -27,8 +27,6 @@ from atommem_env.info import ErrorRecord, OpRecord, StepInfo, as_dict
 from atommem_env.memory import MemoryStore
 from atommem_env.qa_env import ANSWERING, DONE, READING, LongContextQAEnv
 from atommem_env.reference_actions import parse_with_rules
-from atommem_env.reference_scoring import answer_of_response, matches
-from atommem_env.scoring import NO_ANSWER, best_over_golds, f1_score, substring_match
 from atommem_env.tokenization import truncate_tokens
 
 # How each op counts in the paper's operation statistics.
@@ -80,7 +78,8 @@ class MemoryQAEnv(LongContextQAEnv):
         embedder: ``"hashing"`` (offline default), or any :class:`~atommem_env.embedders.Embedder`.
         render_mode: ``None`` or ``"ansi"`` (``render()`` returns the current user message).
         **options: fields of :class:`~atommem_env.config.EnvConfig` (chunking, budgets, ablations,
-            ``protocol``: the rules of :mod:`atommem_env.protocol`).
+            ``protocol``: the rules of :mod:`atommem_env.protocol`; it reads
+            :data:`~atommem_env.protocol.ATOMMEM_RULES` and ignores the MemAgent baseline's own two).
 
     Observations are dicts: ``system`` and ``user`` are the rendered chat messages; the other keys are
     the same content as structured fields for non-LLM policies. The action is the response text.
@@ -98,7 +97,6 @@ class MemoryQAEnv(LongContextQAEnv):
         **options: Any,
     ) -> None:
         self.config = EnvConfig.from_kwargs(**options)
-        self.rules = self.config.rules
         self.ablation = self.config.ablation_rules
         super().__init__(source, tokenizer=tokenizer, render_mode=render_mode)
         self.memory = MemoryStore(
@@ -120,8 +118,6 @@ class MemoryQAEnv(LongContextQAEnv):
         self._budget = self.config.turn_budget(len(self._chunks), len(self._answers))
         self._query = prompts.DEFAULT_QUERY
         self._feedback = ""
-        self._answer_texts = [NO_ANSWER] * len(self._answers)  # what the protocol's scoring reads
-        self._extra_answers: list[tuple[str, int]] = []  # scored responses that answered no question
         self.memory.clear()
         return self._observe(), as_dict(self._info(_Turn()))
 
@@ -150,7 +146,7 @@ class MemoryQAEnv(LongContextQAEnv):
                 self._apply(op, turn)
         turn.aborted |= parsed.aborted  # the parser already dropped the ops after a malformed tag
         if self.rules.scored_answers == "responses":
-            self._collect_response_answer(text, turn, question)
+            self._collect_response_answer(text, turn.answered_questions, question)
         advanced = self._maybe_advance(turn)
         self._turn += 1
         terminated = self._phase == DONE
@@ -303,17 +299,6 @@ class MemoryQAEnv(LongContextQAEnv):
         turn.done(op)
         self._next_question(turn)
 
-    def _collect_response_answer(self, response: str, turn: _Turn, question: int) -> None:
-        """Protocol ``scored_answers="responses"``: the reference scores each response once, as the
-        answer of the last question it answered, or as an extra answer if it answered none."""
-        answer = answer_of_response(response)
-        for q in turn.answered_questions:
-            self._answer_texts[q] = NO_ANSWER
-        if turn.answered_questions:
-            self._answer_texts[turn.answered_questions[-1]] = answer or NO_ANSWER
-        elif answer is not None:
-            self._extra_answers.append((answer, min(question, len(self._answers) - 1)))
-
     def _after_write(self) -> None:
         # A write ends a run of consecutive reads (while answering too, under the reference's rules).
         if self._phase == READING or self.rules.writes_reset_reads_when_answering:
@@ -395,31 +380,6 @@ class MemoryQAEnv(LongContextQAEnv):
         if not self.config.show_scratchpad:
             return None
         return "" if self.ablation.blank_scratchpad else self.memory.scratchpad
-
-    # ---------------------------------------------------------------------------------- scoring
-    def _final_scores(self, info: StepInfo) -> float:
-        """Our scoring (the base class's), or the protocol's where a scoring rule is switched."""
-        reward = super()._final_scores(info)
-        rules = self.rules
-        if not rules.custom_scoring:
-            return reward
-        golds = self._current.answers
-
-        def allowed(q: int) -> tuple[str, ...]:
-            return tuple(golds) if rules.gold_matching == "any" else (golds[q],)
-
-        def score(text: str, q: int) -> float:
-            return matches(text, allowed(q), normalization=rules.normalization, require_box=rules.require_box)
-
-        info["em"] = [score(text, q) for q, text in enumerate(self._answer_texts)]
-        info["f1"] = [best_over_golds(f1_score, a, allowed(q)) for q, a in enumerate(self._answers)]
-        info["substring_em"] = [best_over_golds(substring_match, a, allowed(q)) for q, a in enumerate(self._answers)]
-        # Responses that answered no question but are scored all the same (a stray box, say); an extra
-        # key of the reference protocols only, so outside StepInfo's declared keys.
-        as_dict(info)["extra_answer_em"] = extra = [score(text, q) for text, q in self._extra_answers]
-        # The reference divides the sum over scored responses by the number of questions (it can pass 1).
-        info["reward"] = reward = (sum(info["em"]) + sum(extra)) / len(golds)
-        return reward
 
     # ------------------------------------------------------------------------------------ info
     def _info(self, turn: _Turn, advanced: bool = False) -> StepInfo:

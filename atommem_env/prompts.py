@@ -306,24 +306,29 @@ MEMAGENT_ANSWERING_ATOMMEM_PAPER = MEMAGENT_ANSWERING.replace(
 MEMAGENT_ANSWERING_TEMPLATES = {"atommem-paper": MEMAGENT_ANSWERING_ATOMMEM_PAPER, "memagent": MEMAGENT_ANSWERING}
 
 
-def _memagent_memory(memory: str) -> str:
-    return memory if memory.strip() else NO_MEMORY
+def _memagent_memory(memory: str, verbatim: bool) -> str:
+    return memory if verbatim or memory.strip() else NO_MEMORY
 
 
-def render_memagent_reading(questions: Sequence[str], chunk: str, memory: str) -> str:
+def render_memagent_reading(questions: Sequence[str], chunk: str, memory: str, *, verbatim: bool = False) -> str:
     """MemAgent's reading prompt: the episode's questions, one per line, the memory and the chunk.
 
     One question per line, unnumbered, is how the AtomMem reference's multi-question MemAgent
     baseline (RUCBM/AtomMem, ``recurrent/impls/memory_multiquery.py``) fills ``{prompt}``, and how
-    the AtomMem reading prompt lists them too; with one question it is MemAgent's own prompt.
+    the AtomMem reading prompt lists them too; with one question it is MemAgent's own prompt. An
+    empty memory is shown as :data:`NO_MEMORY`, unless ``verbatim`` (the memory exactly as given).
     """
-    return MEMAGENT_READING.format(prompt="\n".join(questions), memory=_memagent_memory(memory), chunk=chunk)
+    shown = _memagent_memory(memory, verbatim)
+    return MEMAGENT_READING.format(prompt="\n".join(questions), memory=shown, chunk=chunk)
 
 
-def render_memagent_answering(question: str, memory: str, variant: str = "memagent") -> str:
+def render_memagent_answering(question: str, memory: str, variant: str = "memagent", *,
+                              verbatim: bool = False) -> str:
     """MemAgent's final prompt for one question: answer it from the memory, in ``\\boxed{}``.
 
     ``variant`` picks the template (:data:`MEMAGENT_ANSWERING_TEMPLATES`): ``"memagent"`` is MemAgent's
-    own, ``"atommem-paper"`` the AtomMem paper's baseline, which adds the exact-match sentence.
+    own, ``"atommem-paper"`` the AtomMem paper's baseline, which adds the exact-match sentence. The
+    memory is shown as in :func:`render_memagent_reading`.
     """
-    return MEMAGENT_ANSWERING_TEMPLATES[variant].format(prompt=question, memory=_memagent_memory(memory))
+    shown = _memagent_memory(memory, verbatim)
+    return MEMAGENT_ANSWERING_TEMPLATES[variant].format(prompt=question, memory=shown)

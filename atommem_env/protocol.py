@@ -15,6 +15,11 @@ over a protocol's: ``max_turns`` over :attr:`Protocol.turn_budget`, and ``shuffl
 registered benchmark id over :attr:`Protocol.document_order`. The data rules (document order,
 grouping, shared paragraphs) are applied where the env builds its own source (registered ids,
 ``make_benchmark_env``); a source object passed in directly keeps its own settings.
+
+Both envs take every protocol. :class:`~atommem_env.env.MemoryQAEnv` reads :data:`ATOMMEM_RULES` (all
+but the MemAgent baseline's own two); :class:`~atommem_env.memagent.MemAgentEnv` reads
+:data:`MEMAGENT_RULES` (scoring, data, turn budget, reading-phase answers, the memory's length and its
+own two) and ignores the rest, which concern the store, the action tags and feedback it does not have.
 """
 
 from __future__ import annotations
@@ -97,6 +102,10 @@ class Protocol:
     # ref :505-520 and the except at :491: a modify/delete without "Memory i" raises a KeyError that
     # skips the rest of the response and the chunk advance. Ours [fix]: an error, the rest runs.
     malformed_rank_aborts: bool = False
+    # Not a rule, as both agree: a response with no known tag changes nothing but uses a turn. ref
+    # :381 builds the metrics without an 'action_rate/not_follow' key, so with no <word>…</word> pair
+    # :462 raises KeyError before :463 could advance the chunk (caught at :491); with only unknown
+    # pairs no branch of :466-488 runs. Pinned in tests/atommem_env/test_protocol_rules.py.
     # ref modify_document (:629-640): the rank names the shown *text*; the first entry with that text
     # is deleted and the new text inserted as a new entry. Ours [fix]: the rank names a stable id and
     # Update keeps it. (The reference searched the whole batch's store; our stores are per episode.)
@@ -104,7 +113,26 @@ class Protocol:
     # ref: entries have no length limit (S9). Ours: max_entry_tokens (1,024), refused above it.
     limit_entry_length: bool = True
     # ref: the 2,048-token scratchpad budget was declared but never enforced. Ours [fix]: enforced.
+    # MemAgentEnv: its memory is cut to memory_tokens (ours) or, like the reference's, only by the
+    # response's generation cap (response_tokens; ref@e5a9b3d memory_multiquery.py:222-225,308).
     limit_scratchpad: bool = True
+
+    # ------------------------------------------------------------------- the MemAgent baseline
+    # Rules of MemAgentEnv only (MemoryQAEnv ignores them). ref@e5a9b3d: the AtomMem reference's
+    # multi-question MemAgent baseline, recurrent/impls/memory_multiquery.py (deleted from the
+    # reference repo later). There, parse_action (:301-308) decides by the text alone: a response
+    # containing "\boxed{" answers the current question (or ends the episode on the last one), any
+    # other becomes the memory, in either phase. MemAgentEnv also reads the scoring and data rules,
+    # turn_budget (:237-240: 41 turns with max_chunks=40), answer_while_reading (a reading response
+    # with "\boxed{" answers) and limit_scratchpad; the store rules mean nothing there.
+    # ref :301-308: while answering, a response without "\boxed{" overwrites the memory and the same
+    # question is asked again (until the turn budget ends the episode). Ours: each answering response
+    # answers its question (its last box, or its plain text).
+    unboxed_answer_rewrites_memory: bool = False
+    # ref :175,207,215: the memory is shown as stored: `None` before the first chunk's response (an
+    # empty object array), a blank response as blank. Ours [fix]: MemAgent's "No previous memory"
+    # whenever the memory is empty (the reference defines that text at :162 but never uses it).
+    raw_memory_text: bool = False
 
     def __post_init__(self) -> None:
         for name, allowed in _CHOICES.items():
@@ -134,6 +162,12 @@ RULES: tuple[str, ...] = tuple(f.name for f in fields(Protocol) if f.name != "na
 SCORING_RULES = ("normalization", "require_box", "gold_matching", "scored_answers")
 DATA_RULES = ("document_order", "grouping", "shared_paragraphs")
 PARSING_RULES = ("any_word_tags", "reference_ranks", "empty_tags_act", "malformed_rank_aborts")
+MEMAGENT_ONLY_RULES = ("unboxed_answer_rewrites_memory", "raw_memory_text")
+#: The rules MemAgentEnv reads; it accepts and ignores the others (they concern the store and feedback).
+MEMAGENT_RULES = (*SCORING_RULES, *DATA_RULES, "turn_budget", "answer_while_reading", "limit_scratchpad",
+                  *MEMAGENT_ONLY_RULES)
+#: The rules MemoryQAEnv reads: all but the MemAgent baseline's own.
+ATOMMEM_RULES = tuple(r for r in RULES if r not in MEMAGENT_ONLY_RULES)
 
 ATOMMEM = Protocol()
 REFERENCE = Protocol(
@@ -145,6 +179,7 @@ REFERENCE = Protocol(
     reads_carry_into_answering=True, fourth_read_skips_question=True, several_answers_per_turn=True,
     any_word_tags=True, reference_ranks=True, empty_tags_act=True, malformed_rank_aborts=True,
     entries_by_text=True, limit_entry_length=False, limit_scratchpad=False,
+    unboxed_answer_rewrites_memory=True, raw_memory_text=True,
 )
 #: REFERENCE on the reference's own question groups (different episodes from ATOMMEM's).
 REFERENCE_GROUPING = replace(REFERENCE, name="reference-grouping", grouping="reference")

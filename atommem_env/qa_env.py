@@ -5,7 +5,8 @@ An episode is one long context and its questions. A protocol (AtomMem's
 :class:`~atommem_env.memagent.MemAgentEnv`) reads the context chunk by chunk (the *reading*
 phase), then answers the questions one per turn (the *answering* phase). This base class draws the
 episode, chunks the context, builds the observation dict both protocols expose, and scores the
-answers, so that the protocols differ only in what a response does to memory.
+answers (by the scoring rules of the env's :class:`~atommem_env.protocol.Protocol`), so that the
+protocols differ only in what a response does to memory.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from gymnasium import spaces
 from atommem_env.config import ContextConfig
 from atommem_env.datasets.base import Episode, EpisodeSource
 from atommem_env.errors import AtomMemError, ConfigError
-from atommem_env.info import EpisodeInfo, StepInfo
+from atommem_env.info import EpisodeInfo, StepInfo, as_dict
 from atommem_env.observation import Phase, Progress
-from atommem_env.scoring import NO_ANSWER, score_answer
+from atommem_env.reference_scoring import answer_of_response, matches
+from atommem_env.scoring import NO_ANSWER, best_over_golds, f1_score, score_answer, substring_match
 from atommem_env.shared_observations import ObservationSpace
 from atommem_env.spaces import UnicodeText
 from atommem_env.tokenization import chunk_text, make_tokenizer
@@ -61,7 +63,10 @@ class LongContextQAEnv(gym.Env[dict, str]):
 
     Subclasses set ``self.config`` (a :class:`~atommem_env.config.ContextConfig`) before calling
     ``__init__``, and implement :meth:`_user_message`. They keep the phase in ``self._phase``, the
-    recorded answers in ``self._answers`` and the pointers ``_chunk_index`` / ``_question_index``.
+    recorded answers in ``self._answers`` (what our scoring reads) and ``self._answer_texts`` (what a
+    protocol's scoring reads: the raw answer, or under ``scored_answers="responses"`` what
+    :meth:`_collect_response_answer` takes from each response), and the pointers ``_chunk_index`` /
+    ``_question_index``.
 
     Args:
         source: the episodes (a benchmark builder or the synthetic generator).
@@ -78,6 +83,7 @@ class LongContextQAEnv(gym.Env[dict, str]):
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ConfigError(f"render_mode={render_mode!r}; supported: None, 'ansi'.")
         self.source = source
+        self.rules = self.config.rules
         self.tokenizer = make_tokenizer(tokenizer)
         self.render_mode = render_mode
         self.action_space = UnicodeText()
@@ -119,6 +125,8 @@ class LongContextQAEnv(gym.Env[dict, str]):
         self._chunk_index = 0
         self._question_index = 0
         self._answers = [NO_ANSWER] * len(episode.questions)
+        self._answer_texts = [NO_ANSWER] * len(episode.questions)  # what the protocol's scoring reads
+        self._extra_answers: list[tuple[str, int]] = []  # scored responses that answered no question
         self._skipped = [False] * len(episode.questions)
         self._phase = READING
         self._turn = 0
@@ -187,7 +195,29 @@ class LongContextQAEnv(gym.Env[dict, str]):
             "num_questions": len(self._answers),
         }
 
+    def _collect_response_answer(self, response: str, answered: Sequence[int], question: int) -> None:
+        """Protocol ``scored_answers="responses"``: the reference scores each response once, as the
+        answer of the last question it answered, or as an extra answer if it answered none.
+
+        Args:
+            response: the response as the env read it.
+            answered: the questions it answered, in order.
+            question: the current question when the response came (for an extra answer's own gold).
+        """
+        answer = answer_of_response(response)
+        for q in answered:
+            self._answer_texts[q] = NO_ANSWER
+        if answered:
+            self._answer_texts[answered[-1]] = answer or NO_ANSWER
+        elif answer is not None:
+            self._extra_answers.append((answer, min(question, len(self._answers) - 1)))
+
     def _final_scores(self, info: StepInfo) -> float:
+        """Our scoring, or the protocol's where a scoring rule is switched; adds the results to ``info``."""
+        reward = self._own_gold_scores(info)
+        return self._protocol_scores(info) if self.rules.custom_scoring else reward
+
+    def _own_gold_scores(self, info: StepInfo) -> float:
         """Score every answer against its own question's gold; add the results to ``info``."""
         episode = self._current
         aliases = episode.aliases or ((),) * len(episode.answers)
@@ -200,4 +230,25 @@ class LongContextQAEnv(gym.Env[dict, str]):
         info["f1"] = [s.f1 for s in scores]
         info["substring_em"] = [s.substring_em for s in scores]
         info["reward"] = reward = float(np.mean(info["em"]))
+        return reward
+
+    def _protocol_scores(self, info: StepInfo) -> float:
+        """Re-score ``info`` by the protocol's scoring rules (the reference's, where they are switched)."""
+        rules = self.rules
+        golds = self._current.answers
+
+        def allowed(q: int) -> tuple[str, ...]:
+            return tuple(golds) if rules.gold_matching == "any" else (golds[q],)
+
+        def score(text: str, q: int) -> float:
+            return matches(text, allowed(q), normalization=rules.normalization, require_box=rules.require_box)
+
+        info["em"] = [score(text, q) for q, text in enumerate(self._answer_texts)]
+        info["f1"] = [best_over_golds(f1_score, a, allowed(q)) for q, a in enumerate(self._answers)]
+        info["substring_em"] = [best_over_golds(substring_match, a, allowed(q)) for q, a in enumerate(self._answers)]
+        # Responses that answered no question but are scored all the same (a stray box, say); an extra
+        # key of the reference protocols only, so outside StepInfo's declared keys.
+        as_dict(info)["extra_answer_em"] = extra = [score(text, q) for text, q in self._extra_answers]
+        # The reference divides the sum over scored responses by the number of questions (it can pass 1).
+        info["reward"] = reward = (sum(info["em"]) + sum(extra)) / len(golds)
         return reward

@@ -19,7 +19,7 @@ import gymnasium as gym
 from atommem_env.config import ContextConfig, EnvConfig, MemAgentConfig, check_option_names
 from atommem_env.env import MemoryQAEnv
 from atommem_env.memagent import MemAgentEnv
-from atommem_env.protocol import resolve_protocol
+from atommem_env.protocol import ATOMMEM_RULES, MEMAGENT_RULES, resolve_protocol
 from atommem_env.qa_env import LongContextQAEnv
 
 BENCHMARKS = {"HotpotQA": "hotpotqa", "2WikiMultihopQA": "2wikimultihopqa", "MuSiQue": "musique"}
@@ -130,3 +130,9 @@ def documents_per_episode(env_id: str, options: Mapping[str, Any] | None = None)
 def needs_data(env_id: str) -> bool:
     """Whether a registered id reads benchmark files (and so takes ``data_dir``); Synthetic ids do not."""
     return "benchmark" in gym.spec(env_id).kwargs
+
+
+def protocol_rules(env_id: str) -> tuple[str, ...]:
+    """The :class:`~atommem_env.protocol.Protocol` rules the env of a registered id reads; it ignores the rest."""
+    memagent = gym.spec(env_id).entry_point in (make_memagent_synthetic_env, make_memagent_benchmark_env)
+    return MEMAGENT_RULES if memagent else ATOMMEM_RULES

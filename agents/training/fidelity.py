@@ -49,13 +49,13 @@ from agents.training.metrics import confidence_intervals, summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory, Turn, rollout
 from agents.training.stats import DEFAULT_RESAMPLES, MIN_RESAMPLES, WEIGHTINGS, mcnemar_by_episode, paired_change
-from atommem_env import registered_ids
+from atommem_env import protocol_rules, registered_ids
 from atommem_env.errors import ConfigError, DataError
 from atommem_env.info import as_step_info
 from atommem_env.protocol import ATOMMEM, REFERENCE, RULES, SCORING_RULES, Protocol, differing_rules, with_rules
 
 DIRECTIONS = ("fix", "quirk")
-PRESET_CHOICES = ("paper", "synthetic")  # evaluation's presets of AtomMem ids (not "memagent")
+PRESET_CHOICES = ("paper", "memagent", "synthetic")  # evaluation's presets (their ids only)
 # Options that would override a protocol rule (and so hide it): the protocol sets them here.
 RULE_OPTIONS = ("protocol", "max_turns", "shuffle")
 RESULT_KEYS = ("answers", "golds", "skipped", "em", "f1", "substring_em", "reward")
@@ -73,7 +73,8 @@ class FidelityArgs:
     """Command-line arguments of ``experiments/fidelity.py`` (each field is a ``--flag``)."""
 
     env_ids: list[str] = arg(["AtomMem-HotpotQA-200-v0"], "env ids to measure")
-    preset: str | None = arg(None, "paper: the nine HotpotQA / 2Wiki / MuSiQue x 200 / 400 / 800 ids")
+    preset: str | None = arg(None, "paper (memagent): the nine HotpotQA / 2Wiki / MuSiQue x 200 / 400 / 800 "
+                                   "AtomMem (MemAgent) ids")
     policy: str = arg("heuristic", "a baseline, a diagnostic (oracle, always-yes), a model spec, or your own: "
                       "path/to/file.py:NAME or module:NAME")
     policy_kwargs: str = arg("{}", "JSON object of policy options")
@@ -102,9 +103,6 @@ class FidelityArgs:
         for env_id in self.env_ids:
             if env_id not in known:
                 raise ConfigError(f"--env-ids {env_id!r} is not a registered id; e.g. AtomMem-HotpotQA-200-v0.")
-            if env_id.startswith("AtomMem-MemAgent-"):
-                raise ConfigError(f"--env-ids {env_id}: the MemAgent ids implement only the data rules of the "
-                                  "reference protocol; measure AtomMem-* ids.")
         try:
             parse_spec(self.policy)
         except ConfigError as error:
@@ -236,6 +234,8 @@ def run_fidelity(args: FidelityArgs, progress: ProgressFactory = no_progress) ->
 
     Trajectories go to ``out_dir/trajectories/<env id>/<variant>.jsonl``, a line per episode as
     batches finish; a rerun with the same flags keeps the episodes already there and plays the rest.
+    An id gets no variant for a rule its env does not read (:func:`atommem_env.protocol_rules`: the
+    MemAgent ids ignore the rules about the store, the action tags and feedback).
 
     Raises:
         ConfigError: the policy cannot be built.
@@ -256,7 +256,8 @@ def run_fidelity(args: FidelityArgs, progress: ProgressFactory = no_progress) ->
         count = min(args.episodes, base_spec.episode_count())
         prepare_policy(policy, base_spec, count)
         played: dict[str, list[Trajectory]] = {}
-        for variant in variants:
+        read = protocol_rules(env_id)  # a rule the env ignores (MemAgent: the store's) would change nothing
+        for variant in [v for v in variants if v.rule is None or v.rule in read]:
             spec = EnvSpec(env_id, {**user_options, "protocol": variant.protocol}, args.data_dir)
             path = out / "trajectories" / env_id / f"{variant.name}.jsonl"
             record = {"policy": policy.name, "variant": variant.name, "env_options": user_options,

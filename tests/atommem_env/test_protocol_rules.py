@@ -10,9 +10,16 @@ import pytest
 
 from atommem_env.env import MemoryQAEnv
 from atommem_env.errors import ConfigError
-from atommem_env.memagent import MemAgentEnv
 from atommem_env.observation import Progress
-from atommem_env.protocol import ATOMMEM, REFERENCE, RULES, differing_rules, resolve_protocol, with_rules
+from atommem_env.protocol import (
+    ATOMMEM,
+    MEMAGENT_ONLY_RULES,
+    REFERENCE,
+    RULES,
+    differing_rules,
+    resolve_protocol,
+    with_rules,
+)
 
 ADD = "<add_memory>{}</add_memory>"
 QUERY = "<update_query>{}</update_query>"
@@ -61,14 +68,22 @@ def test_every_rule_switched_alone_plays_an_episode(make_env, rule) -> None:
     assert 0.0 <= reward <= 1.0 and len(info["em"]) == 3
 
 
+@pytest.mark.parametrize("rule", MEMAGENT_ONLY_RULES)
+def test_the_memagent_baselines_own_rules_change_nothing_here(make_env, rule) -> None:
+    def trace(protocol) -> list:
+        env, obs = start(make_env, protocol, index=2)
+        out = [obs["user"]]
+        for response in [A_FACT, "", "plain text \\boxed{x}", A_FACT * 2] * 4 + [ANSWER.format("Marrowfield")] * 3:
+            obs, reward, terminated, truncated, info = env.step(response)
+            out += [obs["user"], reward, terminated, truncated, info]
+        return out
+
+    assert trace(with_rules(REFERENCE, ATOMMEM, [rule])) == trace(REFERENCE)
+    assert trace(with_rules(ATOMMEM, REFERENCE, [rule])) == trace(ATOMMEM)
+
+
 def test_the_default_protocol_is_atommem(make_env) -> None:
     assert make_env().config.rules == ATOMMEM == make_env(protocol="atommem").config.rules
-
-
-def test_memagent_takes_only_data_rules(toy_source) -> None:
-    MemAgentEnv(toy_source, protocol=with_rules(ATOMMEM, REFERENCE, ["document_order"]))
-    with pytest.raises(ConfigError, match="MemAgent"):
-        MemAgentEnv(toy_source, protocol="reference")
 
 
 # ------------------------------------------------------------------------- budget, prompts
@@ -206,6 +221,47 @@ def test_s7_empty_tags_act_as_in_the_reference(make_env) -> None:
     env, _ = start(make_env, "atommem")
     codes = [e["code"] for e in env.step("<update_query> </update_query><add_memory></add_memory>")[4]["errors"]]
     assert codes == ["empty_content", "empty_content"]
+
+
+TAGLESS = ["just prose, no tag at all", "<think>only reasoning</think>", "<answer>Marrowfield</answer>"]
+
+
+@pytest.mark.parametrize("protocol", ["reference", "atommem"])
+@pytest.mark.parametrize("response", TAGLESS)
+def test_a_response_without_a_known_tag_changes_nothing_but_uses_a_turn(make_env, protocol, response) -> None:
+    """No recognised tag: the chunk, the question and the read counter stay; only the turn is used.
+
+    ref ``AtomMem/recurrent/impls/memory_long_short_multiquery.py`` (RUCBM/AtomMem at 7b50580):
+    ``update`` builds ``action_rate_metric`` at :381 with no ``'action_rate/not_follow'`` key, so in
+    ``parse_action`` a response without any ``<word>…</word>`` pair reaches
+    ``action_rate_metric['action_rate/not_follow'] += 1`` (:461-462), which raises ``KeyError`` before
+    ``self.context_step[idx] += 1`` (:463) can run; the ``except`` at :491-492 only prints. A response
+    whose only pairs are unknown tags passes :461, matches no branch of :466-488, and leaves
+    ``move_on`` False (:489-490). Either way ``context_step``, ``answer_idx`` and ``query_times`` are
+    untouched, while ``update`` still counts the response in ``agent_step`` (:389-392). Ours does the
+    same (with feedback), so no protocol rule is needed.
+    """
+    env, obs = start(make_env, protocol)
+    obs = env.step(QUERY.format("q"))[0]
+    before = obs["progress"].copy()
+    obs, _, _, _, info = env.step(response)
+    assert not info["advanced"] and reads(obs) == 1
+    assert (info["chunk_index"], info["question_index"]) == (before[Progress.CHUNK], before[Progress.QUESTION])
+    assert info["turn"] == before[Progress.TURN] + 1 and info["phase"] == "reading"
+    to_answering(env)
+    obs = env.step(QUERY.format("q"))[0]
+    obs, _, _, _, info = env.step(response)
+    assert info["phase"] == "answering" and info["question_index"] == 0 and reads(obs) == 1
+
+
+def test_tagless_responses_run_out_the_references_41_turns(make_env) -> None:
+    """ref memory_long_short_multiquery.py:389-392: each response counts in ``agent_step``, so tagless
+    responses alone end the episode after 41 (``max_chunks=40``), unanswered."""
+    env, _ = start(make_env, "reference")
+    for turn in range(1, 42):
+        _, reward, terminated, truncated, info = env.step("no tags at all")
+        assert info["chunk_index"] == 0 and truncated == (turn == 41) and not terminated
+    assert reward == 0.0 and info["em"] == [0.0, 0.0]
 
 
 def test_a_malformed_rank_skips_the_rest_and_the_advance(make_env) -> None:

@@ -43,3 +43,23 @@ def test_resume_of_lines_written_before_options_were_recorded_refuses_another_pr
 def test_unknown_protocol_is_refused(tmp_path) -> None:
     with pytest.raises(SystemExit):
         _run(tmp_path, "--protocol", "paper")
+
+
+def test_a_memagent_id_runs_under_the_reference_protocol(tmp_path, capsys) -> None:
+    """evaluate.py --protocol reference on a MemAgent id, end to end on the official-format fixture (one
+    episode of three questions, one of them yes/no): "yes" scores every question under the reference's
+    any-gold matching, one under ours."""
+    from tests.support.datasets import FIXTURES
+
+    em = {}
+    for protocol in ("reference", "atommem"):
+        out = tmp_path / protocol
+        evaluate.main(["--env-ids", "AtomMem-MemAgent-HotpotQA-v0", "--policy", "always-yes", "--data-dir",
+                       str(FIXTURES), "--out-dir", str(out), "--no-plots", "--env-kwargs", '{"num_documents": 10}',
+                       "--protocol", protocol])
+        assert "| AtomMem-MemAgent-HotpotQA-v0 | always-yes | 1 | 3 |" in capsys.readouterr().out
+        (line,) = [json.loads(text) for text in (out / "trajectories.jsonl").read_text().splitlines()]
+        assert line["env_options"].get("protocol", "atommem") == protocol
+        assert line["result"]["answers"] == ["yes"] * 3 and len(line["turns"]) == 4  # 1 chunk, 3 answers
+        em[protocol] = line["result"]["em"]
+    assert em == {"reference": [1.0, 1.0, 1.0], "atommem": [0.0, 1.0, 0.0]}

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from atommem_env.protocol import ATOMMEM, MEMAGENT_RULES, REFERENCE, differing_rules
 from experiments import fidelity
 from tests.support.datasets import FIXTURES
 
@@ -44,6 +45,18 @@ def test_a_small_run_writes_the_table_and_a_rerun_plays_nothing_again(tmp_path, 
     assert _lines(tmp_path)["reference.jsonl"] == 3
 
 
+def test_a_memagent_id_gets_a_variant_for_each_rule_its_env_reads(tmp_path) -> None:
+    fidelity.main(["--env-ids", "AtomMem-MemAgent-HotpotQA-v0", "--data-dir", str(FIXTURES), "--env-kwargs", SMALL,
+                   "--episodes", "2", "--resamples", "100", "--out-dir", str(tmp_path), "--policy", "always-yes"])
+    with open(tmp_path / "fidelity.csv", encoding="utf-8") as handle:
+        rows = {r["variant"]: r for r in csv.DictReader(handle)}
+    read = [r for r in differing_rules(REFERENCE, ATOMMEM) if r in MEMAGENT_RULES]
+    assert list(rows) == ["reference", "atommem", *(f"reference+{r}" for r in read)]
+    assert "reference+any_word_tags" not in rows and "reference+unboxed_answer_rewrites_memory" in rows
+    assert rows["reference+gold_matching"]["measured"] == "re-scored (reference)"
+    assert all(r["episodes"] == "2" for r in rows.values())
+
+
 def test_a_rerun_with_another_policy_in_the_same_folder_is_refused(tmp_path) -> None:
     _run(tmp_path, "--no-breakdown")
     with pytest.raises(SystemExit, match="holds episodes with policy"):
@@ -57,7 +70,6 @@ def test_a_rerun_with_another_policy_in_the_same_folder_is_refused(tmp_path) -> 
     (["--env-kwargs", '{"max_turns": 5}'], "override the protocol"),
     (["--env-kwargs", "[1]"], "JSON object"),
     (["--policy", "nonsense"], "--policy"),
-    (["--env-ids", "AtomMem-MemAgent-HotpotQA-200-v0"], "MemAgent"),
     (["--env-ids", "AtomMem-Nope-v0"], "not a registered id"),
     (["--episodes", "0"], "at least 1"),
     (["--resamples", "5"], "--resamples"),
@@ -73,5 +85,5 @@ def test_help_and_an_unknown_preset(capsys) -> None:
         fidelity.main(["--help"])
     assert "--directions" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        fidelity.main(["--preset", "memagent"])
+        fidelity.main(["--preset", "nope"])
     assert "invalid choice" in capsys.readouterr().err

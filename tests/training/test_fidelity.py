@@ -63,6 +63,17 @@ def test_rescoring_equals_playing_for_every_scoring_rule(base, policy) -> None:
         assert [t.to_json() for t in rescored] == [t.to_json() for t in played], rule
 
 
+@pytest.mark.parametrize("base", [REFERENCE, ATOMMEM], ids=["reference", "atommem"])
+def test_rescoring_equals_playing_for_every_scoring_rule_under_memagent(base) -> None:
+    source = ATOMMEM if base is REFERENCE else REFERENCE
+    recorded = _play("AtomMem-MemAgent-HotpotQA-v0", base, AlwaysYesPolicy(), **SMALL)
+    for rule in SCORING_RULES:
+        variant = with_rules(base, source, [rule])
+        rescored = replay(gym.make("AtomMem-MemAgent-HotpotQA-v0", protocol=variant, **SMALL), recorded)
+        played = _play("AtomMem-MemAgent-HotpotQA-v0", variant, AlwaysYesPolicy(), **SMALL)
+        assert [t.to_json() for t in rescored] == [t.to_json() for t in played], rule
+
+
 def test_rescoring_equals_playing_on_multi_question_episodes() -> None:
     recorded = _play("AtomMem-Synthetic-v0", REFERENCE, AlwaysYesPolicy(), n=4, **SYNTHETIC_PAPER)
     for rule in SCORING_RULES:

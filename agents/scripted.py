@@ -2,6 +2,8 @@
 
 - :class:`HeuristicMemoryPolicy`: stores the chunk's sentences that mention question entities (and
   bridge entities it keeps in its scratchpad), reads with question keywords, answers from memory.
+- :class:`ScratchpadHeuristicPolicy`: the same, keeping its facts in the scratchpad as well, so it
+  plays every ablation (either memory alone still holds what it read).
 - :class:`NoMemoryPolicy`: reads straight through without storing anything useful, then guesses.
 - :class:`RandomPolicy`: random well- and ill-formed actions (a fuzzing and sanity baseline).
 """
@@ -83,6 +85,55 @@ class HeuristicMemoryPolicy(_Scripted):
         if hop is not None and reads < 2 and hop.lower() not in obs["query"].lower():
             return [Op(UPDATE_QUERY, f"{hop} {base_query}")]
         return [Op(FINAL_ANSWER, answer_from_memories(question, obs["memories"]))]
+
+
+class ScratchpadHeuristicPolicy(HeuristicMemoryPolicy):
+    """The heuristic agent, keeping its facts in the scratchpad too (one fact a line): a baseline for ablations.
+
+    :class:`HeuristicMemoryPolicy` answers from the retrieved list only and writes its scratchpad only when
+    its bridge list changes, so with the store hidden it scores nothing, and under the clean
+    ``show_retrieval=False`` (which advances on a scratchpad write) it would re-read a chunk whenever it
+    has nothing new to note. This one writes every fact it finds to the scratchpad as well, every reading
+    turn, stores the same facts in the store, and answers from both; it queries only when a query is
+    shown. So removing either memory leaves the other holding what it read, and an ablation measures what
+    that memory adds. The scratchpad grows with the facts: past the env's scratchpad budget it is cut.
+    """
+
+    name = "heuristic-scratchpad"
+
+    def decide(self, obs: dict[str, Any]) -> list[Op]:
+        """The ops for one observation: note and store while reading, read or answer while answering."""
+        # Its notes are the scratchpad's lines, less any that hold a tag: under the MemAgent protocol the
+        # memory is the whole previous response, tags included, and a tag cannot be written back as text.
+        notes = [line.strip() for line in obs["scratchpad"].splitlines() if line.strip() and "<" not in line]
+        if obs["phase"] == Phase.READING:
+            return self._read_with_notes(obs, notes)
+        return self._answer_with_notes(obs, notes)
+
+    def _read_with_notes(self, obs: dict[str, Any], notes: list[str]) -> list[Op]:
+        names = question_entities(obs)
+        bridges = [e for note in notes for e in T.entities(note) if not T.mentions(e, names)]
+        facts = relevant_sentences(obs["chunk"], names + bridges, list(obs["memories"]) + notes,
+                                   self.max_entries_per_turn)
+        ops = [Op(UPDATE_MEMORY, "\n".join(notes + facts) or section_trace(obs["chunk"]))]
+        ops += [Op(ADD_MEMORY, fact) for fact in facts] or [Op(ADD_MEMORY, section_trace(obs["chunk"]))]
+        query = question_query(obs)
+        if obs["query"] and query and obs["query"] != query:
+            ops.insert(0, Op(UPDATE_QUERY, query))
+        return ops
+
+    def _answer_with_notes(self, obs: dict[str, Any], notes: list[str]) -> list[Op]:
+        question = obs["question"]
+        memories = list(obs["memories"]) + notes
+        if obs["query"]:  # retrieval is on (a clean hidden store shows no query)
+            base_query = question_query(obs)
+            reads = int(obs["progress"][Progress.READS])
+            if reads == 0 and obs["query"] != base_query:
+                return [Op(UPDATE_QUERY, base_query or question)]
+            hop = bridge_entity(question, memories)
+            if hop is not None and reads < 2 and hop.lower() not in obs["query"].lower():
+                return [Op(UPDATE_QUERY, f"{hop} {base_query}")]
+        return [Op(FINAL_ANSWER, answer_from_memories(question, memories))]
 
 
 # ------------------------------------------------------------------- extractive pieces (shared)

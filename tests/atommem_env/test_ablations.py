@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents.scripted import ScratchpadHeuristicPolicy
 from atommem_env import prompts
 from atommem_env.ablations import ABLATIONS, NONE, resolve_ablation
 from atommem_env.env import ANSWERING, DONE, READING, MemoryQAEnv
@@ -21,7 +22,6 @@ from atommem_env.observation import Progress
 from atommem_env.registration import make_synthetic_env
 from tests.atommem_env.test_env_properties import RESPONSE
 from tests.conftest import ToySource
-from tests.support.ablation_policy import ScratchpadHeuristicPolicy
 
 ADD = "<add_memory>note</add_memory>"
 SCRATCHPAD_HEADER = "This is your short term memory from the previous turn.\n"

@@ -96,10 +96,21 @@ class ScratchpadHeuristicPolicy(HeuristicMemoryPolicy):
     has nothing new to note. This one writes every fact it finds to the scratchpad as well, every reading
     turn, stores the same facts in the store, and answers from both; it queries only when a query is
     shown. So removing either memory leaves the other holding what it read, and an ablation measures what
-    that memory adds. The scratchpad grows with the facts: past the env's scratchpad budget it is cut.
+    that memory adds.
+
+    Args:
+        max_entries_per_turn, max_bridges: as for :class:`HeuristicMemoryPolicy`.
+        note_chars: the scratchpad it writes keeps its first notes within this many characters (about
+            1,500 tokens, inside the paper's 2,048-token scratchpad), so that the scratchpad and the same
+            facts stored again never overflow the 4,096-token response budget (a cut response loses its
+            last tag, and so the write that moves past the chunk).
     """
 
     name = "heuristic-scratchpad"
+
+    def __init__(self, max_entries_per_turn: int = 6, max_bridges: int = 12, note_chars: int = 6000) -> None:
+        super().__init__(max_entries_per_turn, max_bridges)
+        self.note_chars = note_chars
 
     def decide(self, obs: dict[str, Any]) -> list[Op]:
         """The ops for one observation: note and store while reading, read or answer while answering."""
@@ -115,7 +126,7 @@ class ScratchpadHeuristicPolicy(HeuristicMemoryPolicy):
         bridges = [e for note in notes for e in T.entities(note) if not T.mentions(e, names)]
         facts = relevant_sentences(obs["chunk"], names + bridges, list(obs["memories"]) + notes,
                                    self.max_entries_per_turn)
-        ops = [Op(UPDATE_MEMORY, "\n".join(notes + facts) or section_trace(obs["chunk"]))]
+        ops = [Op(UPDATE_MEMORY, "\n".join(first_lines(notes + facts, self.note_chars)) or section_trace(obs["chunk"]))]
         ops += [Op(ADD_MEMORY, fact) for fact in facts] or [Op(ADD_MEMORY, section_trace(obs["chunk"]))]
         query = question_query(obs)
         if obs["query"] and query and obs["query"] != query:
@@ -164,6 +175,18 @@ def relevant_sentences(chunk: str, names: list[str], shown: Sequence[str], limit
             if T.mentions(fact, names) and fact not in facts and fact not in shown:
                 facts.append(fact)
     return facts[:limit]
+
+
+def first_lines(lines: list[str], chars: int) -> list[str]:
+    """The leading ``lines`` that fit in ``chars`` characters once joined by newlines."""
+    kept: list[str] = []
+    used = -1  # n lines take n - 1 newlines
+    for line in lines:
+        used += len(line) + 1
+        if used > chars:
+            break
+        kept.append(line)
+    return kept
 
 
 def section_trace(chunk: str) -> str:

@@ -6,8 +6,10 @@ import gymnasium as gym
 
 import atommem_env  # noqa: F401  (registers the ids)
 from agents import HeuristicMemoryPolicy, ScratchpadHeuristicPolicy, make_policy
+from agents.scripted import first_lines
 from agents.training.metrics import summarize
 from agents.training.rollout import rollout
+from atommem_env.actions import UPDATE_MEMORY, parse_action
 from atommem_env.observation import Phase
 
 SYNTHETIC = "AtomMem-Synthetic-v0"
@@ -41,3 +43,19 @@ def test_heuristic_scratchpad_still_answers_when_either_memory_is_gone():
     assert _em(ScratchpadHeuristicPolicy(), show_retrieval=False) >= 0.1
     assert _em(ScratchpadHeuristicPolicy(), show_scratchpad=False) >= 0.1
     assert _em(HeuristicMemoryPolicy(), show_retrieval=False) == 0.0
+
+
+def test_heuristic_scratchpad_keeps_its_first_notes_within_its_budget():
+    """So that the scratchpad and the same facts stored again never overflow the response budget."""
+    assert first_lines(["ab", "cd", "ef"], 5) == ["ab", "cd"] and first_lines(["abcdef"], 5) == []
+    env = gym.make(SYNTHETIC)
+    obs, _ = env.reset(seed=0, options={"index": 0})
+    policy = ScratchpadHeuristicPolicy(note_chars=400)
+    first = None
+    while obs["phase"] == Phase.READING:
+        response = policy.act([obs])[0].text
+        (pad,) = [op.text for op in parse_action(response).ops if op.kind == UPDATE_MEMORY]
+        assert len(pad) <= 400 and (first is None or pad.startswith(first))  # the first notes stay
+        first = first or pad
+        obs, _, _, _, _ = env.step(response)
+    assert 300 < len(obs["scratchpad"]) <= 400

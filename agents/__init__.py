@@ -7,9 +7,9 @@ live in their own modules and are not imported here, so ``import agents`` needs 
 from agents.base import Completion, Policy
 from agents.openai_policy import ChatServiceError, OpenAIChatPolicy
 from agents.registry import BASELINES, make_policy
-from agents.scripted import HeuristicMemoryPolicy, NoMemoryPolicy, RandomPolicy
+from agents.scripted import HeuristicMemoryPolicy, NoMemoryPolicy, RandomPolicy, ScratchpadHeuristicPolicy
 
 __all__ = [
     "BASELINES", "ChatServiceError", "Completion", "HeuristicMemoryPolicy", "NoMemoryPolicy", "OpenAIChatPolicy",
-    "Policy", "RandomPolicy", "make_policy",
+    "Policy", "RandomPolicy", "ScratchpadHeuristicPolicy", "make_policy",
 ]

@@ -4,6 +4,8 @@
 spec                       policy
 =========================  ===============================================================
 ``heuristic``              :class:`~agents.scripted.HeuristicMemoryPolicy`
+``heuristic-scratchpad``   :class:`~agents.scripted.ScratchpadHeuristicPolicy` (keeps its facts in the
+                           scratchpad too: the baseline for ablations)
 ``no-memory``              :class:`~agents.scripted.NoMemoryPolicy`
 ``random``                 :class:`~agents.scripted.RandomPolicy`
 ``oracle``                 :class:`~agents.diagnostics.OraclePolicy`: a diagnostic that CHEATS (reads
@@ -41,11 +43,12 @@ from typing import Any
 from agents.base import Policy
 from agents.diagnostics import AlwaysYesPolicy, OraclePolicy
 from agents.openai_policy import OpenAIChatPolicy
-from agents.scripted import HeuristicMemoryPolicy, NoMemoryPolicy, RandomPolicy
+from agents.scripted import HeuristicMemoryPolicy, NoMemoryPolicy, RandomPolicy, ScratchpadHeuristicPolicy
 from atommem_env.errors import ConfigError
 
 BASELINES: dict[str, Callable[..., Policy]] = {
     "heuristic": HeuristicMemoryPolicy,
+    "heuristic-scratchpad": ScratchpadHeuristicPolicy,
     "no-memory": NoMemoryPolicy,
     "random": RandomPolicy,
 }

@@ -2,6 +2,8 @@
 
 - :class:`HeuristicMemoryPolicy`: stores the chunk's sentences that mention question entities (and
   bridge entities it keeps in its scratchpad), reads with question keywords, answers from memory.
+- :class:`ScratchpadHeuristicPolicy`: the same, keeping its facts in the scratchpad as well, so it
+  plays every ablation (either memory alone still holds what it read).
 - :class:`NoMemoryPolicy`: reads straight through without storing anything useful, then guesses.
 - :class:`RandomPolicy`: random well- and ill-formed actions (a fuzzing and sanity baseline).
 """
@@ -85,6 +87,66 @@ class HeuristicMemoryPolicy(_Scripted):
         return [Op(FINAL_ANSWER, answer_from_memories(question, obs["memories"]))]
 
 
+class ScratchpadHeuristicPolicy(HeuristicMemoryPolicy):
+    """The heuristic agent, keeping its facts in the scratchpad too (one fact a line): a baseline for ablations.
+
+    :class:`HeuristicMemoryPolicy` answers from the retrieved list only and writes its scratchpad only when
+    its bridge list changes, so with the store hidden it scores nothing, and under the clean
+    ``show_retrieval=False`` (which advances on a scratchpad write) it would re-read a chunk whenever it
+    has nothing new to note. This one writes every fact it finds to the scratchpad as well, every reading
+    turn, stores the same facts in the store, and answers from both; it queries only when a query is
+    shown. So removing either memory leaves the other holding what it read, and an ablation measures what
+    that memory adds.
+
+    Args:
+        max_entries_per_turn, max_bridges: as for :class:`HeuristicMemoryPolicy`.
+        note_chars: the scratchpad it writes keeps its first notes within this many characters (about
+            1,500 tokens, inside the paper's 2,048-token scratchpad), so that the scratchpad and the same
+            facts stored again never overflow the 4,096-token response budget (a cut response loses its
+            last tag, and so the write that moves past the chunk).
+    """
+
+    name = "heuristic-scratchpad"
+
+    def __init__(self, max_entries_per_turn: int = 6, max_bridges: int = 12, note_chars: int = 6000) -> None:
+        super().__init__(max_entries_per_turn, max_bridges)
+        self.note_chars = note_chars
+
+    def decide(self, obs: dict[str, Any]) -> list[Op]:
+        """The ops for one observation: note and store while reading, read or answer while answering."""
+        # Its notes are the scratchpad's lines, less any that hold a tag: under the MemAgent protocol the
+        # memory is the whole previous response, tags included, and a tag cannot be written back as text.
+        notes = [line.strip() for line in obs["scratchpad"].splitlines() if line.strip() and "<" not in line]
+        if obs["phase"] == Phase.READING:
+            return self._read_with_notes(obs, notes)
+        return self._answer_with_notes(obs, notes)
+
+    def _read_with_notes(self, obs: dict[str, Any], notes: list[str]) -> list[Op]:
+        names = question_entities(obs)
+        bridges = [e for note in notes for e in T.entities(note) if not T.mentions(e, names)]
+        facts = relevant_sentences(obs["chunk"], names + bridges, list(obs["memories"]) + notes,
+                                   self.max_entries_per_turn)
+        ops = [Op(UPDATE_MEMORY, "\n".join(first_lines(notes + facts, self.note_chars)) or section_trace(obs["chunk"]))]
+        ops += [Op(ADD_MEMORY, fact) for fact in facts] or [Op(ADD_MEMORY, section_trace(obs["chunk"]))]
+        query = question_query(obs)
+        if obs["query"] and query and obs["query"] != query:
+            ops.insert(0, Op(UPDATE_QUERY, query))
+        return ops
+
+    def _answer_with_notes(self, obs: dict[str, Any], notes: list[str]) -> list[Op]:
+        question = obs["question"]
+        memories = list(obs["memories"]) + notes
+        if obs["query"]:  # retrieval is on (a clean hidden store shows no query)
+            base_query = question_query(obs)
+            reads = int(obs["progress"][Progress.READS])
+            if reads == 0 and obs["query"] != base_query:
+                return [Op(UPDATE_QUERY, base_query or question)]
+            hop = bridge_entity(question, memories)
+            if hop is not None and reads < 2 and hop.lower() not in obs["query"].lower():
+                return [Op(UPDATE_QUERY, f"{hop} {base_query}")]
+        return [Op(FINAL_ANSWER, answer_from_memories(question, memories))]
+
+
 # ------------------------------------------------------------------- extractive pieces (shared)
 # The heuristic agent is built from these; the macro-actions of :mod:`agents.controller.macros` reuse them.
 def question_entities(obs: dict[str, Any]) -> list[str]:
@@ -113,6 +175,18 @@ def relevant_sentences(chunk: str, names: list[str], shown: Sequence[str], limit
             if T.mentions(fact, names) and fact not in facts and fact not in shown:
                 facts.append(fact)
     return facts[:limit]
+
+
+def first_lines(lines: list[str], chars: int) -> list[str]:
+    """The leading ``lines`` that fit in ``chars`` characters once joined by newlines."""
+    kept: list[str] = []
+    used = -1  # n lines take n - 1 newlines
+    for line in lines:
+        used += len(line) + 1
+        if used > chars:
+            break
+        kept.append(line)
+    return kept
 
 
 def section_trace(chunk: str) -> str:

@@ -38,6 +38,7 @@ _DOCUMENT_START = re.compile(r"(?:^|\n\n)Document \d+:\n")
 _DOCUMENT_MARK = re.compile(r"Document\s+\d+:")  # the reference alladd's split: anywhere in the chunk
 _WRITES = (A.ADD_MEMORY, A.MODIFY_MEMORY, A.DELETE_MEMORY, A.UPDATE_MEMORY)
 _UNLIMITED = 2**31 - 1  # a token budget no response reaches (the reference had none)
+_SKIPPED = "Too many queries: this question was skipped."
 
 
 @dataclass
@@ -168,7 +169,7 @@ class MemoryQAEnv(LongContextQAEnv):
             return
         refusal = self._refusal(op, turn)
         if refusal:
-            turn.fail(op, *refusal)
+            self._refused_read(op, turn, refusal)
             self._failed_write(op, turn)
             return
         try:
@@ -177,6 +178,15 @@ class MemoryQAEnv(LongContextQAEnv):
         except MemoryOpError as error:
             turn.fail(op, error.code, f"<{op.kind}>: {error}")
             self._failed_write(op, turn)
+
+    def _refused_read(self, op: A.Op, turn: _Turn, refusal: tuple[str, str]) -> None:
+        """Record a refusal. A query refused because the store is hidden still uses up a read, as a query
+        does (SPEC §4: while answering the 4th skips the question), so a policy that keeps sending queries
+        moves on instead of looping until the turn budget."""
+        code, message = refusal
+        if op.kind == A.UPDATE_QUERY and code == "disabled" and not self._use_read(turn):
+            code, message = "too_many_reads", f"{message} {_SKIPPED}"
+        turn.fail(op, code, message)
 
     def _failed_write(self, op: A.Op, turn: _Turn) -> None:
         """The reference counts a write tag whatever it did: it resets the reads, Create/Update advance."""
@@ -219,15 +229,24 @@ class MemoryQAEnv(LongContextQAEnv):
         turn.done(op, warning=warning)
 
     def _do_update_query(self, op: A.Op, turn: _Turn) -> None:
-        self._reads += 1
-        skips = self._phase == ANSWERING or self.rules.fourth_read_skips_question
-        if skips and self._reads > self.config.max_reads:
-            turn.fail(op, "too_many_reads", "Too many queries: this question was skipped.")
-            self._skipped[self._question_index] = True
-            self._next_question(turn)
+        if not self._use_read(turn):
+            turn.fail(op, "too_many_reads", _SKIPPED)
             return
         self._query = op.text or self._query  # an empty query (protocol empty_tags_act) keeps the old one
         turn.done(op)
+
+    def _use_read(self, turn: _Turn) -> bool:
+        """Count one read; False when it is one too many and skipped the question (while answering, or
+        while reading under the reference's rules). While reading under ours the count stops at the limit:
+        a query beyond it is refused before it runs."""
+        limit = self.config.max_reads
+        skips = self._phase == ANSWERING or self.rules.fourth_read_skips_question
+        self._reads = self._reads + 1 if skips else min(self._reads + 1, limit)
+        if not (skips and self._reads > limit):
+            return True
+        self._skipped[self._question_index] = True
+        self._next_question(turn)
+        return False
 
     def _do_add_memory(self, op: A.Op, turn: _Turn) -> None:
         if not op.text:  # the reference: an empty add stores nothing, yet advances and resets the reads

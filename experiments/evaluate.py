@@ -10,6 +10,7 @@
     python experiments/evaluate.py --policy smollm2 --policy-kwargs '{"temperature": 0}' --episodes 2
     python experiments/evaluate.py --policy openai:atommem-8b@http://localhost:8000/v1 --preset paper
     python experiments/evaluate.py --policy my_policy.py:AlwaysStore --episodes 20   # a policy of your own
+    python experiments/evaluate.py --env-ids AtomMem-HotpotQA-200-v0 --data-dir ../shared/data --ablation no_store
 
 ``--policy`` takes a baseline (heuristic, no-memory, random), ``smollm2`` (offline SmolLM2-135M through
 transformers), ``hf:NAME``, ``vllm:NAME``, ``openai:MODEL@URL``, or a policy of your own as
@@ -29,6 +30,13 @@ OpenAI-compatible embeddings server such as ``vllm serve Qwen/Qwen3-Embedding-0.
 retrieval with the paper's query instruction. Without them the run warns once, naming what differs.
 Every episode line of ``trajectories.jsonl`` and the ``env_options`` column of ``results.csv`` record the
 options each id was built with.
+
+``--ablation NAME`` plays every id under one of the reference's ablations (``none``, the default, or a
+name of ``atommem_env.ablations.ABLATIONS``: no_scratchpad, no_store, no_both, no_scratchpad_update,
+no_delete, k3, k12, store_everything; AtomMem-* ids only), on top of ``--protocol``. It is recorded in
+``env_options`` and in the ``ablation`` column of ``results.csv`` (as the protocol is in ``protocol``), and
+``--resume`` refuses to mix two ablations in one run. Pair an ablation with the full agent by running
+both with the same ``--env-ids``, ``--episodes`` and ``--seed``, then ``--compare`` them (below).
 
 ``--resume`` continues an interrupted run in the same ``--out-dir``: episodes already in
 ``trajectories.jsonl`` (same env id, policy and index) are kept and not run again, and the tables

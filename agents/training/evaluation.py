@@ -23,6 +23,7 @@ from agents.training.metrics import confidence_intervals, summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory, rollout
 from agents.training.stats import DEFAULT_RESAMPLES, MIN_RESAMPLES
+from atommem_env.ablations import ABLATIONS, NONE
 from atommem_env.errors import ConfigError, DataError
 from atommem_env.protocol import PROTOCOLS
 
@@ -49,8 +50,9 @@ INTERVAL_COLUMNS = (
     "em_lo", "em_hi", "f1_lo", "f1_hi", "episode_em", "episode_em_lo", "episode_em_hi",
     "episode_f1", "episode_f1_lo", "episode_f1_hi",
 )
-# env_options: JSON of the options the id was built with; protocol: the rules it was played and scored by.
-CSV_COLUMNS = (*COLUMNS, "reward", "seconds", *INTERVAL_COLUMNS, "env_options", "protocol")
+# env_options: JSON of the options the id was built with; protocol: the rules it was played and scored by;
+# ablation: the reference ablation it was played under ("none" without one).
+CSV_COLUMNS = (*COLUMNS, "reward", "seconds", *INTERVAL_COLUMNS, "env_options", "protocol", "ablation")
 # results.md: EM and F1 as "estimate [lo, hi]", per question and per episode, then the other columns.
 MARKDOWN_COLUMNS = (
     "env_id", "policy", "episodes", "questions", "em", "episode_em", "f1", "episode_f1",
@@ -77,6 +79,8 @@ class Args:
     resume: bool = arg(False, "continue the run in --out-dir instead of refusing to touch it")
     no_plots: bool = arg(False, "skip the PNGs (e.g. where matplotlib is not installed)")
     protocol: str = arg("atommem", "rules of play and scoring for every env id")
+    ablation: str | None = arg(None, "a reference ablation for every env id (one of atommem_env.ablations.ABLATIONS; "
+                               "none or unset: the full agent)")
     resamples: int = arg(DEFAULT_RESAMPLES, "bootstrap resamples (of episodes) for the 95 %% intervals; fixed seed")
     # An OpenAI-compatible embeddings server (e.g. vllm serve Qwen/Qwen3-Embedding-0.6B): AtomMem ids then
     # retrieve with it and the paper's query instruction. URL#NAME names the served model (default PAPER_EMBEDDER).
@@ -95,6 +99,8 @@ class Args:
         options.update(json_object("--env-kwargs", self.env_kwargs, '{"top_k": 3}'))
         if self.protocol != "atommem":  # the default adds nothing: a default run's options stay as they were
             options["protocol"] = self.protocol
+        if self.ablation is not None:
+            options["ablation"] = self.ablation
         return options
 
     def validate(self) -> None:
@@ -120,6 +126,7 @@ class Args:
             raise ConfigError(f"--protocol {self.protocol!r} is unknown; choose one of {sorted(PROTOCOLS)}.")
         if env_kwargs.get("protocol", self.protocol) != self.protocol:
             raise ConfigError("--env-kwargs sets a protocol other than --protocol; pass it once, with --protocol.")
+        self._validate_ablation(env_kwargs)
         json_object("--policy-kwargs", self.policy_kwargs, '{"temperature": 0}')
         if self.embedder_url is not None:
             embedder_spec(self.embedder_url)  # a bad URL stops here, before any episode runs
@@ -132,6 +139,21 @@ class Args:
             if self.resume:
                 raise ConfigError("--resume continues an earlier run: name its folder with --out-dir.")
             self.out_dir = fresh_run_dir(self.policy)
+
+    def _validate_ablation(self, env_kwargs: dict[str, Any]) -> None:
+        """Check ``--ablation`` against the names of :data:`~atommem_env.ablations.ABLATIONS` (``none``
+        becomes None) and the env ids, which must all play the AtomMem protocol."""
+        if self.ablation == NONE.name:
+            self.ablation = None
+        if self.ablation is not None and self.ablation not in ABLATIONS:
+            raise ConfigError(f"--ablation {self.ablation!r} is unknown; choose one of "
+                              f"{[NONE.name, *ABLATIONS]} ({NONE.name!r}: the full agent).")
+        if env_kwargs.get("ablation", self.ablation) != self.ablation:
+            raise ConfigError("--env-kwargs sets an ablation other than --ablation; pass it once, with --ablation.")
+        memagent = [env_id for env_id in self.env_ids if env_id.startswith("AtomMem-MemAgent-")]
+        if self.ablation is not None and memagent:
+            raise ConfigError(f"--ablation {self.ablation} ablates AtomMem's memories, which the MemAgent ids "
+                              f"{memagent} do not have; evaluate AtomMem-* ids (e.g. --preset paper).")
 
 
 def embedder_spec(url: str) -> str:
@@ -257,13 +279,14 @@ def _previous_episodes(args: Args, path: Path, policy: str) -> dict[tuple[str, s
             # One table, one setting: e.g. MemAgent's own prompt and the paper's must not be mixed.
             raise RunError(
                 f"{path} holds {key[0]} episodes run with env options {record['env_options']}, but these flags "
-                f"give {options[key[0]]}; resume with the run's own --preset / --protocol / --env-kwargs / "
-                "--embedder-url."
+                f"give {options[key[0]]}; resume with the run's own --preset / --protocol / --ablation / "
+                "--env-kwargs / --embedder-url."
             )
-        if key[1] == policy and "env_options" not in record and args.protocol != "atommem":
-            # Lines written before options were recorded were all played under the default protocol.
-            raise RunError(f"{path} holds episodes played under protocol 'atommem', not --protocol {args.protocol}; "
-                           "resume with that protocol or use another --out-dir.")
+        if key[1] == policy and "env_options" not in record and (args.protocol != "atommem" or args.ablation):
+            # Lines written before options were recorded were all played under the default protocol, unablated.
+            raise RunError(f"{path} holds episodes played under protocol 'atommem' without an ablation, not "
+                           f"--protocol {args.protocol} --ablation {args.ablation or NONE.name}; resume with those "
+                           "or use another --out-dir.")
         if key[1] == policy and record["seed"] != args.seed + key[2]:
             # Episode i is reset with seed + i; mixing seeds would make the table a blend of two runs.
             raise RunError(
@@ -342,17 +365,18 @@ def results_row(env_id: str, policy: str, trajectories: Sequence[Trajectory], op
         policy: the policy's name.
         trajectories: its episodes (e.g. from :func:`agents.training.rollout.rollout`).
         options: the env options the id was built with (recorded as ``env_options``; its ``protocol``,
-            default ``"atommem"``, fills the ``protocol`` column).
+            default ``"atommem"``, and ``ablation``, default ``"none"``, fill those columns).
         resamples: bootstrap resamples (of episodes) for the 95 % intervals.
 
     Returns:
-        ``env_id``, ``policy``, ``protocol``, ``env_options`` (JSON), the metrics of
+        ``env_id``, ``policy``, ``protocol``, ``ablation``, ``env_options`` (JSON), the metrics of
         :func:`~agents.training.metrics.summarize` and the intervals of
         :func:`~agents.training.metrics.confidence_intervals` (only ``episodes`` = 0 without trajectories).
         ``evaluate`` adds ``seconds``, the time of its own invocation.
     """
     options = dict(options or {})
     return {"env_id": env_id, "policy": policy, "protocol": str(options.get("protocol", "atommem")),
+            "ablation": str(options.get("ablation") or NONE.name),
             **summarize(trajectories), **confidence_intervals(trajectories, resamples=resamples),
             "env_options": json.dumps(options, sort_keys=True)}
 

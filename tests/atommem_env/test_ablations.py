@@ -13,15 +13,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents.scripted import ScratchpadHeuristicPolicy
 from atommem_env import prompts
 from atommem_env.ablations import ABLATIONS, NONE, resolve_ablation
-from atommem_env.env import ANSWERING, READING, MemoryQAEnv
+from atommem_env.env import ANSWERING, DONE, READING, MemoryQAEnv
 from atommem_env.errors import ConfigError
 from atommem_env.observation import Progress
 from atommem_env.registration import make_synthetic_env
 from tests.atommem_env.test_env_properties import RESPONSE
 from tests.conftest import ToySource
-from tests.support.ablation_policy import ScratchpadHeuristicPolicy
 
 ADD = "<add_memory>note</add_memory>"
 SCRATCHPAD_HEADER = "This is your short term memory from the previous turn.\n"
@@ -205,6 +205,56 @@ def test_clean_switches_without_any_write_advance_every_turn(make_env):
         _, _, _, _, info = env.step("nothing at all")
         assert info["advanced"]
     assert make_env().config.advance_rule() == make_env(show_scratchpad=False).config.advance_rule() == "store_write"
+
+
+def test_a_refused_query_uses_up_a_read_when_the_store_is_hidden(make_env):
+    """SPEC §4: while answering, the 4th query of a question skips it; a query refused because the store
+    is hidden counts the same, so it cannot loop. While reading the count stops at the limit."""
+    env = make_env(show_retrieval=False)
+    env.reset(seed=0)
+    for reads in (1, 2, 3, 3):
+        obs, _, _, _, info = env.step("<update_query>x</update_query>")
+        assert obs["progress"][Progress.READS] == reads and [e["code"] for e in info["errors"]] == ["disabled"]
+    obs, _, _, _, info = env.step("<update_memory>notes</update_memory>")
+    assert info["advanced"] and obs["progress"][Progress.READS] == 0
+    obs, info = to_answering(env, obs, info)
+    for reads in (1, 2, 3):
+        obs, _, _, _, info = env.step("<update_query>x</update_query>")
+        assert obs["progress"][Progress.READS] == reads and info["question_index"] == 0
+    obs, _, _, _, info = env.step("<update_query>x</update_query>")
+    assert info["question_index"] == 1 or info["phase"] == DONE
+    assert [e["code"] for e in info["errors"]] == ["too_many_reads"] and "skipped" in info["errors"][0]["message"]
+    assert [(o["op"], o["ok"]) for o in info["ops"]] == [("update_query", False)]  # one record per tag
+
+
+CLEAN_SWITCHES = st.fixed_dictionaries({}, optional={
+    "show_scratchpad": st.just(False), "show_retrieval": st.just(False), "enable_update": st.just(False),
+    "enable_delete": st.just(False), "freeze_scratchpad": st.just(True), "store_everything": st.just(True),
+    "top_k": st.sampled_from([0, 3, 12]),
+})
+QUERY_LOOP = "<update_query>where was it</update_query>"
+READ_ON = QUERY_LOOP + "<update_memory>notes</update_memory><add_memory>a fact</add_memory>"
+
+
+@settings(max_examples=60)
+@given(setting=st.one_of(CLEAN_SWITCHES, st.sampled_from([{"ablation": n} for n in sorted(ABLATIONS)])),
+       protocol=st.sampled_from(["atommem", "reference"]), max_reads=st.integers(0, 3),
+       index=st.integers(0, 5), seed=st.integers(0, 2**32 - 1))
+def test_a_query_looping_policy_ends_before_the_turn_budget(setting, protocol, max_reads, index, seed):
+    """A policy that queries every turn (writing while reading, so that every chunk is left) and never
+    answers ends with every question skipped after max_reads + 1 queries each, under every clean switch
+    and every named ablation: no setting lets a refused query loop until the turn budget."""
+    env = MemoryQAEnv(ToySource(), chunk_tokens=60, chunk_overlap=5, max_reads=max_reads, protocol=protocol,
+                      **setting)
+    obs, info = env.reset(seed=seed, options={"index": index})
+    terminated = truncated = False
+    while not (terminated or truncated):
+        obs, reward, terminated, truncated, info = env.step(READ_ON if info["phase"] == READING else QUERY_LOOP)
+    assert terminated and not truncated and info["turn"] < info["max_turns"]
+    assert info["skipped"] == [True] * info["num_questions"] and reward == 0.0
+    turns = info["num_chunks"] + (max_reads + 1) * info["num_questions"]
+    # The reference's rules can skip a question while reading (a read beyond the limit there), so sooner.
+    assert info["turn"] == turns if protocol == "atommem" else info["turn"] <= turns
 
 
 # ------------------------------------------------------------------- a capable policy finishes them

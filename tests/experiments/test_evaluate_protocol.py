@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -19,7 +20,7 @@ def test_protocol_reaches_every_env_and_is_recorded(tmp_path, capsys) -> None:
     lines = [json.loads(line) for line in (tmp_path / "trajectories.jsonl").read_text().splitlines()]
     assert [line["env_options"]["protocol"] for line in lines] == ["reference", "reference"]
     with open(tmp_path / "results.csv", encoding="utf-8") as handle:
-        assert "reference" in handle.read().splitlines()[1].split(",")[-1]  # the protocol column
+        assert [row["protocol"] for row in csv.DictReader(handle)] == ["reference"]
 
 
 def test_resume_refuses_another_protocol(tmp_path) -> None:

@@ -4,7 +4,8 @@ The wording is the AtomMem reference implementation's (RUCBM/AtomMem,
 ``recurrent/impls/memory_long_short_multiquery.py``), typos included, so that a model trained by the
 paper's recipe, such as the released AtomMem-8B, sees the prompts it was trained on. Our additions are
 kept out of the paper's text: a feedback section appended only when the previous response had a
-problem, and one line per disabled operation in ablations.
+problem, and one line per disabled operation in ablations. ``action_format="tools"`` has its own system
+and answering templates, kept beside these in :mod:`atommem_env.tool_prompts` (a variant, not the paper's).
 
 The MemAgent baseline (SPEC §9) has its own two templates, verbatim from its reference (see
 :data:`MEMAGENT_READING`); it sends them as a lone user message, without a system message.

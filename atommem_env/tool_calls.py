@@ -20,12 +20,13 @@ Calls run in order, as tags do, into the same :class:`~atommem_env.actions.Op` v
 dynamics, errors and reward are those of the tags; what differs is how a malformed call is reported:
 ``invalid_json`` (a block or an ``arguments`` string is not JSON), ``unknown_tool`` (no such tool, or no
 name), ``bad_arguments`` (arguments missing, unexpected, or of the wrong type; a rank below 1) and, as for
-tags, ``empty_content`` and ``no_action``. Like :func:`~atommem_env.actions.parse_action`,
-:func:`parse_tool_calls` never raises on a model's output.
+tags, ``empty_content``, ``no_action`` and ``unclosed_tag`` (an open ``<think>``). Like
+:func:`~atommem_env.actions.parse_action`, :func:`parse_tool_calls` never raises on a model's output.
 
 The two formats convert through ops: ``tool_calls(parse_action(text).ops)`` is a tag action's tool form,
 ``render_ops(parse_tool_calls(calls).ops)`` a tool action's tags; :func:`tags_to_tool_calls` and
-:func:`tool_calls_to_tags` do both and refuse an action whose parse had errors.
+:func:`tool_calls_to_tags` do both and refuse an action whose parse had errors (an action without any op
+converts to the empty action, whose ``no_action`` is the same in both formats).
 """
 
 from __future__ import annotations

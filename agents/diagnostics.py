@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from agents.base import Completion
-from agents.scripted import NoMemoryPolicy
+from agents.scripted import NoMemoryPolicy, completion_of
 from atommem_env.actions import FINAL_ANSWER, Op, render_op
 from atommem_env.datasets.base import EpisodeSource
 from atommem_env.errors import DataError, RenderError
@@ -42,7 +42,8 @@ class _ReadThrough(NoMemoryPolicy):
         raise NotImplementedError
 
     def act(self, observations: Sequence[dict[str, Any]]) -> list[Completion]:
-        return [Completion(_render(self.decide(obs))) for obs in observations]
+        decided = [(obs, self.decide(obs)) for obs in observations]
+        return [completion_of(ops, obs) if obs.get("tools") else Completion(_render(ops)) for obs, ops in decided]
 
 
 def _render(ops: list[Op]) -> str:

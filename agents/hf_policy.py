@@ -4,10 +4,11 @@
     policy = TransformersPolicy("Qwen/Qwen3-8B", device="cuda")           # with network and a GPU
 
 Each observation becomes the chat of :func:`atommem_env.as_messages` rendered with the tokenizer's chat
-template. Prompts of one ``act`` call are sorted by length and decoded in batches of ``batch_size``
-(left-padded), with a plain sampling loop over the KV cache rather than ``generate``: the loop records
-each sampled token's log-probability as it goes, where ``generate`` would have to keep the logits of
-every step (batch × steps × vocabulary floats) to give the same.
+template (with the observation's tools, if it offers any: :mod:`agents.chat`). Prompts of one ``act``
+call are sorted by length and decoded in batches of ``batch_size`` (left-padded), with a plain sampling
+loop over the KV cache rather than ``generate``: the loop records each sampled token's log-probability as
+it goes, where ``generate`` would have to keep the logits of every step (batch × steps × vocabulary
+floats) to give the same.
 
 ``Completion.logprobs`` are ``log_softmax(logits / temperature)`` at the sampled token (raw logits when
 greedy): the distribution the learner recomputes, without the top-p cut. ``response_ids`` include the
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agents.base import Completion
-from agents.chat import chat_prompt_ids
+from agents.chat import chat_prompt_ids, tool_response
 from agents.models import compute_precision, load_causal_lm
 from atommem_env.errors import ConfigError
 
@@ -107,13 +108,18 @@ class TransformersPolicy:
         self._cache: dict[tuple[int, ...], tuple[list[int], list[float]]] = {}
 
     def act(self, observations: Sequence[dict[str, Any]]) -> list[Completion]:
-        """One completion per observation, in input order."""
+        """One completion per observation, in input order (with its tool calls where the observation
+        offers tools: :func:`agents.chat.tool_response`)."""
         prompts = [tuple(self.prompt_ids(obs)) for obs in observations]
         responses = self.respond(prompts)
-        return [
-            Completion(self.tokenizer.decode(ids, skip_special_tokens=True), prompt, tuple(ids), tuple(lps))
-            for prompt, (ids, lps) in zip(prompts, responses, strict=True)
-        ]
+        completions = []
+        for obs, prompt, (ids, lps) in zip(observations, prompts, responses, strict=True):
+            if obs.get("tools"):
+                text, calls = tool_response(self.tokenizer, ids)
+            else:
+                text, calls = self.tokenizer.decode(ids, skip_special_tokens=True), None
+            completions.append(Completion(text, prompt, tuple(ids), tuple(lps), calls))
+        return completions
 
     def respond(self, prompts: list[tuple[int, ...]]) -> list[tuple[list[int], list[float]]]:
         """(response ids, logprobs) per prompt; greedy decoding reuses responses to repeated prompts.

@@ -7,14 +7,21 @@ This is how a user evaluates the released AtomMem-8B::
     trajectories = rollout(lambda: gym.make("AtomMem-HotpotQA-200-v0"), policy, seeds)
 
 Each observation becomes one ``POST {base_url}/chat/completions`` with the observation's system and
-user messages (:func:`atommem_env.as_messages`), so the model sees exactly the paper's prompts. Requests
-of one ``act`` call run concurrently; the server batches them. Only the standard library is used.
+user messages (:func:`atommem_env.as_messages`), so the model sees exactly the paper's prompts, and with
+``tools`` when the observation offers them (``action_format="tools"``; the server's chat template renders
+them, and its tool parser returns the calls: ``vllm serve ... --enable-auto-tool-choice --tool-call-parser
+hermes`` for Qwen). Requests of one ``act`` call run concurrently; the server batches them. Only the
+standard library is used.
 
 What :class:`~agents.base.Completion` holds (the rest stays ``None``):
 
 - ``text``: always, ``choices[0].message.content`` (``""`` when the server sends ``null``). A
   reasoning parser on the server (``--reasoning-parser``) moves ``<think>`` text out of ``content``;
   the env ignores tags inside ``<think>`` anyway, so either way is fine.
+- ``tool_calls``: the server's ``choices[0].message.tool_calls``, each as ``{"id", "name", "arguments"}``
+  (arguments decoded from their JSON text where it is an object, else kept as text for the env to report);
+  ``None`` when there are none, so that the env reads ``content`` (where a server without a tool parser
+  leaves the ``<tool_call>`` blocks, and where a parser leaves blocks it could not read).
 - ``logprobs``: with ``logprobs=True`` only, from ``choices[0].logprobs.content[*].logprob``.
 - ``response_ids``: when the server reports response token ids, either as ``choices[0].token_ids``
   (vLLM with ``extra_body={"return_token_ids": True}``) or, with ``logprobs=True``, as tokens of the form
@@ -37,6 +44,7 @@ from agents.base import Completion
 from atommem_env import as_messages
 from atommem_env.errors import AtomMemError, ConfigError
 from atommem_env.http import post_json
+from atommem_env.tool_calls import flatten_call
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +149,8 @@ class OpenAIChatPolicy:
             "top_p": self.top_p,
             "max_tokens": self.max_tokens,
         }
+        if observation.get("tools"):
+            body["tools"] = list(observation["tools"])
         if self.logprobs:
             body["logprobs"] = True
         body.update(self.extra_body)
@@ -150,11 +160,13 @@ class OpenAIChatPolicy:
         return self._parse(self._post(self.request_body(observation)))
 
     def _post(self, body: dict[str, Any]) -> bytes:
+        tools_hint = (" The request offers tools: vLLM serves them with --enable-auto-tool-choice and a "
+                      "--tool-call-parser (hermes for Qwen, llama3_json for Llama 3).") if "tools" in body else ""
         return post_json(
             self.url, body, api_key=self.api_key, timeout=self.timeout, max_retries=self.max_retries,
             backoff=self.backoff, error=ChatServiceError,
             request_hint=f"Check model={self.model!r} (the served name), the api_key, the sampling fields "
-            "and extra_body, and that base_url is the API root (ending in /v1).",
+            "and extra_body, and that base_url is the API root (ending in /v1)." + tools_hint,
             server_hint=f"Is the server running (e.g. vllm serve ... --served-model-name {self.model}) and is "
             f"base_url={self.base_url!r} right? Raise timeout={self.timeout} for long responses.",
         )
@@ -166,6 +178,7 @@ class OpenAIChatPolicy:
             text = choice["message"].get("content") or ""
             if not isinstance(text, str):
                 raise TypeError(f"message.content is {type(text).__name__}, not a string")
+            tool_calls = _tool_calls(choice["message"].get("tool_calls"))
             prompt_ids = _ints(data.get("prompt_token_ids"))
             response_ids = _ints(choice.get("token_ids"))
             logprobs = None
@@ -182,7 +195,7 @@ class OpenAIChatPolicy:
                 f"({type(exc).__name__}: {exc}); first bytes: {raw[:200]!r}. Does the server support "
                 f"{'logprobs and ' if self.logprobs else ''}the chat API?"
             ) from exc
-        return Completion(text, prompt_ids, response_ids, logprobs)
+        return Completion(text, prompt_ids, response_ids, logprobs, tool_calls)
 
     def __repr__(self) -> str:
         # Never show the api_key.
@@ -190,6 +203,15 @@ class OpenAIChatPolicy:
             f"OpenAIChatPolicy(base_url={self.base_url!r}, model={self.model!r}, temperature={self.temperature}, "
             f"top_p={self.top_p}, max_tokens={self.max_tokens}, logprobs={self.logprobs})"
         )
+
+
+def _tool_calls(calls: Any) -> tuple[dict[str, Any], ...] | None:
+    """The server's ``message.tool_calls`` flattened (:func:`~atommem_env.tool_calls.flatten_call`); None if none."""
+    if not calls:
+        return None
+    if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+        raise TypeError(f"message.tool_calls is {calls!r:.80}, not a list of objects")
+    return tuple(flatten_call(c) for c in calls)
 
 
 def _ints(values: Any) -> tuple[int, ...] | None:

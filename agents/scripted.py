@@ -1,4 +1,5 @@
-"""Scripted baselines. Each decides from the observation alone, so one instance serves any batch.
+"""Scripted baselines. Each decides from the observation alone, so one instance serves any batch, and
+acts in the observation's action format: tags, or tool calls where the observation offers tools.
 
 - :class:`HeuristicMemoryPolicy`: stores the chunk's sentences that mention question entities (and
   bridge entities it keeps in its scratchpad), reads with question keywords, answers from memory.
@@ -29,6 +30,7 @@ from atommem_env.actions import (
     render_ops,
 )
 from atommem_env.observation import Phase, Progress
+from atommem_env.tool_calls import render_tool_calls, tool_calls
 
 DONT_KNOW = "don't know"
 _BRIDGE_PREFIX = "Bridge entities: "
@@ -41,10 +43,18 @@ class _Scripted:
     deterministic = True
 
     def act(self, observations: Sequence[dict[str, Any]]) -> list[Completion]:
-        return [Completion(render_ops(self.decide(obs))) for obs in observations]
+        return [completion_of(self.decide(obs), obs) for obs in observations]
 
     def decide(self, obs: dict[str, Any]) -> list[Op]:
         raise NotImplementedError
+
+
+def completion_of(ops: list[Op], obs: dict[str, Any]) -> Completion:
+    """The ops in the observation's action format: tag text, or (where it offers tools) tool calls, with
+    their ``<tool_call>`` text as the response text."""
+    if obs.get("tools"):
+        return Completion(render_tool_calls(ops), tool_calls=tuple(tool_calls(ops)))
+    return Completion(render_ops(ops))
 
 
 class HeuristicMemoryPolicy(_Scripted):
@@ -340,14 +350,15 @@ class RandomPolicy(_Scripted):
 
     def act(self, observations: Sequence[dict[str, Any]]) -> list[Completion]:
         """One random response per observation, drawn in input order from the policy's Generator."""
-        return [Completion(self._response(obs)) for obs in observations]
+        return [self._response(obs) for obs in observations]
 
-    def _response(self, obs: dict[str, Any]) -> str:
+    def _response(self, obs: dict[str, Any]) -> Completion:
         if self.rng.random() < 0.2:
-            return str(self.rng.choice(["", "I am not sure.", "<add_memory>", "<delete_memory>x</delete_memory>"]))
+            malformed = _MALFORMED_CALLS if obs.get("tools") else _MALFORMED_TAGS
+            bad = malformed[int(self.rng.choice(len(malformed)))]  # as rng.choice(malformed) draws
+            return Completion(bad) if isinstance(bad, str) else Completion("", tool_calls=bad)
         words = (obs["chunk"] or obs["question"]).split() or ["x"]
-        ops = [self._op(words) for _ in range(int(self.rng.integers(1, 4)))]
-        return render_ops(ops)
+        return completion_of([self._op(words) for _ in range(int(self.rng.integers(1, 4)))], obs)
 
     def _op(self, words: list[str]) -> Op:
         phrase = " ".join(self.rng.choice(words, size=int(self.rng.integers(1, 6))))
@@ -356,3 +367,10 @@ class RandomPolicy(_Scripted):
                                     FINAL_ANSWER]))
         rank = int(self.rng.integers(1, 7)) if kind in (MODIFY_MEMORY, DELETE_MEMORY) else None
         return Op(kind, "" if kind == DELETE_MEMORY else phrase, rank)
+
+
+_MALFORMED_TAGS = ("", "I am not sure.", "<add_memory>", "<delete_memory>x</delete_memory>")
+_MALFORMED_CALLS: tuple[str | tuple[dict[str, Any], ...], ...] = (
+    "", "I am not sure.", '<tool_call>{"name": "add_memory", "arguments": {"text": ',
+    ({"name": "delete_memory", "arguments": {"rank": "x"}},), ({"name": "remember", "arguments": {}},),
+)

@@ -3,9 +3,10 @@
     policy = VLLMPolicy("Qwen/Qwen3-8B", tensor_parallel_size=2, max_tokens=4096)
 
 Prompts are built exactly as :class:`agents.hf_policy.TransformersPolicy` builds them (the engine's
-tokenizer and its chat template, middle-truncated to fit ``max_model_len``) and handed to the engine
-as token ids, so ``Completion.prompt_ids`` is what the model saw. One ``act`` call is one
-``LLM.generate`` call: vLLM schedules the whole batch itself.
+tokenizer and its chat template, with the observation's tools if it offers any, middle-truncated to fit
+``max_model_len``) and handed to the engine as token ids, so ``Completion.prompt_ids`` is what the model
+saw; tool calls are read back as it reads them. One ``act`` call is one ``LLM.generate`` call: vLLM
+schedules the whole batch itself.
 
 ``Completion.logprobs`` are the engine's log-probabilities of the sampled tokens (``logprobs=0`` asks
 for the sampled token only). vLLM reports them from the raw model distribution by default; pass
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from agents.base import Completion
-from agents.chat import chat_prompt_ids
+from agents.chat import chat_prompt_ids, tool_response
 from atommem_env.errors import ConfigError, DependencyError
 
 logger = logging.getLogger(__name__)
@@ -102,15 +103,17 @@ class VLLMPolicy:
         if not prompts:
             return []
         outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompts], self.sampling, use_tqdm=False)
-        return [_completion(ids, out.outputs[0]) for ids, out in zip(prompts, outputs, strict=True)]
+        return [self._completion(obs, ids, out.outputs[0])
+                for obs, ids, out in zip(observations, prompts, outputs, strict=True)]
 
-
-def _completion(prompt_ids: list[int], output: Any) -> Completion:
-    """A Completion from a vLLM ``CompletionOutput`` (sampled-token logprobs picked from each step)."""
-    ids = tuple(int(t) for t in output.token_ids)
-    steps = output.logprobs or []
-    logprobs = tuple(float(step[t].logprob) for t, step in zip(ids, steps, strict=True)) if steps else None
-    return Completion(output.text, tuple(prompt_ids), ids, logprobs)
+    def _completion(self, observation: dict[str, Any], prompt_ids: list[int], output: Any) -> Completion:
+        """A Completion from a vLLM ``CompletionOutput`` (sampled-token logprobs picked from each step; the
+        text and tool calls read as :func:`agents.chat.tool_response` reads them where tools were offered)."""
+        ids = tuple(int(t) for t in output.token_ids)
+        steps = output.logprobs or []
+        logprobs = tuple(float(step[t].logprob) for t, step in zip(ids, steps, strict=True)) if steps else None
+        text, calls = tool_response(self.tokenizer, list(ids)) if observation.get("tools") else (output.text, None)
+        return Completion(text, tuple(prompt_ids), ids, logprobs, calls)
 
 
 def _import_vllm() -> Any:

@@ -96,7 +96,7 @@ def parse_action(text: str) -> ParsedAction:
 def extract_tags(text: str) -> list[tuple[str, str] | ActionError]:
     """In order of appearance: (lower-case name, content) of each known outermost tag, or the error
     of an unclosed one."""
-    text = _strip_thinking(text)
+    text = strip_thinking(text)
     items: list[tuple[str, str] | ActionError] = []
     pos = 0
     while (match := _TAG.search(text, pos)) is not None:
@@ -118,8 +118,9 @@ def extract_tags(text: str) -> list[tuple[str, str] | ActionError]:
     return items
 
 
-def _strip_thinking(text: str) -> str:
-    """Drop reasoning: a lone ``</think>`` ends a block that began in the prompt."""
+def strip_thinking(text: str) -> str:
+    """Drop reasoning that began in the prompt: the text up to a lone ``</think>`` (one with no
+    ``<think>`` before it)."""
     opening = re.search(r"<\s*think\s*>", text, re.IGNORECASE)
     closing = _THINK_CLOSE.search(text)
     if closing and (opening is None or closing.start() < opening.start()):

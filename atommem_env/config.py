@@ -12,16 +12,20 @@ import difflib
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar, get_type_hints
+from typing import Any, ClassVar, TypeVar, get_type_hints
 
 import numpy as np
 
 from atommem_env.ablations import NONE, Ablation, advance_rule, resolve_ablation
 from atommem_env.errors import ConfigError
-from atommem_env.protocol import Protocol, resolve_protocol
+from atommem_env.protocol import ATOMMEM, PARSING_RULES, Protocol, differing_rules, resolve_protocol
 
 ADVANCE_MODES = ("on_write", "always")
 PROMPT_STYLES = ("paper", "compact")
+ACTION_FORMATS = ("tags", "tools")
+# The protocol rules about a response's *text* (how its tags parse, whether its answer is boxed, which
+# responses are scored): they have no meaning for tool calls, so action_format="tools" needs ours.
+TEXT_RULES = (*PARSING_RULES, "require_box", "scored_answers")
 MEMAGENT_PROMPTS = ("memagent", "atommem-paper")  # keys of prompts.MEMAGENT_ANSWERING_TEMPLATES
 _Config = TypeVar("_Config", bound="ContextConfig")
 
@@ -45,6 +49,8 @@ class ContextConfig:
     max_context_tokens: int = 160_000
     response_tokens: int = 4096
     protocol: Protocol | str = "atommem"
+    # Options of other protocols that this one refuses, with the reason the refusal gives.
+    unavailable_options: ClassVar[dict[str, str]] = {}
 
     @property
     def rules(self) -> Protocol:
@@ -63,7 +69,7 @@ class ContextConfig:
     @classmethod
     def from_kwargs(cls: type[_Config], **kwargs: Any) -> _Config:
         """Build from keyword arguments, turning an unknown name into a "did you mean" error."""
-        check_option_names(kwargs, {"env": [f.name for f in fields(cls)]})
+        check_option_names(kwargs, {"env": [f.name for f in fields(cls)]}, cls.unavailable_options)
         return cls(**kwargs)
 
 
@@ -95,6 +101,11 @@ class EnvConfig(ContextConfig):
         store_everything: ablation: every document of a chunk is stored when the agent moves past it.
         prompt_style: ``"paper"`` (the reference prompts, verbatim) or ``"compact"`` (the same
             sections and tags in about a tenth of the tokens, for small models and CPU training).
+        action_format: ``"tags"`` (the paper's: the response text with paired XML tags) or
+            ``"tools"`` (a variant: the same operations as tool calls; ``observation["tools"]`` holds their
+            schemas and the action is a list of calls or text with ``<tool_call>`` blocks, see
+            :mod:`atommem_env.tool_calls`). Tools run under our protocol's text rules (:data:`TEXT_RULES`);
+            a protocol that changes one of them (``"reference"``) is refused.
     """
 
     top_k: int = 6
@@ -113,6 +124,7 @@ class EnvConfig(ContextConfig):
     freeze_scratchpad: bool = False
     store_everything: bool = False
     prompt_style: str = "paper"
+    action_format: str = "tags"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -126,6 +138,14 @@ class EnvConfig(ContextConfig):
         _require(self.advance in ADVANCE_MODES, "advance", self.advance, f"must be one of {ADVANCE_MODES}")
         _require(self.prompt_style in PROMPT_STYLES, "prompt_style", self.prompt_style,
                  f"must be one of {PROMPT_STYLES}")
+        _require(self.action_format in ACTION_FORMATS, "action_format", self.action_format,
+                 f"must be one of {ACTION_FORMATS}")
+        if self.action_format == "tools":
+            text_rules = [r for r in differing_rules(self.rules, ATOMMEM) if r in TEXT_RULES]
+            _require(not text_rules, "action_format", self.action_format,
+                     f"does not combine with protocol {self.rules.name!r}: its rules {text_rules} are about how a "
+                     "response's text is parsed and scored, which tool calls do not have; play tools under "
+                     "protocol='atommem' (or a Protocol that keeps our rules for these)")
         ablation = resolve_ablation(self.ablation)
         object.__setattr__(self, "ablation", ablation if ablation != NONE else None)
         if ablation != NONE:
@@ -192,6 +212,10 @@ class MemAgentConfig(ContextConfig):
 
     memory_tokens: int = 1024
     memagent_prompt: str = "memagent"
+    unavailable_options: ClassVar[dict[str, str]] = {
+        "action_format": "the MemAgent protocol has no tools: its action is free text that becomes the whole "
+                         "memory; action_format is an option of the AtomMem ids",
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -13,6 +13,7 @@ model server, socket or thread. Every random choice comes from ``self.np_random`
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,10 @@ from atommem_env.info import ErrorRecord, OpRecord, StepInfo, as_dict
 from atommem_env.memory import MemoryStore
 from atommem_env.qa_env import ANSWERING, DONE, READING, LongContextQAEnv
 from atommem_env.reference_actions import parse_with_rules
+from atommem_env.spaces import ToolAction
 from atommem_env.tokenization import truncate_tokens
+from atommem_env.tool_calls import calls_within, parse_tool_calls
+from atommem_env.tool_prompts import tool_schemas
 
 # How each op counts in the paper's operation statistics.
 OP_STAT = {
@@ -83,7 +87,8 @@ class MemoryQAEnv(LongContextQAEnv):
             :data:`~atommem_env.protocol.ATOMMEM_RULES` and ignores the MemAgent baseline's own two).
 
     Observations are dicts: ``system`` and ``user`` are the rendered chat messages; the other keys are
-    the same content as structured fields for non-LLM policies. The action is the response text.
+    the same content as structured fields for non-LLM policies. The action is the response text; with
+    ``action_format="tools"`` it may be a list of tool calls instead, and ``tools`` holds their schemas.
     """
 
     config: EnvConfig
@@ -107,7 +112,11 @@ class MemoryQAEnv(LongContextQAEnv):
             max_entry_tokens=self.config.max_entry_tokens if self.rules.limit_entry_length else _UNLIMITED,
             capacity=self.config.capacity,
         )
-        self._system = prompts.render_system(self.config.disabled_features(), self.config.prompt_style)
+        cfg = self.config
+        self._system = prompts.render_system(cfg.disabled_features(), cfg.prompt_style, cfg.action_format)
+        self._tools = tuple(tool_schemas(cfg.prompt_style)) if cfg.action_format == "tools" else ()
+        if self._tools:
+            self.action_space = ToolAction()
 
     # -------------------------------------------------------------------------------- episode API
     def reset(
@@ -122,15 +131,12 @@ class MemoryQAEnv(LongContextQAEnv):
         self.memory.clear()
         return self._observe(), as_dict(self._info(_Turn()))
 
-    def step(self, action: str) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        """Execute one response. Malformed parts become feedback; this never raises on text."""
+    def step(self, action: str | list[dict[str, Any]]) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        """Execute one response (its text, or with ``action_format="tools"`` a list of tool calls).
+        Malformed parts become feedback; this never raises on what a model wrote."""
         self._check_action(action)
         turn = _Turn()
-        text, cut = truncate_tokens(action, self.config.response_tokens, self.tokenizer)
-        if cut:
-            turn.fail(None, "response_truncated",
-                      f"Your response was cut at {self.config.response_tokens} tokens.")
-        parsed = parse_with_rules(text, self.rules)
+        text, parsed = self._parse(action, turn)
         for error in parsed.errors:
             turn.fail(None, error.code, error.message)
         if self.config.show_retrieval:
@@ -162,6 +168,28 @@ class MemoryQAEnv(LongContextQAEnv):
         return self._observe(), reward, terminated, truncated, as_dict(info)
 
     # ------------------------------------------------------------------------------ episode state
+    def _parse(self, action: str | list[dict[str, Any]], turn: _Turn) -> tuple[str, A.ParsedAction]:
+        """(the response text as used, its ops): the text cut to the response budget, or the tool calls
+        that fit in it (each counted as its JSON), parsed under the env's action format."""
+        budget = self.config.response_tokens
+        if not isinstance(action, str):
+            calls = calls_within(action, budget, self.tokenizer)
+            if len(calls) < len(action):
+                turn.fail(None, "response_truncated",
+                          f"Your tool calls were cut at {budget} tokens: the last {len(action) - len(calls)} "
+                          "were dropped.")
+            return "", parse_tool_calls(calls)
+        text, cut = truncate_tokens(action, budget, self.tokenizer)
+        if cut:
+            turn.fail(None, "response_truncated", f"Your response was cut at {budget} tokens.")
+        if self._tools:
+            return text, parse_tool_calls(text)
+        return text, parse_with_rules(text, self.rules)
+
+    def _label(self, kind: str) -> str:
+        """How feedback names an op: as its tag, or as its tool."""
+        return kind if self._tools else f"<{kind}>"
+
     def _apply(self, op: A.Op, turn: _Turn) -> None:
         if op.kind in self.ablation.ignored:  # the reference ablation's `pass`: no effect, no feedback
             turn.ignore(op)
@@ -176,7 +204,7 @@ class MemoryQAEnv(LongContextQAEnv):
             handler = getattr(self, f"_do_{op.kind}")
             handler(op, turn)
         except MemoryOpError as error:
-            turn.fail(op, error.code, f"<{op.kind}>: {error}")
+            turn.fail(op, error.code, f"{self._label(op.kind)}: {error}")
             self._failed_write(op, turn)
 
     def _refused_read(self, op: A.Op, turn: _Turn, refusal: tuple[str, str]) -> None:
@@ -205,7 +233,7 @@ class MemoryQAEnv(LongContextQAEnv):
         if (op.kind == A.MODIFY_MEMORY and not cfg.enable_update) or (
             op.kind == A.DELETE_MEMORY and not cfg.enable_delete
         ):
-            return "disabled", f"<{op.kind}> is disabled in this setting."
+            return "disabled", f"{self._label(op.kind)} is disabled in this setting."
         rules = self.rules
         if op.kind == A.FINAL_ANSWER and self._phase == READING and not rules.answer_while_reading:
             return "not_answering", "Answers are collected after the last section; keep reading."
@@ -376,6 +404,7 @@ class MemoryQAEnv(LongContextQAEnv):
             memories=self._shown,
             feedback=self._feedback,
             reads=self._reads,
+            tools=copy.deepcopy(self._tools),  # the policy's to keep or change
         )
 
     def _user_message(self) -> str:
@@ -392,7 +421,8 @@ class MemoryQAEnv(LongContextQAEnv):
         if self._phase == READING:
             return prompts.render_reading(self._current.questions, self._chunks[self._chunk_index], view,
                                          self.config.prompt_style)
-        return prompts.render_answering(self._current_question(), view, self.config.prompt_style)
+        return prompts.render_answering(self._current_question(), view, self.config.prompt_style,
+                                        self.config.action_format)
 
     def _visible_scratchpad(self) -> str | None:
         """The scratchpad as shown: None when hidden (clean switch), "" when blanked (reference)."""

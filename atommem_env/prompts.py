@@ -4,7 +4,8 @@ The wording is the AtomMem reference implementation's (RUCBM/AtomMem,
 ``recurrent/impls/memory_long_short_multiquery.py``), typos included, so that a model trained by the
 paper's recipe, such as the released AtomMem-8B, sees the prompts it was trained on. Our additions are
 kept out of the paper's text: a feedback section appended only when the previous response had a
-problem, and one line per disabled operation in ablations.
+problem, and one line per disabled operation in ablations. ``action_format="tools"`` has its own system
+and answering templates, kept beside these in :mod:`atommem_env.tool_prompts` (a variant, not the paper's).
 
 The MemAgent baseline (SPEC §9) has its own two templates, verbatim from its reference (see
 :data:`MEMAGENT_READING`); it sends them as a lone user message, without a system message.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from atommem_env import tool_prompts as T
 
 # The reference's initial query, verbatim (its typo is part of what trained models have seen).
 DEFAULT_QUERY = "defult query, change it!"
@@ -178,6 +181,20 @@ _COMPACT_ANSWERING_TAIL = """
 Answer with <final_answer>\\boxed{{answer}}</final_answer>, or first retrieve with <update_query>keywords</update_query>. Reads used: {reads} of {max_reads}.
 """  # noqa: E501
 
+# The templates by (prompt style, action format); the tools variants are in atommem_env.tool_prompts.
+_SYSTEMS = {
+    ("paper", "tags"): SYSTEM_PROMPT,
+    ("compact", "tags"): COMPACT_SYSTEM_PROMPT,
+    ("paper", "tools"): T.TOOLS_SYSTEM_PROMPT,
+    ("compact", "tools"): T.COMPACT_TOOLS_SYSTEM_PROMPT,
+}
+_ANSWERING = {  # (head, tail)
+    ("paper", "tags"): (_ANSWERING_HEAD, _ANSWERING_TAIL),
+    ("compact", "tags"): (_COMPACT_ANSWERING_HEAD, _COMPACT_ANSWERING_TAIL),
+    ("paper", "tools"): (T.TOOLS_ANSWERING_HEAD, T.TOOLS_ANSWERING_TAIL),
+    ("compact", "tools"): (_COMPACT_ANSWERING_HEAD, T.COMPACT_TOOLS_ANSWERING_TAIL),
+}
+
 _DISABLED_NOTE = {
     "update_memory": "In this setting the short-term memory is disabled: <update_memory> has no effect.",
     "retrieval": "In this setting the long-term memory is disabled: database actions have no effect.",
@@ -210,11 +227,13 @@ def render_memory_list(memories: Sequence[str]) -> str:
     return "\n".join(f"Memory {i}: {text}" for i, text in enumerate(memories, start=1))
 
 
-def render_system(disabled: Sequence[str] = (), style: str = "paper") -> str:
-    """The system message; ``disabled`` names switched-off features (keys of the ablation notes)."""
-    notes = [_DISABLED_NOTE[name] for name in disabled]
-    base = COMPACT_SYSTEM_PROMPT if style == "compact" else SYSTEM_PROMPT
-    return base + ("\n" + "\n".join(notes) + "\n" if notes else "")
+def render_system(disabled: Sequence[str] = (), style: str = "paper", action_format: str = "tags") -> str:
+    """The system message; ``disabled`` names switched-off features (keys of the ablation notes).
+
+    ``action_format="tools"`` gives the tool-use variant (:mod:`atommem_env.tool_prompts`).
+    """
+    notes = [(T.TOOLS_DISABLED_NOTE if action_format == "tools" else _DISABLED_NOTE)[name] for name in disabled]
+    return _SYSTEMS[(style, action_format)] + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
 
 def _memory_sections(view: PromptView, style: str = "paper") -> str:
@@ -241,10 +260,10 @@ def render_reading(questions: Sequence[str], chunk: str, view: PromptView, style
     return head + _memory_sections(view, style) + tail + _feedback(view)
 
 
-def render_answering(question: str, view: PromptView, style: str = "paper") -> str:
-    """User message of an answering turn: one question, memories, and the answer format."""
-    head, tail = (_COMPACT_ANSWERING_HEAD, _COMPACT_ANSWERING_TAIL) if style == "compact" else (
-        _ANSWERING_HEAD, _ANSWERING_TAIL)
+def render_answering(question: str, view: PromptView, style: str = "paper", action_format: str = "tags") -> str:
+    """User message of an answering turn: one question, memories, and the answer format (for tags, or
+    for ``action_format="tools"`` the tool-use variant; reading turns name no tags and are shared)."""
+    head, tail = _ANSWERING[(style, action_format)]
     head = head.format(question=question)
     tail = tail.format(reads=view.reads, max_reads=view.max_reads)
     return head + _memory_sections(view, style) + tail + _feedback(view)

@@ -26,7 +26,7 @@ from atommem_env.observation import Phase, Progress
 from atommem_env.reference_scoring import answer_of_response, matches
 from atommem_env.scoring import NO_ANSWER, best_over_golds, f1_score, score_answer, substring_match
 from atommem_env.shared_observations import ObservationSpace
-from atommem_env.spaces import UnicodeText
+from atommem_env.spaces import ToolAction, ToolSchemas, UnicodeText
 from atommem_env.tokenization import chunk_text, make_tokenizer
 
 # The phase as ``info["phase"]`` names it; the observation holds its :class:`Phase` code (a plain int).
@@ -54,6 +54,7 @@ def observation_space() -> ObservationSpace:
             "memories": spaces.Sequence(text),
             "feedback": text,
             "progress": spaces.Box(0, _INT_MAX, shape=(len(Progress),), dtype=np.int64),
+            "tools": ToolSchemas(),
         }
     )
 
@@ -141,8 +142,14 @@ class LongContextQAEnv(gym.Env[dict, str]):
     def _check_action(self, action: Any) -> None:
         if self._episode is None or self._phase == DONE:
             raise AtomMemError("step() called on a finished or unstarted episode; call reset() first.")
-        if not isinstance(action, str):
-            raise TypeError(f"The action must be the response text (str), got {type(action).__name__}.")
+        if isinstance(self.action_space, ToolAction):
+            if not self.action_space.contains(action):
+                raise TypeError(f"The action must be the response text (str) or a list of tool-call dicts, got "
+                                f"{type(action).__name__}.")
+        elif not isinstance(action, str):
+            calls = isinstance(action, (list, tuple))
+            hint = "; tool calls need an env built with action_format='tools'" if calls else ""
+            raise TypeError(f"The action must be the response text (str), got {type(action).__name__}{hint}.")
 
     def _current_question(self) -> str:
         questions = self._current.questions
@@ -158,6 +165,7 @@ class LongContextQAEnv(gym.Env[dict, str]):
         memories: Sequence[str] = (),
         feedback: str = "",
         reads: int = 0,
+        tools: Sequence[dict[str, Any]] = (),
     ) -> dict[str, Any]:
         """The observation dict: the rendered messages and the same content as structured fields."""
         reading = self._phase == READING
@@ -179,6 +187,7 @@ class LongContextQAEnv(gym.Env[dict, str]):
             "memories": tuple(memories),
             "feedback": feedback,
             "progress": progress,
+            "tools": tuple(tools),
         }
 
     # ------------------------------------------------------------------------------------ info

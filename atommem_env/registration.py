@@ -62,6 +62,7 @@ def _synthetic(env_cls: type[_Env], kwargs: dict[str, Any]) -> _Env:
     names = list(inspect.signature(SyntheticSource).parameters)
     notes = {k: "an option of the real-benchmark ids; Synthetic ids read no files" for k in _BENCHMARK_SOURCE_ARGS
              if k not in names}
+    notes.update(_CONFIGS[env_cls].unavailable_options)
     check_option_names(kwargs, {"env": env_option_names(env_cls), "source": names}, notes)
     source_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
     return env_cls(SyntheticSource(**source_kwargs), **kwargs)
@@ -71,8 +72,8 @@ def _benchmark(env_cls: type[_Env], benchmark: str, num_documents: int, kwargs: 
     from atommem_env.datasets import load_benchmark
 
     # Before any file or hub lookup: a misspelt data_dir must not fall back to a download.
-    check_option_names(kwargs, {"env": env_option_names(env_cls),
-                                "source": ["num_documents", *_BENCHMARK_SOURCE_ARGS]})
+    check_option_names(kwargs, {"env": env_option_names(env_cls), "source": ["num_documents", *_BENCHMARK_SOURCE_ARGS]},
+                       _CONFIGS[env_cls].unavailable_options)
     source_kwargs = {k: kwargs.pop(k) for k in _BENCHMARK_SOURCE_ARGS if k in kwargs}
     # The protocol's data rules shape the episodes; a source option given explicitly wins.
     rules = resolve_protocol(kwargs.get("protocol", "atommem"))

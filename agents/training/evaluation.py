@@ -199,6 +199,9 @@ def paper_differences(options: dict[str, Any]) -> list[str]:
     if "memagent_prompt" not in options and not str(options.get("embedder", "hashing")).startswith("openai:"):
         found.append(f"embedder {options.get('embedder', 'hashing')!r} instead of Qwen3-Embedding-0.6B with the "
                      "paper's query instruction (pass --embedder-url URL of `vllm serve Qwen/Qwen3-Embedding-0.6B`)")
+    if options.get("action_format", "tags") != "tags":
+        found.append(f"action_format {options['action_format']!r} instead of the paper's tags (a variant of its "
+                     "protocol: its numbers are not the paper's)")
     if options.get("memagent_prompt", "atommem-paper") != "atommem-paper":
         found.append(f"memagent_prompt {options['memagent_prompt']!r} instead of the paper's MemAgent baseline "
                      "('atommem-paper')")

@@ -201,14 +201,15 @@ def replay_if_unchanged(env: Any, base_env: Any, rec: Trajectory) -> list[Trajec
 def _replay_one(env: Any, rec: Trajectory, base_env: Any = None) -> Trajectory | None:
     obs, info = env.reset(seed=rec.seed, options={"index": rec.index})
     base_obs = base_env.reset(seed=rec.seed, options={"index": rec.index})[0] if base_env is not None else None
-    traj = Trajectory(rec.env_id, rec.seed, info["episode_id"], info["index"], obs["system"], version=rec.version)
+    traj = Trajectory(rec.env_id, rec.seed, info["episode_id"], info["index"], obs["system"], version=rec.version,
+                      tools=list(obs.get("tools", ())))
     for k, old in enumerate(rec.turns):
         if base_obs is not None and not _same_observation(obs, base_obs):
             return None
-        next_obs, reward, terminated, truncated, raw = env.step(old.response)
+        next_obs, reward, terminated, truncated, raw = env.step(old.action)
         step = as_step_info(raw)
         if base_env is not None:
-            base_obs, _, base_terminated, base_truncated, _ = base_env.step(old.response)
+            base_obs, _, base_terminated, base_truncated, _ = base_env.step(old.action)
             if (terminated or truncated) != (base_terminated or base_truncated):
                 return None  # one goes on where the other ended: the next response is unknown
         elif obs["user"] != old.user or step["ops"] != old.ops \
@@ -216,7 +217,8 @@ def _replay_one(env: Any, rec: Trajectory, base_env: Any = None) -> Trajectory |
             raise RunError(f"{rec.env_id} episode {rec.index}: replaying turn {k} diverged from the record "
                            "(another prompt, other operations or another end); re-scoring would not be exact.")
         traj.turns.append(Turn(obs["user"], old.response, step["ops"], step["errors"], step["op_counts"],
-                               step["memory_size"], step["phase"], old.prompt_ids, old.response_ids, old.logprobs))
+                               step["memory_size"], step["phase"], old.prompt_ids, old.response_ids, old.logprobs,
+                               old.tool_calls))
         obs = next_obs
         if terminated or truncated:
             traj.reward, traj.terminated, traj.truncated = float(reward), terminated, truncated

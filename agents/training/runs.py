@@ -128,10 +128,12 @@ def _loop(args: GRPOArgs, run: Run, run_dir: Path, progress: ProgressFactory) ->
 
 
 def check_run_dir(args: GRPOArgs, run_dir: Path) -> None:
-    """Refuse to mix runs: a fresh run needs an empty folder; a resumed one, the same settings.
+    """Refuse to mix runs: a fresh run needs a folder without a checkpoint (one left by a run that stopped
+    before its first is reused); a resumed one, the same settings and a checkpoint.
 
     Raises:
-        RunError: the folder holds a run (without ``--resume``), or holds none / other settings (with it).
+        RunError: the folder holds a checkpoint (without ``--resume``), or holds no run, other settings or
+            no checkpoint (with it).
     """
     saved = run_dir / "config.json"
     checkpoint = newest_checkpoint_or_none(run_dir)
@@ -142,9 +144,6 @@ def check_run_dir(args: GRPOArgs, run_dir: Path) -> None:
         return  # a folder left by a run that stopped before its first checkpoint is reused
     if not saved.exists():
         raise RunError(f"--resume: {run_dir} holds no run (no config.json); start without --resume.")
-    if checkpoint is None:
-        raise RunError(f"--resume: {run_dir} has no checkpoint to continue from (the run stopped before its "
-                       "first); run the same command without --resume.")
     before = json.loads(saved.read_text())
     # A setting the saved config lacks was added after the run started, which then ran with what is
     # now that setting's default.
@@ -154,6 +153,9 @@ def check_run_dir(args: GRPOArgs, run_dir: Path) -> None:
     if changed:
         details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
         raise RunError(f"--resume with different settings ({details}); resume with the run's own settings.")
+    if checkpoint is None:
+        raise RunError(f"--resume: {run_dir} has no checkpoint to continue from (the run stopped before its "
+                       "first); run the same command without --resume.")
 
 
 def newest_checkpoint_or_none(run_dir: Path) -> Path | None:

@@ -152,6 +152,37 @@ def test_a_plan_this_machine_cannot_fit_stops_in_seconds_without_ray(monkeypatch
         ray_train.main(["--num-gpus", "8", "--out-dir", str(tmp_path), "--model", str(tmp_path)])
 
 
+def test_the_readmes_install_line_brings_every_package_its_cpu_run_needs(monkeypatch, tmp_path):
+    """Read literally: the README's install line names extras (pyproject.toml) and packages that hold
+    every package the preflight asks for, for its CPU smoke command as written, on a fresh machine."""
+    import importlib.metadata
+    import re
+    import shlex
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from agents.training.cli import parse_dataclass
+    from agents.training.grpo_config import PRESETS
+    from agents.training.ray.config import RayArgs
+    from agents.training.ray.requirements import needs
+
+    root = Path(__file__).resolve().parents[2]
+    section = (root / "README.md").read_text(encoding="utf-8").split("## Distributed training")[1].split("\n## ")[0]
+    lines = [line.split("  #")[0].strip() for line in section.splitlines()]
+    [install] = [line for line in lines if line.startswith("pip install")]
+    extras = re.fullmatch(r'pip install -e "\.\[([a-z,]+)\]" && pip install --no-deps (\S+)', install)
+    assert extras, install
+    optional = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    named = {re.split(r"[<>=\[ ]", requirement)[0].lower()
+             for extra in extras.group(1).split(",") for requirement in optional[extra]} | {extras.group(2)}
+    [smoke] = [line for line in lines if "--preset cpu-smoke" in line and "--resume" not in line]
+    monkeypatch.setenv("ATOMMEM_CACHE", str(tmp_path))  # a fresh machine: nothing converted yet
+    args = parse_dataclass(RayArgs, shlex.split(smoke)[2:], presets=PRESETS)
+    modules = importlib.metadata.packages_distributions()
+    for need in needs(args):
+        distribution = need.name if need.distribution else modules[need.name][0]
+        assert distribution.lower() in named, (need, install)
+
+
 BLOCKED = r'''
 import runpy, sys
 blocked = set(sys.argv[1].split(","))

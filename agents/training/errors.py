@@ -15,3 +15,11 @@ class RunError(AtomMemError):
 
 class ClusterError(RunError):
     """The Ray cluster cannot be joined or cannot place the run's actors."""
+
+
+class RunStopped(RunError):
+    """A fault stopped a run under way (an actor died, an update went out of step).
+
+    :func:`agents.training.runs.train` adds to the message how to go on: ``--resume`` when a checkpoint
+    exists, else the same command again.
+    """

@@ -155,6 +155,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     # replaces this JSON object: keep "split": "train" in yours.
     "paper": {"model": "Qwen/Qwen3-8B", "env_id": "AtomMem-HotpotQA-200-v0", "max_context": 16_384 + 4_096,
               "env_kwargs": '{"split": "train"}'},
+    # A smoke run that exercises every part of a run in minutes on a CPU: rollouts of the real SmolLM2, an
+    # update, the weight sync, a greedy evaluation, a checkpoint (and, with --steps 2 --resume, a resume).
+    # Episodes stop after 3 turns: the untrained model rarely advances through the chunks, and a full turn
+    # budget (20 turns here) made one rollout take 10 minutes on 2 busy cores. The KL term makes the learner
+    # forward and back-propagate every sample even when every group is flat (the untrained model scores 0,
+    # and samples of advantage 0 are otherwise not forwarded).
+    "cpu-smoke": {
+        "model": "smollm2", "env_id": "AtomMem-Synthetic-Tiny-v0", "env_kwargs": '{"max_turns": 3}',
+        "steps": 1, "prompts_per_step": 1, "group_size": 2, "rollout_batch_size": 2, "max_new_tokens": 24,
+        "lr": 1e-5, "warmup_steps": 0, "kl_coef": 0.001, "eval_every": 1, "eval_episodes": 1, "save_every": 1,
+        "keep_checkpoints": 1, "micro_batch_tokens": 2_048,
+    },
     # The compact Synthetic setting of docs/TRAINING.md, for SmolLM2-135M on 2 CPU cores (about 15 minutes
     # a step there); responses of its SFT teacher run to about 260 tokens.
     "cpu-small": {

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from agents.training.envs import EnvSpec, training_data
-from agents.training.errors import RunError
+from agents.training.errors import RunError, RunStopped
 from agents.training.grpo_config import GRPOArgs
 from agents.training.metrics import summarize
 from agents.training.progress import ProgressFactory, no_progress
@@ -63,11 +63,43 @@ def train(args: GRPOArgs, make_run: Callable[[GRPOArgs], Run],
     """
     run_dir = Path(args.out_dir)
     check_run_dir(args, run_dir)
-    run = make_run(args)
     try:
-        return _loop(args, run, run_dir, progress)
-    finally:
-        run.close()
+        run = make_run(args)
+        try:
+            return _loop(args, run, run_dir, progress)
+        finally:
+            run.close()
+    except RunStopped as error:
+        error.args = (f"{error}\n{how_to_go_on(run_dir)}",)
+        raise
+    except KeyboardInterrupt:
+        log.warning("Interrupted. %s", how_to_go_on(run_dir))
+        raise
+
+
+def how_to_go_on(run_dir: Path) -> str:
+    """What to do after a run in ``run_dir`` stopped: resume from its checkpoint, or start it again."""
+    checkpoint = newest_checkpoint_or_none(run_dir)
+    if checkpoint is None:
+        return (f"No checkpoint was written in {run_dir}: run the same command again (without --resume); "
+                "the folder is reused.")
+    return f"The last checkpoint ({checkpoint}) is intact: continue with the same command and --resume."
+
+
+def describe_outputs(run_dir: Path) -> str:
+    """Where a finished run's outputs are (printed at its end)."""
+    from agents.training.tracking import CONFIG_JSON, METRICS_CSV, TENSORBOARD_DIR
+
+    lines = [f"The run's outputs are in {run_dir}:",
+             f"  {run_dir / 'final'}  the trained model (loads with from_pretrained; --model for evaluate.py)",
+             f"  {run_dir / METRICS_CSV}  every logged metric, one row per step",
+             f"  {run_dir / CONFIG_JSON}  the run's settings"]
+    checkpoint = newest_checkpoint_or_none(run_dir)
+    if checkpoint is not None:
+        lines.append(f"  {checkpoint}  the last checkpoint (--resume with a larger --steps continues from it)")
+    if (run_dir / TENSORBOARD_DIR).is_dir():
+        lines.append(f"  {run_dir / TENSORBOARD_DIR}  curves: tensorboard --logdir {run_dir / TENSORBOARD_DIR}")
+    return "\n".join(lines)
 
 
 def _loop(args: GRPOArgs, run: Run, run_dir: Path, progress: ProgressFactory) -> dict[str, float]:
@@ -96,16 +128,20 @@ def _loop(args: GRPOArgs, run: Run, run_dir: Path, progress: ProgressFactory) ->
 
 
 def check_run_dir(args: GRPOArgs, run_dir: Path) -> None:
-    """Refuse to mix runs: a fresh run needs an empty folder; a resumed one, the same settings.
+    """Refuse to mix runs: a fresh run needs a folder without a checkpoint (one left by a run that stopped
+    before its first is reused); a resumed one, the same settings and a checkpoint.
 
     Raises:
-        RunError: the folder holds a run (without ``--resume``), or holds none / other settings (with it).
+        RunError: the folder holds a checkpoint (without ``--resume``), or holds no run, other settings or
+            no checkpoint (with it).
     """
     saved = run_dir / "config.json"
+    checkpoint = newest_checkpoint_or_none(run_dir)
     if not args.resume:
-        if (run_dir / "checkpoints").exists() or saved.exists():
-            raise RunError(f"{run_dir} already holds a run; continue it with --resume or pick another --out-dir.")
-        return
+        if checkpoint is not None:
+            raise RunError(f"{run_dir} already holds a run (its last checkpoint: {checkpoint}); continue it with "
+                           "--resume or pick another --out-dir.")
+        return  # a folder left by a run that stopped before its first checkpoint is reused
     if not saved.exists():
         raise RunError(f"--resume: {run_dir} holds no run (no config.json); start without --resume.")
     before = json.loads(saved.read_text())
@@ -117,6 +153,19 @@ def check_run_dir(args: GRPOArgs, run_dir: Path) -> None:
     if changed:
         details = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in sorted(changed.items()))
         raise RunError(f"--resume with different settings ({details}); resume with the run's own settings.")
+    if checkpoint is None:
+        raise RunError(f"--resume: {run_dir} has no checkpoint to continue from (the run stopped before its "
+                       "first); run the same command without --resume.")
+
+
+def newest_checkpoint_or_none(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of ``run_dir``, or ``None`` (torch is imported only when the
+    folder has checkpoints to look at)."""
+    if not (run_dir / "checkpoints").is_dir():
+        return None
+    from agents.training.checkpoint import latest_checkpoint  # imports torch
+
+    return latest_checkpoint(run_dir)
 
 
 def newest_checkpoint(run_dir: Path) -> Path:
@@ -125,9 +174,7 @@ def newest_checkpoint(run_dir: Path) -> Path:
     Raises:
         RunError: ``run_dir`` has none.
     """
-    from agents.training.checkpoint import latest_checkpoint  # imports torch
-
-    path = latest_checkpoint(run_dir)
+    path = newest_checkpoint_or_none(run_dir)
     if path is None:
         raise RunError(f"--resume: {run_dir} has no checkpoint to continue from; start without --resume.")
     return path

@@ -172,9 +172,13 @@ class _NoBackend:
 
 
 class _TensorBoard:
-    """A ``SummaryWriter`` opened on the first log, so that a resume can first set its purge step."""
+    """A ``SummaryWriter`` opened on the first log, so that a resume can first set its purge step.
 
-    def __init__(self, log_dir: Path) -> None:
+    A fresh run purges from step 0: events an earlier attempt left in the folder (a run that stopped
+    before its first checkpoint, then started again) are hidden, as its ``metrics.csv`` is replaced.
+    """
+
+    def __init__(self, log_dir: Path, *, resume: bool) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as error:
@@ -183,7 +187,7 @@ class _TensorBoard:
                 "(or pip install tensorboard), or choose another logger (--logger none writes only metrics.csv)."
             ) from error
         self._make = lambda purge_step: SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
-        self._purge_step: int | None = None
+        self._purge_step: int | None = None if resume else 0
         self._writer: Any = None
 
     def log(self, metrics: dict[str, float], step: int) -> None:
@@ -239,7 +243,7 @@ class _Wandb:
 
 def _make_backend(name: str, run_dir: Path, config: dict | None, project: str, resume: bool) -> _Backend:
     if name == "tensorboard":
-        return _TensorBoard(run_dir / TENSORBOARD_DIR)
+        return _TensorBoard(run_dir / TENSORBOARD_DIR, resume=resume)
     if name == "wandb":
         return _Wandb(run_dir, config, project, resume)
     return _NoBackend()

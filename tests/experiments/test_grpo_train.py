@@ -136,6 +136,8 @@ def test_a_run_saved_before_a_setting_existed_resumes_at_that_settings_default(t
     args = RayArgs(out_dir=str(tmp_path), resume=True)
     saved = {k: v for k, v in vars(args).items() if k not in ("learner_strategy", "weight_sync")}
     (tmp_path / "config.json").write_text(json.dumps(saved))  # a config written before those flags
+    (tmp_path / "checkpoints" / "step-00000001").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "step-00000001" / "manifest.json").write_text("{}")  # and its checkpoint
     check_run_dir(args, tmp_path)  # they are at their defaults: the same run
     args.learner_strategy = "fsdp"
     with pytest.raises(RunError, match=r"learner_strategy: 'replicate' -> 'fsdp'"):

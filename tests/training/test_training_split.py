@@ -77,6 +77,8 @@ def test_an_older_run_without_the_new_setting_resumes_and_may_add_the_permission
     args = GRPOArgs(env_id=HOTPOT, out_dir=str(tmp_path), resume=True)
     saved = {k: v for k, v in vars(args).items() if k != "allow_dev_training"}  # a config from before the flag
     (tmp_path / "config.json").write_text(json.dumps(saved))
+    (tmp_path / "checkpoints" / "step-00000001").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "step-00000001" / "manifest.json").write_text("{}")  # and its checkpoint
     check_run_dir(args, tmp_path)
     args.allow_dev_training = True  # a run begun on dev resumes by adding the permission it now needs
     check_run_dir(args, tmp_path)

@@ -112,6 +112,20 @@ def actor_deaths() -> tuple[type[Exception], ...]:
     return RayActorError, OutOfMemoryError
 
 
+def death_text(error: Exception) -> str:
+    """Why an actor died, in one line: the error its constructor raised (Ray's message ends with it),
+    or the kind of death (killed, out of memory)."""
+    if getattr(error, "actor_init_failed", False):
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        return f"it failed to start: {lines[-1]}" if lines else "it failed to start"
+    return type(error).__name__
+
+
+def failed_to_start(error: Exception) -> bool:
+    """Whether the actor died because its constructor raised: a fault that a new actor would repeat."""
+    return bool(getattr(error, "actor_init_failed", False))
+
+
 def wait_in_turn(refs: Sequence[Any], on_death: Callable[[Exception], BaseException]) -> list[Any]:
     """The refs' values in order, awaited as they finish; an actor that died raises ``on_death(error)``.
 

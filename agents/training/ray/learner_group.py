@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agents.training.errors import RunError
+from agents.training.errors import RunStopped
 from agents.training.grpo import Sample
 from agents.training.ray.placement import PlacementPlan
 
@@ -250,7 +250,7 @@ def full_state_dict(model: Any) -> dict[str, Any]:
     return {name: tensor.detach().to("cpu") for name, tensor in model.state_dict().items()}
 
 
-class LearnerFailure(RunError, RuntimeError):
+class LearnerFailure(RunStopped, RuntimeError):
     """A learner rank died; the run stops (its checkpoints stay as they were)."""
 
 
@@ -284,6 +284,7 @@ class LearnerGroup:
             remote.options(**scheduling(groups[s.node], s.bundle, s.cpus, s.gpus)).remote(spec, s.rank, size)
             for s in plan.learners
         ]
+        self.pings: list[Any] = []  # one call waiting in each rank's queue (see check)
         if size > 1:
             [(host, port)] = self._call(self.actors[0].address.remote())
             self._call(*[a.join.remote(plan.backend, host, port) for a in self.actors])
@@ -347,25 +348,41 @@ class LearnerGroup:
         """Every rank's trainable parameters, whole, in rank order (tests check that the ranks agree)."""
         return self._call(*[a.parameters.remote() for a in self.actors])
 
+    def check(self) -> None:
+        """Return at once, or raise :class:`LearnerFailure` if a rank has died or failed to start.
+
+        The driver calls this while the rollout workers play (the ranks are idle then), so a dead
+        learner stops the run at once rather than at the next update. Each rank keeps one cheap call
+        in its queue; an answered one is replaced, a dead rank's fails.
+        """
+        import ray
+
+        if not self.pings:
+            self.pings = [actor.pid.remote() for actor in self.actors]
+        answered, _ = ray.wait(self.pings, num_returns=len(self.pings), timeout=0)
+        for rank, ref in enumerate(self.pings):
+            if ref in answered:
+                self._call(ref)
+                self.pings[rank] = self.actors[rank].pid.remote()
+
     def shutdown(self) -> None:
         """Kill every rank's actor (a killed group cannot be used again)."""
         import ray
 
         for actor in self.actors:
             ray.kill(actor, no_restart=True)
-        self.actors = []
+        self.actors, self.pings = [], []
 
     def _call(self, *refs: Any) -> list[Any]:
         """The refs' values in order; a dead rank stops the whole group at once (the others may be
         blocked in a collective waiting for it)."""
-        from agents.training.ray.cluster import wait_in_turn
+        from agents.training.ray.cluster import death_text, wait_in_turn
 
         def stop(error: Exception) -> LearnerFailure:
             self.shutdown()  # frees the ranks still waiting in a collective for the dead one
             return LearnerFailure(
-                f"A learner rank died ({type(error).__name__}); the run stops here. Its last checkpoint is "
-                "intact: continue with --resume (the actor's log under /tmp/ray/session_latest/logs says why "
-                "it died)."
+                f"A learner rank died ({death_text(error)}); the run stops here. The actor's log under "
+                "/tmp/ray/session_latest/logs says more."
             )
 
         return wait_in_turn(refs, stop)

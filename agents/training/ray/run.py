@@ -90,6 +90,7 @@ def dry_run(args: RayArgs) -> tuple[str, list[str]]:
     from agents.training.ray.cluster import cluster_nodes, connect, local_resources
     from agents.training.ray.placement import check_cluster
     from agents.training.ray.placement_text import describe_plan
+    from agents.training.ray.requirements import describe, missing
 
     plan = make_plan(args)
     if args.address:
@@ -98,6 +99,9 @@ def dry_run(args: RayArgs) -> tuple[str, list[str]]:
     else:
         nodes, where = local_resources(), "this machine (a local Ray cluster; pass --address to check a cluster)"
     errors, warnings = check_cluster(plan, nodes)
+    lacking = missing(args)
+    if lacking:
+        errors.append(describe(lacking))
     lines = [describe_plan(plan), f"Checked against {where}: " + "; ".join(_node_text(n) for n in nodes)]
     lines += [f"warning: {warning}" for warning in warnings]
     return "\n".join(lines), errors
@@ -105,6 +109,25 @@ def dry_run(args: RayArgs) -> tuple[str, list[str]]:
 
 def _node_text(node: dict[str, float]) -> str:
     return ", ".join(f"{node.get(name, 0.0):g} {name}" for name in ("GPU", "CPU"))
+
+
+def check_fit(plan: PlacementPlan) -> None:
+    """The dry run's check of a local run's ``plan`` against this machine, made before Ray starts.
+
+    (On a cluster, ``--address``, the run waits for its placement groups instead: an autoscaler may add
+    the nodes they need.)
+
+    Raises:
+        ClusterError: this machine lacks the GPUs the plan needs.
+    """
+    from agents.training.errors import ClusterError
+    from agents.training.ray.cluster import local_resources
+    from agents.training.ray.placement import check_cluster
+
+    errors, _ = check_cluster(plan, local_resources())
+    if errors:
+        raise ClusterError("The plan does not fit this machine:\n  " + "\n  ".join(errors)
+                           + "\n(--dry-run shows the plan and what it needs.)")
 
 
 class DistributedRun:
@@ -127,6 +150,8 @@ class DistributedRun:
         self.learners: Any = None
         self.pool: Any = None
         self.sync: Any = None
+        if not args.address:
+            check_fit(self.placement)  # in seconds, before Ray starts
         self.started_ray = connect(args.address, num_cpus=_local_cpus(self.placement))
         try:
             self.groups = create_placement_groups(self.placement)
@@ -170,7 +195,8 @@ class DistributedRun:
 
         pairs = self.plan.rollouts(step, self.args.group_size, sample_round)
         specs = [EpisodeSpec(uid, seed, index) for uid, (seed, index) in enumerate(pairs)]
-        trajectories, stats = self.pool.run(specs, greedy=False, seed=_chunk_seed(self.args.seed, step, sample_round))
+        trajectories, stats = self.pool.run(specs, greedy=False, seed=_chunk_seed(self.args.seed, step, sample_round),
+                                            watch=self.learners.check)
         extras["rollout/weights_version"] = float(self.version)  # every round plays the same weights
         extras["rollout/stale_episodes"] += sum(t.version != self.version for t in trajectories)
         extras["rollout/rerun_chunks"] += stats.requeued
@@ -206,7 +232,7 @@ class DistributedRun:
         if not indices:
             return {}
         specs = [EpisodeSpec(uid, self.plan.eval_seed(i), i) for uid, i in enumerate(indices)]
-        trajectories, stats = self.pool.run(specs, greedy=True, seed=0)
+        trajectories, stats = self.pool.run(specs, greedy=True, seed=0, watch=self.learners.check)
         return {**eval_metrics(trajectories), "eval/worker_restarts": float(stats.restarts),
                 "eval/hung_workers": float(stats.hung)}
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from agents.training.errors import RunError
+from agents.training.errors import RunStopped
 
 SYNCS = ("object-store", "collective")
 NCCL_CHANNEL = "agents.training.ray.weight_sync.PyNcclChannel"
@@ -39,7 +39,7 @@ NCCL_CHANNEL = "agents.training.ray.weight_sync.PyNcclChannel"
 TensorSpec = tuple[str, str, tuple[int, ...]]  # name, dtype name ("float32"), shape
 
 
-class WeightSyncError(RunError):
+class WeightSyncError(RunStopped):
     """The engines and the learner disagree about a weight update (or a side of it died)."""
 
 
@@ -102,7 +102,7 @@ def check_header(header: Sequence[int], specs: Sequence[TensorSpec], version: in
         raise WeightSyncError(
             f"The learner sends weights version {sent_version} ({count} tensors), but this engine was announced "
             f"version {version} ({len(specs)} tensors): the driver's bookkeeping and the broadcast are out of step. "
-            "Stop the run and continue it with --resume."
+            "The run stops here."
         )
 
 
@@ -181,9 +181,8 @@ def make_sync(kind: str, learners: Any, pool: Any) -> ObjectStoreSync | Collecti
 def wait_all(refs: Sequence[Any]) -> list[Any]:
     """The refs' values in order; the first actor that died stops the sync (its peers in the
     broadcast would wait for it for ever)."""
-    from agents.training.ray.cluster import wait_in_turn
+    from agents.training.ray.cluster import death_text, wait_in_turn
 
     return wait_in_turn(refs, lambda error: WeightSyncError(
-        f"An actor died during the collective weight sync ({type(error).__name__}); the run stops here. The last "
-        "checkpoint is intact: continue with --resume."
+        f"An actor died during the collective weight sync ({death_text(error)}); the run stops here."
     ))

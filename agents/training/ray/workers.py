@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.training.envs import EnvSpec
-from agents.training.errors import RunError
-from agents.training.ray.cluster import actor_deaths, scheduling
+from agents.training.errors import RunStopped
+from agents.training.ray.cluster import actor_deaths, death_text, failed_to_start, scheduling
 from agents.training.ray.deadline import ChunkDeadline
 from agents.training.ray.dispatch import Chunk, Dispatcher, EpisodeSpec
 from agents.training.ray.engine_config import EngineConfig
@@ -139,8 +139,12 @@ class _Call:
     due: float
 
 
-class WorkerLost(RunError, RuntimeError):
-    """A rollout worker died more often than ``max_restarts`` allows."""
+class WorkerLost(RunStopped, RuntimeError):
+    """A rollout worker failed to start, or died more often than ``max_restarts`` allows."""
+
+# While the workers play, the driver looks this often (seconds) at what else it was asked to watch
+# (the learner ranks), so that their death stops the run at once.
+WATCH_S = 2.0
 
 
 class RayWorkerPool:
@@ -201,31 +205,43 @@ class RayWorkerPool:
             self.config, self.weights, self.version, self.services.get(slot.node)
         )
 
-    def _replace(self, i: int) -> None:
-        """Kill what is left of worker ``i`` and start a new one with the current weights."""
+    def _replace(self, i: int, error: Exception | None = None) -> None:
+        """Kill what is left of worker ``i`` (lost by ``error``, or hung) and start a new one with the
+        current weights.
+
+        Raises:
+            WorkerLost: the worker failed to start (a new one would fail the same way: a missing package,
+                a bad model path), or it was lost more than ``max_restarts`` times.
+        """
         import ray
 
+        if error is not None and failed_to_start(error):
+            raise WorkerLost(f"Rollout worker {i} could not start ({death_text(error)}); a new one would fail "
+                             "the same way, so none is started. Fix that and run the command again.")
         self.restarts[i] += 1
+        how = death_text(error) if error is not None else "hung"
         if self.restarts[i] > self.max_restarts:
             raise WorkerLost(
-                f"Rollout worker {i} died {self.restarts[i]} times (--max-worker-restarts {self.max_restarts}); "
-                "its log in /tmp/ray/session_latest/logs says why (often out of memory: lower "
-                "--rollout-batch-size or --max-new-tokens)."
+                f"Rollout worker {i} was lost {self.restarts[i]} times (--max-worker-restarts {self.max_restarts}; "
+                f"the last time: {how}); its log in /tmp/ray/session_latest/logs says why (a worker killed by "
+                "Ray's memory monitor: lower --rollout-batch-size or --max-new-tokens)."
             )
-        log.warning("rollout worker %d died; starting a new one (restart %d)", i, self.restarts[i])
+        log.warning("rollout worker %d lost (%s); starting a new one (restart %d)", i, how, self.restarts[i])
         ray.kill(self.actors[i], no_restart=True)
         if self.fetch_weights is not None:
             self.weights = self.fetch_weights()
         self.actors[i] = self._spawn(i)
 
-    def run(self, specs: Sequence[EpisodeSpec], *, greedy: bool, seed: int) -> tuple[list[Trajectory], RunStats]:
+    def run(self, specs: Sequence[EpisodeSpec], *, greedy: bool, seed: int,
+            watch: Callable[[], None] | None = None) -> tuple[list[Trajectory], RunStats]:
         """Play every episode once across the workers; trajectories come back in the order of ``specs``.
 
         A worker that dies, or holds a chunk past its deadline (:mod:`~agents.training.ray.deadline`), is
-        replaced and its chunk re-run; each episode counts once.
+        replaced and its chunk re-run; each episode counts once. ``watch`` is called at least every
+        ``WATCH_S`` seconds meanwhile; what it raises stops the rollout.
 
         Raises:
-            WorkerLost: a worker kept dying.
+            WorkerLost: a worker failed to start, or kept dying.
         """
         import ray
 
@@ -240,12 +256,13 @@ class RayWorkerPool:
                 due = started + self.deadline.seconds(len(chunk.specs))
                 pending[self.actors[i].run.remote(chunk, greedy=greedy, seed=seed)] = _Call(i, chunk, started, due)
 
-        def lose(i: int) -> None:
-            """Worker ``i`` is gone (dead or hung): requeue its chunks, replace it, feed the idle ones."""
+        def lose(i: int, error: Exception | None = None) -> None:
+            """Worker ``i`` is gone (dead, or hung without ``error``): requeue its chunks, replace it,
+            feed the idle ones."""
             dispatcher.worker_lost(i)
             for other in [r for r, call in pending.items() if call.worker == i]:
                 del pending[other]  # the lost actor's other calls fail too; their chunks are re-queued
-            self._replace(i)
+            self._replace(i, error)
             stats.restarts += 1
             for j in range(len(self.actors)):
                 if not dispatcher.in_flight(j):
@@ -254,7 +271,11 @@ class RayWorkerPool:
         for i in range(len(self.actors)):
             feed(i)
         while not dispatcher.done:
+            if watch is not None:
+                watch()
             timeout = max(0.0, min(call.due for call in pending.values()) - time.monotonic())
+            if watch is not None:
+                timeout = min(timeout, WATCH_S)
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
             if not ready:
                 for i in self._overdue(pending):
@@ -264,8 +285,8 @@ class RayWorkerPool:
             call = pending.pop(ready[0])
             try:
                 trajectories = ray.get(ready[0])
-            except actor_deaths():
-                lose(call.worker)
+            except actor_deaths() as error:
+                lose(call.worker, error)
                 continue
             if dispatcher.complete(call.worker, call.chunk, trajectories):
                 self.deadline.observe(trajectories, time.monotonic() - call.started)
@@ -326,9 +347,10 @@ class RayWorkerPool:
             try:
                 ray.get(ref, timeout=limit)
             except lost as error:
-                if isinstance(error, GetTimeoutError):
+                hung = isinstance(error, GetTimeoutError)
+                if hung:
                     log.warning("rollout worker %d did not finish %s in %.0f s: treating it as hung", i, method, limit)
-                self._replace(i)  # the new worker starts from self.weights, awake
+                self._replace(i, None if hung else error)  # the new worker starts from self.weights, awake
                 self.restarts_outside_rollout += 1
 
     def pids(self) -> list[int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import time
 
 import pytest
 
@@ -102,12 +103,44 @@ def test_a_dead_rank_stops_the_group_and_the_checkpoint_stays_loadable(group_of,
     group.update(samples(4))
     saved = group.save(tmp_path, 1, {"step": 1, "version": 1})
     ray_session.kill(group.actors[1])
-    with pytest.raises(LearnerFailure, match="continue with --resume"):
+    with pytest.raises(LearnerFailure, match=r"A learner rank died \(ActorDiedError\)"):
         group.update(samples(4, seed=1))  # rank 0 would wait in the all-reduce for rank 1 forever
     assert group.actors == []  # every rank was stopped
     assert str(latest_checkpoint(tmp_path)) == saved
     step, state = load_checkpoint(saved, one_learner(tiny_lm_path))
     assert step == 1 and state == {"step": 1, "version": 1}
+
+
+@pytest.mark.slow
+def test_a_check_while_the_ranks_are_idle_finds_a_dead_rank_at_once(group_of, ray_session):
+    group = group_of(1)
+    group.check()  # alive (perhaps still loading): returns at once
+    ray_session.get(group.actors[0].pid.remote())
+    group.check()
+    ray_session.kill(group.actors[0])
+    with pytest.raises(LearnerFailure, match="A learner rank died"):
+        for _ in range(100):  # the kill takes a moment to be seen
+            group.check()
+            time.sleep(0.1)
+    assert group.actors == []
+
+
+@pytest.mark.slow
+def test_a_rank_that_cannot_start_is_reported_with_its_error(ray_session, tmp_path):
+    from agents.training.ray.cluster import create_placement_groups
+
+    plan = plan_placement(0, num_learners=1)
+    groups = create_placement_groups(plan, timeout_s=60)
+    group = LearnerGroup(LearnerSpec(model=str(tmp_path / "no-such-model"), device="cpu", config=CONFIG), plan, groups)
+    try:
+        with pytest.raises(LearnerFailure, match=r"it failed to start: .*no-such-model"):
+            for _ in range(600):
+                group.check()
+                time.sleep(0.1)
+    finally:
+        group.shutdown()
+        for placement in groups:
+            ray_session.util.remove_placement_group(placement)
 
 
 def test_a_single_process_all_reduce_leaves_gradients_and_fills_missing_ones(monkeypatch):

@@ -200,3 +200,38 @@ def test_a_worker_hung_while_loading_weights_is_replaced_and_counted(pool, ray_s
     assert pool.restarts_outside_rollout == 1 and pool.restarts[1] == 1 and pool.pids()[1] != pid
     played, _ = pool.run([EpisodeSpec(uid=i, seed=i, index=i) for i in range(2)], greedy=True, seed=0)
     assert {t.version for t in played} == {2}
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_start_stops_the_run_at_once_without_restarts(ray_session, tmp_path):
+    """A fault at start-up (here a model folder that does not exist; on a node, a missing package) repeats in
+    every replacement: the pool says what it was instead of retrying and blaming memory."""
+    from agents.training.ray.cluster import create_placement_groups
+    from agents.training.ray.placement import plan_placement
+    from agents.training.ray.workers import RayWorkerPool, WorkerLost
+
+    plan = plan_placement(0, rollout_workers=1, num_learners=1)
+    groups = create_placement_groups(plan, timeout_s=60)
+    pool = RayWorkerPool(config(str(tmp_path / "no-such-model")), plan, groups, None, 0, max_restarts=3)
+    try:
+        with pytest.raises(WorkerLost, match=r"could not start \(it failed to start: .*no-such-model"):
+            pool.run([EpisodeSpec(0, 1, 0)], greedy=True, seed=0)
+        assert pool.restarts == [0]
+    finally:
+        pool.shutdown()
+        for group in groups:
+            ray_session.util.remove_placement_group(group)
+
+
+@pytest.mark.slow
+def test_what_the_pool_watches_stops_a_rollout_in_progress(pool):
+    """The driver watches the learners while the workers play: what the watch raises ends the rollout."""
+    calls = []
+
+    def watch():
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("a learner died")
+
+    with pytest.raises(RuntimeError, match="a learner died"):
+        pool.run([EpisodeSpec(i, 10 + i, i) for i in range(8)], greedy=True, seed=0, watch=watch)

@@ -8,13 +8,15 @@
     python experiments/evaluate.py --preset memagent --data-dir ../shared/data   # the MemAgent baseline protocol
     python experiments/evaluate.py --preset paper --data-dir ../shared/data --embedder-url http://localhost:8001/v1
     python experiments/evaluate.py --policy smollm2 --policy-kwargs '{"temperature": 0}' --episodes 2
-    python experiments/evaluate.py --policy openai:atommem-8b@http://localhost:8000/v1 --preset paper
+    python experiments/evaluate.py --policy openai:AtomMem@http://localhost:8000/v1 --preset paper
     python experiments/evaluate.py --policy my_policy.py:AlwaysStore --episodes 20   # a policy of your own
 
 ``--policy`` takes a baseline (heuristic, no-memory, random), ``smollm2`` (offline SmolLM2-135M through
 transformers), ``hf:NAME``, ``vllm:NAME``, ``openai:MODEL@URL``, or a policy of your own as
 ``path/to/file.py:NAME`` or ``module:NAME`` (a class or factory, called with the options, or an instance);
-``--policy-kwargs`` is a JSON object of its constructor's options (see :mod:`agents.registry`).
+``--policy-kwargs`` is a JSON object of its constructor's options (see :mod:`agents.registry`). An API key
+is read from ``$OPENAI_API_KEY`` (or the variable ``{"api_key_env": "MY_KEY"}`` names), never from the
+command line, and is never printed or recorded (:mod:`atommem_env.credentials`).
 
 Episode i of an env id is the source's episode ``i`` (pinned index) reset with seed ``seed + i``, so
 every policy sees the same episodes. Writes ``trajectories.jsonl`` (every prompt, response, op and

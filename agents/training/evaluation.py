@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.base import Policy
 from agents.registry import make_policy, parse_spec
 from agents.training.cli import arg, json_object
 from agents.training.envs import EnvSpec
@@ -23,6 +24,7 @@ from agents.training.metrics import confidence_intervals, summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory, rollout
 from agents.training.stats import DEFAULT_RESAMPLES, MIN_RESAMPLES
+from atommem_env.credentials import check_base_url, redact
 from atommem_env.errors import ConfigError, DataError
 from atommem_env.protocol import PROTOCOLS
 
@@ -65,7 +67,9 @@ class Args:
     env_ids: list[str] = arg(list(DEFAULT_ENV_IDS), "env ids to evaluate, one results row each")
     policy: str = arg("heuristic", "a baseline (heuristic, no-memory, random), a diagnostic (oracle, always-yes), "
                       "smollm2, hf:NAME, vllm:NAME, openai:MODEL@URL, or your own: path/to/file.py:NAME or module:NAME")
-    policy_kwargs: str = arg("{}", 'JSON object of the policy\'s options, e.g. \'{"temperature": 0}\'')
+    policy_kwargs: str = arg("{}", 'JSON object of the policy\'s options, e.g. \'{"temperature": 0}\'; an API key '
+                             'stays in the environment: $OPENAI_API_KEY, or {"api_key_env": "MY_KEY"} naming '
+                             'another variable')
     episodes: int = arg(20, "episodes per env id (a cap: an id runs at most the episodes its source holds)")
     seed: int = arg(0, "episode i is reset with seed + i, so every policy sees the same episodes")
     batch_size: int = arg(8, "episodes stepped together, i.e. the size of each policy call")
@@ -110,7 +114,7 @@ class Args:
         try:
             parse_spec(self.policy)
         except ConfigError as error:
-            raise ConfigError(f"--policy: {error}") from None
+            raise ConfigError(f"--policy: {redact(str(error))}") from None
         if self.episodes < 1 or self.batch_size < 1:
             raise ConfigError("--episodes and --batch-size must be at least 1.")
         if self.resamples < MIN_RESAMPLES:
@@ -134,16 +138,30 @@ class Args:
             self.out_dir = fresh_run_dir(self.policy)
 
 
-def embedder_spec(url: str) -> str:
-    """The ``embedder`` option for ``--embedder-url URL[#NAME]`` (an :class:`~atommem_env.OpenAIEmbedder`).
+def build_policy(spec: str, policy_kwargs: str) -> Policy:
+    """The policy of ``--policy`` and ``--policy-kwargs`` (JSON text).
 
     Raises:
-        ConfigError: ``url`` is not an http(s) URL.
+        ConfigError: the policy cannot be built; the message shows the options with any secret redacted
+            (:func:`atommem_env.credentials.redact`), never an API key.
+    """
+    options = json_object("--policy-kwargs", policy_kwargs, '{"temperature": 0}')
+    try:
+        return make_policy(spec, **options)
+    except ConfigError as error:
+        raise ConfigError(f"--policy {redact(spec)} --policy-kwargs '{json.dumps(redact(options))}': "
+                          f"{redact(str(error))}") from None
+
+
+def embedder_spec(url: str) -> str:
+    """The ``embedder`` option for ``--embedder-url URL[#NAME]`` (an :class:`~atommem_env.embedders.OpenAIEmbedder`).
+
+    Raises:
+        ConfigError: ``url`` is not an http(s) API root, or holds credentials (the key of the embeddings
+            server comes from ``OPENAI_API_KEY``).
     """
     base, _, model = url.partition("#")
-    if not base.startswith(("http://", "https://")):
-        raise ConfigError(f"--embedder-url {url!r} is not an http(s) URL; e.g. http://localhost:8001/v1.")
-    return f"openai:{base}#{model or PAPER_EMBEDDER}"
+    return f"openai:{check_base_url(base, '--embedder-url')}#{model or PAPER_EMBEDDER}"
 
 
 def paper_env_options(env_id: str, embedder_url: str | None = None) -> dict[str, Any]:
@@ -288,10 +306,7 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / TRAJECTORIES
-    try:
-        policy = make_policy(args.policy, **json.loads(args.policy_kwargs))
-    except ConfigError as error:
-        raise ConfigError(f"--policy {args.policy} --policy-kwargs {args.policy_kwargs}: {error}") from None
+    policy = build_policy(args.policy, args.policy_kwargs)
     done = _previous_episodes(args, path, policy.name)
     rows = []
     with open(path, "a", encoding="utf-8") as sink:

@@ -40,16 +40,17 @@ from typing import Any
 
 import numpy as np
 
-from agents.registry import make_policy, parse_spec
+from agents.registry import parse_spec
 from agents.training.cli import arg, json_object
 from agents.training.envs import EnvSpec
 from agents.training.errors import RunError
-from agents.training.evaluation import PRESETS, load_trajectories, prepare_policy
+from agents.training.evaluation import PRESETS, build_policy, load_trajectories, prepare_policy
 from agents.training.metrics import confidence_intervals, summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory, Turn, rollout
 from agents.training.stats import DEFAULT_RESAMPLES, MIN_RESAMPLES, WEIGHTINGS, mcnemar_by_episode, paired_change
 from atommem_env import registered_ids
+from atommem_env.credentials import redact
 from atommem_env.errors import ConfigError, DataError
 from atommem_env.info import as_step_info
 from atommem_env.protocol import ATOMMEM, REFERENCE, RULES, SCORING_RULES, Protocol, differing_rules, with_rules
@@ -108,7 +109,7 @@ class FidelityArgs:
         try:
             parse_spec(self.policy)
         except ConfigError as error:
-            raise ConfigError(f"--policy: {error}") from None
+            raise ConfigError(f"--policy: {redact(str(error))}") from None
         json_object("--policy-kwargs", self.policy_kwargs, '{"temperature": 0}')
         clash = sorted(set(json_object("--env-kwargs", self.env_kwargs, '{"top_k": 3}')) & set(RULE_OPTIONS))
         if clash:
@@ -243,10 +244,7 @@ def run_fidelity(args: FidelityArgs, progress: ProgressFactory = no_progress) ->
         DataError: a trajectory file is damaged, or two variants' episodes hold different questions.
     """
     out = Path(args.out_dir)
-    try:
-        policy = make_policy(args.policy, **json.loads(args.policy_kwargs))
-    except ConfigError as error:
-        raise ConfigError(f"--policy {args.policy} --policy-kwargs {args.policy_kwargs}: {error}") from None
+    policy = build_policy(args.policy, args.policy_kwargs)
     user_options = json_object("--env-kwargs", args.env_kwargs, '{"top_k": 3}')
     variants = build_variants(args.rules, args.directions, breakdown=not args.no_breakdown)
     shortcut = bool(getattr(policy, "deterministic", False))
@@ -388,7 +386,7 @@ def _cell(row: dict[str, Any], key: str, sign: str = "") -> str:
 def write_tables(rows: Sequence[dict[str, Any]], out: Path, args: FidelityArgs) -> None:
     """Write ``fidelity.md`` (the table and the flags that made it) and ``fidelity.csv`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    flags = {k: v for k, v in vars(args).items() if k not in ("out_dir",)}
+    flags = redact({k: v for k, v in vars(args).items() if k not in ("out_dir",)})  # no API key in a report
     note = ("Intervals: 95 % bootstrap over episodes (paired for changes), "
             f"{args.resamples} resamples, seed 0. McNemar: exact, two-sided, on questions.")
     text = f"# Fidelity: policy `{args.policy}`\n\nFlags: `{json.dumps(flags)}`\n\n{note}\n\n{fidelity_table(rows)}\n"

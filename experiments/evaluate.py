@@ -35,6 +35,8 @@ options each id was built with.
 ``--resume`` continues an interrupted run in the same ``--out-dir``: episodes already in
 ``trajectories.jsonl`` (same env id, policy and index) are kept and not run again, and the tables
 count old and new episodes together. Without it an existing ``trajectories.jsonl`` is never overwritten.
+Ctrl-C exits with status 130 and prints the exact command that continues the run; a run that fails
+before its first episode leaves no ``trajectories.jsonl``.
 
 ``results.md`` and ``results.csv`` give EM and F1 per question (``em``, pooled over questions) and per
 episode (``episode_em``, the mean of each episode's fraction correct, as the paper's reference code
@@ -60,7 +62,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import HelpFormatter, dataclass_parser, exit_on_errors, progress_bars
+from agents.training.cli import HelpFormatter, dataclass_parser, exit_on_errors, progress_bars, resume_command
 from agents.training.comparison import compare_runs, comparison_table, write_comparison
 from agents.training.evaluation import PRESETS, Args, evaluate, markdown_table
 from agents.training.stats import DEFAULT_RESAMPLES
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         compare(argv)
         return
     args = parse_args(argv)
-    with exit_on_errors():
+    with exit_on_errors(resume=resume_command(__file__, argv, args.out_dir)):
         rows = evaluate(args, progress_bars("ep"))
     print(markdown_table(rows))
     what = "Trajectories and tables" if args.no_plots else "Trajectories, tables and plots"
@@ -119,4 +121,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_errors():
+        main()

@@ -33,7 +33,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import exit_on_errors, parse_dataclass, progress_bars
+from agents.training.cli import exit_on_errors, parse_dataclass, progress_bars, resume_command
 from agents.training.grpo_config import PRESETS, GRPOArgs
 from agents.training.grpo_run import GRPORun
 from agents.training.runs import train
@@ -42,11 +42,13 @@ from agents.training.runs import train
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Parse ``argv``, train, and return the last logged metrics."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_dataclass(GRPOArgs, argv, description=__doc__, presets=PRESETS)
-    with exit_on_errors():
+    with exit_on_errors(resume=resume_command(__file__, argv, args.out_dir)):
         args.validate()
         return train(args, GRPORun, progress=progress_bars("step"))
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_errors():
+        main()

@@ -21,7 +21,8 @@ The same GRPO loop as ``experiments/grpo_train.py`` (same flags, same metrics, c
 - ``--num-gpus N`` plans the GPUs (``--placement split`` or ``colocated``) into one placement group per
   node; ``--dry-run`` prints the plan and checks it against the cluster.
 
-Ctrl-C stops every actor and exits with status 130; the last checkpoint is intact (``--resume``).
+Ctrl-C stops every actor and exits with status 130, printing the command that continues the run from
+the last checkpoint, which is intact (``--resume``).
 See docs/DISTRIBUTED.md.
 """
 
@@ -34,20 +35,20 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import exit_on_errors, parse_dataclass, progress_bars
+from agents.training.cli import exit_on_errors, parse_dataclass, progress_bars, resume_command
 from agents.training.grpo_config import PRESETS
 from agents.training.ray.config import RayArgs
 from agents.training.ray.run import DistributedRun, dry_run
 from agents.training.runs import train
 
-log = logging.getLogger(__name__)
-
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Parse ``argv``, then print the plan (``--dry-run``) or train; returns the last logged metrics."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_dataclass(RayArgs, argv, description=__doc__, presets=PRESETS)
-    with exit_on_errors():
+    # Ctrl-C: train() stops every actor on its way out; the message gives the command that continues the run.
+    with exit_on_errors(resume=resume_command(__file__, argv, args.out_dir)):
         args.validate()
         if args.dry_run:
             report, errors = dry_run(args)
@@ -56,12 +57,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 raise SystemExit("The plan does not fit:\n  " + "\n  ".join(errors))
             print("The plan fits.")
             return {}
-        try:
-            return train(args, DistributedRun, progress=progress_bars("step"))
-        except KeyboardInterrupt:
-            log.warning("Interrupted: every actor is stopped; continue from the last checkpoint with --resume.")
-            raise SystemExit(130) from None
+        return train(args, DistributedRun, progress=progress_bars("step"))
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_errors():
+        main()

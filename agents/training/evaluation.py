@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -304,37 +305,33 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
         DataError: ``trajectories.jsonl`` is damaged beyond an interrupted last line.
     """
     out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / TRAJECTORIES
     policy = build_policy(args.policy, args.policy_kwargs)
     done = _previous_episodes(args, path, policy.name)
     rows = []
-    with open(path, "a", encoding="utf-8") as sink:
-        for env_id in args.env_ids:
-            spec = EnvSpec.from_flags(env_id, args.env_options(env_id), args.data_dir)
-            options = dict(spec.kwargs)  # recorded with every episode and in results.csv (protocol included)
-            make = spec.factory()
-            available = spec.episode_count()
-            count = min(args.episodes, available)
-            prepare_policy(policy, spec, count)
-            trajectories = [done[k] for i in range(count) if (k := (env_id, policy.name, i)) in done]
-            missing = [i for i in range(count) if (env_id, policy.name, i) not in done]
-            started = time.perf_counter()
-            bar = progress(env_id, count, count - len(missing))
+    for env_id in args.env_ids:
+        spec = EnvSpec.from_flags(env_id, args.env_options(env_id), args.data_dir)
+        options = dict(spec.kwargs)  # recorded with every episode and in results.csv (protocol included)
+        make = spec.factory()
+        available = spec.episode_count()
+        count = min(args.episodes, available)
+        prepare_policy(policy, spec, count)
+        trajectories = [done[k] for i in range(count) if (k := (env_id, policy.name, i)) in done]
+        missing = [i for i in range(count) if (env_id, policy.name, i) not in done]
+        started = time.perf_counter()
+        with closing(progress(env_id, count, count - len(missing))) as bar:  # closed before any error's message
             for start in range(0, len(missing), args.batch_size):  # batches keep the bar and memory honest
                 ids = missing[start:start + args.batch_size]
                 batch = rollout(make, policy, [args.seed + i for i in ids], env_id=env_id, indices=ids,
                                 batch_size=args.batch_size)
                 trajectories += batch
-                for traj in batch:
-                    sink.write(json.dumps({"policy": policy.name, "env_options": options, **traj.to_json()}) + "\n")
-                sink.flush()  # a crash loses at most the batch being written
+                append_lines(path, [{"policy": policy.name, "env_options": options, **t.to_json()} for t in batch])
                 bar.update(len(batch))
                 bar.set_postfix(em=f"{summarize(trajectories)['em']:.3f}")
-            bar.close()
-            row = results_row(env_id, policy.name, trajectories, options, resamples=args.resamples)
-            row["seconds"] = time.perf_counter() - started  # time of this invocation only
-            rows.append(row)
+        row = results_row(env_id, policy.name, trajectories, options, resamples=args.resamples)
+        row["seconds"] = time.perf_counter() - started  # time of this invocation only
+        rows.append(row)
+    out.mkdir(parents=True, exist_ok=True)
     write_tables(rows, out)
     if not args.no_plots:
         from agents.training.plots import write_plots
@@ -344,6 +341,17 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
         except ImportError as error:  # the tables are the result; missing plots must not fail the run
             log.warning("%s Tables were written; plots were skipped.", error)
     return rows
+
+
+def append_lines(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    """Append ``records`` to ``path`` as JSON lines, creating the file (and its folder) with the first.
+
+    Nothing is created before there is an episode to keep, so a run that fails before its first
+    episode leaves no empty ``trajectories.jsonl`` behind; a crash loses at most the batch being written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as sink:
+        sink.write("".join(json.dumps(record) + "\n" for record in records))
 
 
 def results_row(env_id: str, policy: str, trajectories: Sequence[Trajectory], options: dict[str, Any] | None = None,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from agents.registry import parse_spec
 from agents.training.cli import arg, json_object
 from agents.training.envs import EnvSpec
 from agents.training.errors import RunError
-from agents.training.evaluation import PRESETS, build_policy, load_trajectories, prepare_policy
+from agents.training.evaluation import PRESETS, append_lines, build_policy, load_trajectories, prepare_policy
 from agents.training.metrics import confidence_intervals, summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory, Turn, rollout
@@ -261,14 +262,12 @@ def run_fidelity(args: FidelityArgs, progress: ProgressFactory = no_progress) ->
                       "protocol": _rules(variant.protocol)}
             done, how = _stored(path, record, args.seed)
             missing = [i for i in range(count) if i not in done]
-            bar = progress(f"{env_id} {variant.name}", count, count - len(missing))
-            env = spec.make() if missing and (variant.replays or shortcut and variant.baseline) else None
-            base_env = None
-            if env is not None and not variant.replays:  # side by side with the baseline's env
-                base_options = {**user_options, "protocol": _protocol(variants, variant.baseline)}
-                base_env = EnvSpec(env_id, base_options, args.data_dir).make()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as sink:
+            with closing(progress(f"{env_id} {variant.name}", count, count - len(missing))) as bar:
+                env = spec.make() if missing and (variant.replays or shortcut and variant.baseline) else None
+                base_env = None
+                if env is not None and not variant.replays:  # side by side with the baseline's env
+                    base_options = {**user_options, "protocol": _protocol(variants, variant.baseline)}
+                    base_env = EnvSpec(env_id, base_options, args.data_dir).make()
                 for start in range(0, len(missing), args.batch_size):
                     ids = missing[start:start + args.batch_size]
                     batch: list[tuple[Trajectory, str]] = []
@@ -285,10 +284,8 @@ def run_fidelity(args: FidelityArgs, progress: ProgressFactory = no_progress) ->
                             indices=to_play, batch_size=args.batch_size)]
                     for traj, measured in batch:
                         done[traj.index], how[traj.index] = traj, measured
-                        sink.write(json.dumps({**record, "measured": measured, **traj.to_json()}) + "\n")
-                    sink.flush()
+                    append_lines(path, [{**record, "measured": measured, **traj.to_json()} for traj, measured in batch])
                     bar.update(len(batch))
-            bar.close()
             played[variant.name] = [done[i] for i in range(count)]
             base = played[variant.baseline] if variant.baseline else None
             row = variant_row(env_id, policy.name, variant, played[variant.name], base, args.resamples)

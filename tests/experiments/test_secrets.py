@@ -63,6 +63,7 @@ def test_a_key_on_the_command_line_stays_out_of_every_message(tmp_path: Path) ->
     assert unreachable.returncode == 1 and "POST http://127.0.0.1:9/v1/chat/completions failed" in unreachable.stderr
     for run in (typo, broken, unreachable):
         assert KEY not in run.stdout + run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "c" / "trajectories.jsonl").exists()  # failed before its first episode: no file
 
 
 def test_fidelity_report_and_repr_hold_no_key(tmp_path: Path, monkeypatch) -> None:

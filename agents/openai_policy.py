@@ -101,7 +101,7 @@ class OpenAIChatPolicy:
         backoff: float = 0.5,
         api_key_env: str = DEFAULT_API_KEY_ENV,
     ) -> None:
-        self.base_url = check_base_url(base_url, "OpenAIChatPolicy")
+        self.base_url = check_base_url(base_url, "OpenAIChatPolicy base_url")
         if not model:
             raise ConfigError("OpenAIChatPolicy model='': pass the served model name (vllm serve --served-model-name).")
         if max_tokens < 1 or concurrency < 1 or timeout <= 0 or max_retries < 0 or backoff < 0:

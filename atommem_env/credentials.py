@@ -71,23 +71,26 @@ def key_hint(key: str | None, api_key_env: str) -> str:
     return "one was sent" if key else f"none was sent: ${api_key_env} is not set"
 
 
-def check_base_url(base_url: str, owner: str) -> str:
+def check_base_url(base_url: str, name: str) -> str:
     """``base_url`` without its trailing slash, once it is a plain http(s) API root.
+
+    Args:
+        base_url: the URL to check.
+        name: what it was given as, for messages (``"OpenAIEmbedder base_url"``, ``"--embedder-url"``).
 
     Raises:
         ConfigError: not http(s), or it carries credentials (``user:password@``) or a ``?query`` /
             ``#fragment``; the message shows the URL without either.
     """
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-        raise ConfigError(f"{owner} base_url={redact(base_url)!r} is not an http(s) URL; use e.g. "
-                          "'http://localhost:8000/v1'.")
+        raise ConfigError(f"{name} {redact(base_url)!r} is not an http(s) URL; use e.g. 'http://localhost:8000/v1'.")
     parts = urlsplit(base_url)
     shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"  # never the credentials or query
     if "@" in parts.netloc:
-        raise ConfigError(f"{owner} base_url holds credentials (user:password@); pass {shown!r} and the key "
+        raise ConfigError(f"{name} holds credentials (user:password@); pass {shown!r} and the key "
                           f"through the environment ({DEFAULT_API_KEY_ENV}, or api_key_env naming another variable).")
     if parts.query or parts.fragment:
-        raise ConfigError(f"{owner} base_url has a ?query or #fragment; pass the API root, {shown!r} (a key goes "
+        raise ConfigError(f"{name} has a ?query or #fragment; pass the API root, {shown!r} (a key goes "
                           f"through {DEFAULT_API_KEY_ENV} or api_key_env).")
     return base_url.rstrip("/")
 

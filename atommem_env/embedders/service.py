@@ -66,7 +66,7 @@ class OpenAIEmbedder(CachingEmbedder):
         cache_size: int = 4096,
         api_key_env: str = DEFAULT_API_KEY_ENV,
     ) -> None:
-        self.base_url = check_base_url(base_url, "OpenAIEmbedder")
+        self.base_url = check_base_url(base_url, "OpenAIEmbedder base_url")
         if not model:
             raise ConfigError("OpenAIEmbedder model='' : pass the served model name, e.g. 'Qwen/Qwen3-Embedding-0.6B'.")
         if timeout <= 0 or max_retries < 0 or batch_size < 1 or backoff < 0 or cache_size < 0:

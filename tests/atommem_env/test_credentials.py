@@ -43,7 +43,7 @@ def test_a_named_variable_that_is_not_set_is_an_error_naming_it(monkeypatch) -> 
 ])
 def test_base_urls_with_credentials_are_refused_without_showing_them(url, problem) -> None:
     with pytest.raises(ConfigError, match=problem) as caught:
-        check_base_url(url, "OpenAIEmbedder")
+        check_base_url(url, "OpenAIEmbedder base_url")
     assert "hunter2" not in str(caught.value)
     assert check_base_url("http://localhost:8000/v1/", "X") == "http://localhost:8000/v1"
 

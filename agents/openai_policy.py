@@ -2,8 +2,8 @@
 
 This is how a user evaluates the released AtomMem-8B::
 
-    # vllm serve <path-or-hub-name-of-AtomMem-8B> --served-model-name atommem-8b
-    policy = OpenAIChatPolicy("http://localhost:8000/v1", "atommem-8b")
+    # vllm serve Yupeng123/AtomMem-8B --served-model-name AtomMem --port 8000
+    policy = OpenAIChatPolicy("http://localhost:8000/v1", "AtomMem")
     trajectories = rollout(lambda: gym.make("AtomMem-HotpotQA-200-v0"), policy, seeds)
 
 Each observation becomes one ``POST {base_url}/chat/completions`` with the observation's system and
@@ -30,6 +30,10 @@ What :class:`~agents.base.Completion` holds (the rest stays ``None``):
   ``extra_body={"return_token_ids": True}``).
 
 These vLLM switches are not sent by default because other servers reject unknown fields.
+
+The API key (a server started with ``vllm serve --api-key``, or a hosted API) comes from the environment:
+``OPENAI_API_KEY`` by default, or the variable that ``api_key_env`` names, so it never has to appear on a
+command line; it is sent only as the ``Authorization`` header and never shown (:mod:`atommem_env.credentials`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from typing import Any
 
 from agents.base import Completion
 from atommem_env import as_messages
+from atommem_env.credentials import DEFAULT_API_KEY_ENV, check_base_url, key_hint, resolve_api_key
 from atommem_env.errors import AtomMemError, ConfigError
 from atommem_env.http import post_json
 from atommem_env.tool_calls import flatten_call
@@ -63,7 +68,11 @@ class OpenAIChatPolicy:
     Args:
         base_url: the API root, e.g. ``"http://localhost:8000/v1"``.
         model: the served model name (``--served-model-name`` of ``vllm serve``).
-        api_key: sent as ``Authorization: Bearer ...`` when given; never shown in ``repr``.
+        api_key: sent as ``Authorization: Bearer ...``; never shown in ``repr`` or messages. Leave it out
+            to read the key from the environment (``api_key_env``).
+        api_key_env: the environment variable holding the key when ``api_key`` is not given (default
+            ``OPENAI_API_KEY``; unset means no key, as a local ``vllm serve`` needs; a variable named
+            here that is not set is an error).
         temperature: sampling temperature (the paper's RL sampling uses 1.0).
         top_p: nucleus sampling mass (the paper: 0.99).
         max_tokens: response budget in tokens (the paper: 4,096; the env cuts longer responses anyway).
@@ -98,11 +107,9 @@ class OpenAIChatPolicy:
         extra_body: dict[str, Any] | None = None,
         *,
         backoff: float = 0.5,
+        api_key_env: str = DEFAULT_API_KEY_ENV,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"OpenAIChatPolicy base_url={base_url!r} is not an http(s) URL; use e.g. 'http://localhost:8000/v1'."
-            )
+        self.base_url = check_base_url(base_url, "OpenAIChatPolicy base_url")
         if not model:
             raise ConfigError("OpenAIChatPolicy model='': pass the served model name (vllm serve --served-model-name).")
         if max_tokens < 1 or concurrency < 1 or timeout <= 0 or max_retries < 0 or backoff < 0:
@@ -112,11 +119,12 @@ class OpenAIChatPolicy:
                 "and the others >= 0."
             )
         if extra_body is not None and not isinstance(extra_body, dict):
-            raise ConfigError(f"OpenAIChatPolicy extra_body={extra_body!r}: pass a dict of request fields or None.")
-        self.base_url = base_url.rstrip("/")
+            raise ConfigError(f"OpenAIChatPolicy extra_body is a {type(extra_body).__name__}: pass a dict of request "
+                              "fields or None.")
         self.url = f"{self.base_url}/chat/completions"
         self.model = model
-        self.api_key = api_key
+        self.api_key_env = api_key_env
+        self._api_key = resolve_api_key(api_key, api_key_env, "OpenAIChatPolicy")
         self.temperature = temperature
         self.top_p = top_p
         self.max_tokens = max_tokens
@@ -163,10 +171,11 @@ class OpenAIChatPolicy:
         tools_hint = (" The request offers tools: vLLM serves them with --enable-auto-tool-choice and a "
                       "--tool-call-parser (hermes for Qwen, llama3_json for Llama 3).") if "tools" in body else ""
         return post_json(
-            self.url, body, api_key=self.api_key, timeout=self.timeout, max_retries=self.max_retries,
+            self.url, body, api_key=self._api_key, timeout=self.timeout, max_retries=self.max_retries,
             backoff=self.backoff, error=ChatServiceError,
-            request_hint=f"Check model={self.model!r} (the served name), the api_key, the sampling fields "
-            "and extra_body, and that base_url is the API root (ending in /v1)." + tools_hint,
+            request_hint=f"Check model={self.model!r} (the served name), the API key "
+            f"({key_hint(self._api_key, self.api_key_env)}), the sampling fields and extra_body, and that base_url "
+            "is the API root (ending in /v1)." + tools_hint,
             server_hint=f"Is the server running (e.g. vllm serve ... --served-model-name {self.model}) and is "
             f"base_url={self.base_url!r} right? Raise timeout={self.timeout} for long responses.",
         )

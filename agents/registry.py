@@ -15,7 +15,7 @@ spec                       policy
 ``hf:NAME``                :class:`~agents.hf_policy.TransformersPolicy` (hub name or local folder)
 ``vllm:NAME``              :class:`~agents.vllm_policy.VLLMPolicy` (GPU hosts)
 ``openai:MODEL@URL``       :class:`~agents.openai_policy.OpenAIChatPolicy`, e.g.
-                           ``openai:atommem-8b@http://localhost:8000/v1``
+                           ``openai:AtomMem@http://localhost:8000/v1``
 ``path/to/file.py:NAME``   your own policy: ``NAME`` in that Python file (loaded as a module of its own)
 ``module:NAME``            your own policy: ``NAME`` in an importable module (``NAME`` may be dotted)
 =========================  ===============================================================
@@ -118,7 +118,7 @@ def _model_spec(spec: str, kind: str, rest: str) -> tuple[str, tuple[str, ...]]:
         return kind, (rest,)
     model, at, url = rest.rpartition("@")
     if not at or not model or not url:
-        raise ConfigError(f"policy {spec!r}: write openai:MODEL@URL, e.g. openai:atommem-8b@http://localhost:8000/v1.")
+        raise ConfigError(f"policy {spec!r}: write openai:MODEL@URL, e.g. openai:AtomMem@http://localhost:8000/v1.")
     return kind, (url, model)
 
 

@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 import gymnasium as gym  # noqa: E402
 
 import atommem_env  # noqa: E402,F401  (registers the ids)
+from agents.training.cli import exit_on_errors  # noqa: E402
 from atommem_env.datasets import load_benchmark  # noqa: E402
 from atommem_env.registration import BENCHMARKS as DISPLAY_NAMES  # noqa: E402
 from benchmarks.common import DATA_DIR, benchmark_parser  # noqa: E402
@@ -105,4 +106,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with exit_on_errors():
+        raise SystemExit(main())

@@ -36,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agents.training.cli import exit_on_errors  # noqa: E402
 from atommem_env.datasets.synthetic import SyntheticSource  # noqa: E402
 from atommem_env.embedders import SentenceTransformerEmbedder, make_embedder  # noqa: E402
 from atommem_env.env import MemoryQAEnv  # noqa: E402
@@ -258,4 +259,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with exit_on_errors():
+        raise SystemExit(main())

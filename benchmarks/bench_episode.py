@@ -22,6 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.scripted import HeuristicMemoryPolicy  # noqa: E402
+from agents.training.cli import exit_on_errors  # noqa: E402
 from atommem_env.datasets import load_benchmark  # noqa: E402
 from atommem_env.env import MemoryQAEnv  # noqa: E402
 from atommem_env.errors import DataError  # noqa: E402
@@ -106,4 +107,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with exit_on_errors():
+        raise SystemExit(main())

@@ -21,6 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agents.training.cli import exit_on_errors  # noqa: E402
 from benchmarks.common import benchmark_parser, format_table, write_json  # noqa: E402
 
 # Published shapes (config.json of Qwen/Qwen3-8B and Qwen/Qwen3-0.6B); "tiny" only tests the script.
@@ -115,4 +116,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with exit_on_errors():
+        raise SystemExit(main())

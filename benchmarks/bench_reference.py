@@ -29,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agents.training.cli import exit_on_errors  # noqa: E402
 from benchmarks.bench_env import (  # noqa: E402
     TORCH_THREADS,
     TORCH_THREADS_HELP,
@@ -136,4 +137,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with exit_on_errors():
+        raise SystemExit(main())

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import gymnasium as gym  # noqa: E402
 
 import atommem_env  # noqa: E402,F401  (registers the ids)
+from agents.training.cli import exit_on_errors  # noqa: E402
 from agents.training.rollout import rollout  # noqa: E402
 from atommem_env.errors import DependencyError  # noqa: E402
 from benchmarks.common import benchmark_parser, format_table, machine, write_json  # noqa: E402
@@ -162,4 +163,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with exit_on_errors():
+        raise SystemExit(main())

@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agents.training.cli import exit_on_errors  # noqa: E402
 from benchmarks.common import benchmark_parser  # noqa: E402
 
 ENV_ID = "AtomMem-Synthetic-Tiny-v0"  # the small CPU setting (docs/TRAINING.md)
@@ -112,4 +113,5 @@ def _table(results: list[dict[str, float]], options: argparse.Namespace) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_errors():
+        main()

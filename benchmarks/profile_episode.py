@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import HelpFormatter  # noqa: E402
+from agents.training.cli import HelpFormatter, exit_on_errors  # noqa: E402
 from atommem_env.errors import DataError  # noqa: E402
 from benchmarks.bench_episode import make_env, play_episode  # noqa: E402
 from benchmarks.common import DATA_DIR, REPO, machine  # noqa: E402
@@ -70,4 +70,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with exit_on_errors():
+        raise SystemExit(main())

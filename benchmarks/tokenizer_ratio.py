@@ -20,6 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from agents.training.cli import exit_on_errors  # noqa: E402
+from atommem_env.errors import DataError  # noqa: E402
 from atommem_env.tokenization import QwenTokenizer, RegexTokenizer  # noqa: E402
 from benchmarks.common import DATA_DIR, benchmark_parser, write_json  # noqa: E402
 
@@ -27,9 +29,19 @@ HOTPOTQA_DEV = Path("hotpotqa") / "hotpot_dev_distractor_subset.json"
 
 
 def load_paragraphs(path: Path, limit: int) -> list[str]:
-    """Unique ``"{title}\\n{text}"`` paragraphs of a HotpotQA file, in file order, at most ``limit``."""
+    """Unique ``"{title}\\n{text}"`` paragraphs of a HotpotQA file, in file order, at most ``limit``.
+
+    Raises:
+        DataError: the file is missing or not JSON.
+    """
+    if not path.is_file():
+        raise DataError(f"No HotpotQA dev file at {path}; pass --data-dir, the folder that holds {HOTPOTQA_DEV}.")
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise DataError(f"{path} is not JSON ({error}); download the HotpotQA dev file again.") from None
     seen: dict[str, None] = {}
-    for record in json.loads(path.read_text(encoding="utf-8")):
+    for record in records:
         for title, sentences in record["context"]:
             seen.setdefault(f"{title}\n{''.join(sentences)}", None)
             if len(seen) >= limit:
@@ -59,4 +71,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with exit_on_errors():
+        raise SystemExit(main())

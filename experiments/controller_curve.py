@@ -13,7 +13,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.controller.curve import curve_from_run
-from agents.training.cli import HelpFormatter
+from agents.training.cli import HelpFormatter, exit_on_errors
 
 
 def main(argv: list[str] | None = None) -> list[Path]:
@@ -31,4 +31,5 @@ def main(argv: list[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_errors():
+        main()

@@ -8,14 +8,16 @@
     python experiments/evaluate.py --preset memagent --data-dir ../shared/data   # the MemAgent baseline protocol
     python experiments/evaluate.py --preset paper --data-dir ../shared/data --embedder-url http://localhost:8001/v1
     python experiments/evaluate.py --policy smollm2 --policy-kwargs '{"temperature": 0}' --episodes 2
-    python experiments/evaluate.py --policy openai:atommem-8b@http://localhost:8000/v1 --preset paper
+    python experiments/evaluate.py --policy openai:AtomMem@http://localhost:8000/v1 --preset paper
     python experiments/evaluate.py --policy my_policy.py:AlwaysStore --episodes 20   # a policy of your own
     python experiments/evaluate.py --env-ids AtomMem-HotpotQA-200-v0 --data-dir ../shared/data --ablation no_store
 
 ``--policy`` takes a baseline (heuristic, no-memory, random), ``smollm2`` (offline SmolLM2-135M through
 transformers), ``hf:NAME``, ``vllm:NAME``, ``openai:MODEL@URL``, or a policy of your own as
 ``path/to/file.py:NAME`` or ``module:NAME`` (a class or factory, called with the options, or an instance);
-``--policy-kwargs`` is a JSON object of its constructor's options (see :mod:`agents.registry`).
+``--policy-kwargs`` is a JSON object of its constructor's options (see :mod:`agents.registry`). An API key
+is read from ``$OPENAI_API_KEY`` (or the variable ``{"api_key_env": "MY_KEY"}`` names), never from the
+command line, and is never printed or recorded (:mod:`atommem_env.credentials`).
 
 Episode i of an env id is the source's episode ``i`` (pinned index) reset with seed ``seed + i``, so
 every policy sees the same episodes. Writes ``trajectories.jsonl`` (every prompt, response, op and
@@ -41,6 +43,8 @@ both with the same ``--env-ids``, ``--episodes`` and ``--seed``, then ``--compar
 ``--resume`` continues an interrupted run in the same ``--out-dir``: episodes already in
 ``trajectories.jsonl`` (same env id, policy and index) are kept and not run again, and the tables
 count old and new episodes together. Without it an existing ``trajectories.jsonl`` is never overwritten.
+Ctrl-C exits with status 130 and prints the exact command that continues the run; a run that fails
+before its first episode leaves no ``trajectories.jsonl``.
 
 ``results.md`` and ``results.csv`` give EM and F1 per question (``em``, pooled over questions) and per
 episode (``episode_em``, the mean of each episode's fraction correct, as the paper's reference code
@@ -66,7 +70,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import HelpFormatter, dataclass_parser, exit_on_errors, progress_bars
+from agents.training.cli import HelpFormatter, dataclass_parser, exit_on_errors, progress_bars, resume_command
 from agents.training.comparison import compare_runs, comparison_table, write_comparison
 from agents.training.evaluation import PRESETS, Args, evaluate, markdown_table
 from agents.training.stats import DEFAULT_RESAMPLES
@@ -117,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         compare(argv)
         return
     args = parse_args(argv)
-    with exit_on_errors():
+    with exit_on_errors(resume=resume_command(__file__, argv, args.out_dir)):
         rows = evaluate(args, progress_bars("ep"))
     print(markdown_table(rows))
     what = "Trajectories and tables" if args.no_plots else "Trajectories, tables and plots"
@@ -125,4 +129,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_errors():
+        main()

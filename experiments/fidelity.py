@@ -27,15 +27,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import exit_on_errors, parse_dataclass, progress_bars
+from agents.training.cli import exit_on_errors, parse_dataclass, progress_bars, resume_command
 from agents.training.fidelity import PRESET_CHOICES, FidelityArgs, fidelity_table, run_fidelity
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: measure every variant, print the table."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_dataclass(FidelityArgs, argv, choices={"preset": PRESET_CHOICES}, description=__doc__)
-    with exit_on_errors():
+    with exit_on_errors(resume=resume_command(__file__, argv, args.out_dir, resume_flag=None)):  # rerun continues
         args.validate()
         rows = run_fidelity(args, progress_bars("ep"))
     print(fidelity_table(rows))
@@ -43,4 +44,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_errors():
+        main()

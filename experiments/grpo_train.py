@@ -42,11 +42,14 @@ from agents.training.runs import train
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Parse ``argv``, train, and return the last logged metrics."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_dataclass(GRPOArgs, argv, description=__doc__, presets=PRESETS)
+    # Ctrl-C or a fault: train() says how to go on (--resume only when a checkpoint exists).
     with exit_on_errors():
         args.validate()
         return train(args, GRPORun, progress=progress_bars("step"))
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_errors():
+        main()

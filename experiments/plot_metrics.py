@@ -17,7 +17,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import HelpFormatter
+from agents.training.cli import HelpFormatter, exit_on_errors
 from agents.training.curves import plot_curves, read_curves
 
 
@@ -38,4 +38,5 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    print(main())
+    with exit_on_errors():
+        print(main())

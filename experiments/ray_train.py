@@ -45,13 +45,13 @@ from agents.training.ray.requirements import require
 from agents.training.ray.run import DistributedRun, dry_run
 from agents.training.runs import describe_outputs, train
 
-log = logging.getLogger(__name__)
-
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Parse ``argv``, then print the plan (``--dry-run``) or train; returns the last logged metrics."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_dataclass(RayArgs, argv, description=__doc__, presets=PRESETS)
+    # Ctrl-C or a fault: train() stops every actor and says how to go on (--resume only with a checkpoint).
     with exit_on_errors():
         require(args, dry_run=args.dry_run)  # before anything imports torch or ray
         args.validate()
@@ -62,14 +62,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 raise SystemExit("The plan does not fit:\n  " + "\n  ".join(errors))
             print("The plan fits.")
             return {}
-        try:
-            metrics = train(args, DistributedRun, progress=progress_bars("step"))
-        except KeyboardInterrupt:
-            log.warning("Interrupted: every actor is stopped.")
-            raise SystemExit(130) from None
+        metrics = train(args, DistributedRun, progress=progress_bars("step"))
         print(describe_outputs(Path(args.out_dir)))
         return metrics
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_errors():
+        main()

@@ -33,7 +33,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.training.cli import exit_on_errors, parse_dataclass, progress_bars
+from agents.training.cli import exit_on_errors, parse_dataclass, progress_bars, resume_command
 from agents.training.sft_config import PRESETS, Args
 from agents.training.sft_eval import evaluate_final
 from agents.training.tracking import BACKENDS, Tracker
@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None = None) -> Args:
 def main(argv: list[str] | None = None) -> Path:
     """Command-line entry point: train, export ``final/``, optionally evaluate it; returns ``final/``."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     # torch and transformers only once the flags are parsed: --help and a bad flag need neither.
     import transformers
@@ -58,11 +59,12 @@ def main(argv: list[str] | None = None) -> Path:
 
     log.setLevel(logging.INFO)
     transformers.utils.logging.disable_progress_bar()  # its per-save bars would break up the training bar
-    with exit_on_errors():
+    resume = resume_command(__file__, argv, args.out_dir)
+    with exit_on_errors(resume=resume):
         final, step = train(args, progress_bars("step"))
     print(f"SFT finished at step {step}: model in {final}/, metrics in {args.out_dir}/metrics.csv")
     if args.eval_env_ids:
-        with exit_on_errors():
+        with exit_on_errors(resume=resume):
             metrics = evaluate_final(args, final)  # the learner is gone by now: one model in memory
         with Tracker(args.out_dir, backend=args.logger, resume=True) as tracker:
             tracker.log(metrics, step)
@@ -71,4 +73,5 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_errors():
+        main()

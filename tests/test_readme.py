@@ -35,3 +35,33 @@ def test_worked_example_feedback_line_is_what_the_env_says():
     obs, *_ = env.step("<delete_memory>Memory 7</delete_memory>")
     line = "- <delete_memory>: Memory 7 is not in the current list (it shows Memory 1 to Memory 3)."
     assert obs["feedback"] == line and line in README
+
+
+REPRODUCING = README.split("## Reproducing the paper")[1].split("\n## ")[0]
+
+
+def test_reproducing_the_paper_names_the_loaders_hub_sources() -> None:
+    from atommem_env.datasets.sources import BENCHMARKS
+
+    for spec in BENCHMARKS.values():
+        for split, hub in spec.hub.items():
+            if hub.data_files:  # hf://datasets/<owner>/<name>/<file>
+                owner, name, file = hub.data_files.removeprefix("hf://datasets/").split("/")
+                assert f"`{owner}/{name}`" in REPRODUCING and f"`{file}`" in REPRODUCING, (spec.name, split)
+            else:
+                assert f"`{hub.path}` (config `{hub.name}`" in REPRODUCING and f"`{hub.split}`" in REPRODUCING
+
+
+def test_the_released_model_has_one_id_and_one_served_name_everywhere() -> None:
+    root = Path(__file__).resolve().parents[1]
+    texts = [README] + [p.read_text(encoding="utf-8") for p in sorted((root / "docs").glob("*.md"))] + [
+        p.read_text(encoding="utf-8") for folder in ("atommem_env", "agents", "experiments", "tests")
+        for p in sorted((root / folder).rglob("*.py")) if p != Path(__file__).resolve()]
+    text = "\n".join(texts)
+    assert "atommem-8b" not in text  # one spelling of the model: AtomMem-8B
+    served = set(re.findall(r"openai:([\w.-]*atommem[\w.-]*)@", text, flags=re.IGNORECASE))
+    served |= set(re.findall(r"OpenAIChatPolicy\([^,()]+, \"([^\"]*atommem[^\"]*)\"", text, flags=re.IGNORECASE))
+    served |= set(re.findall(r"AtomMem-8B\S* --served-model-name (\S+)", text))
+    assert served == {"AtomMem"}
+    assert "vllm serve Yupeng123/AtomMem-8B --served-model-name AtomMem" in REPRODUCING
+    assert "[`Yupeng123/AtomMem-8B`](https://huggingface.co/Yupeng123/AtomMem-8B)" in REPRODUCING

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
+import sys
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -127,13 +130,49 @@ def progress_bars(unit: str) -> ProgressFactory:
 
 
 @contextmanager
-def exit_on_errors(prefix: str = "") -> Iterator[None]:
-    """For scripts: an atommem error inside the block exits with its message (status 1), no traceback.
+def exit_on_errors(prefix: str = "", *, resume: str | None = None) -> Iterator[None]:
+    """For scripts: an atommem error inside the block exits with its message (status 1), no traceback;
+    Ctrl-C exits with status 130 (the shell's code for SIGINT) and, with ``resume``, the command that
+    continues the run.
 
     Library code raises exceptions that say what is wrong and how to fix it; a script is the only place
-    that turns them into an exit status. Other exceptions are bugs and keep their traceback.
+    that turns them into an exit status. Other exceptions are bugs and keep their traceback. Every
+    entry point runs its ``main`` inside one (``tests/test_scripts_exit.py`` checks), and wraps the
+    part that writes a run in another that knows the run's :func:`resume_command`.
     """
     try:
         yield
     except AtomMemError as error:
         raise SystemExit(f"{prefix}{error}") from None
+    except KeyboardInterrupt:
+        hint = f" Continue it with:\n  {resume}" if resume else ""
+        sys.stderr.write(f"\nInterrupted.{hint}\n")  # after a progress bar's unfinished line
+        raise SystemExit(130) from None
+
+
+def resume_command(script: str, argv: Sequence[str], out_dir: str, resume_flag: str | None = "--resume") -> str:
+    """The command line that continues a run: ``argv`` with its ``--out-dir`` made explicit (a run folder
+    chosen by the script gets named) and ``resume_flag`` added (``None``: rerunning continues).
+
+    Args:
+        script: the script's file (``__file__``), shown relative to the working directory.
+        argv: the flags the run was started with.
+        out_dir: the run's folder.
+        resume_flag: the flag that continues a run, dropped from ``argv`` and appended once.
+    """
+    kept: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        name, equals, _ = token.partition("=")
+        if _abbreviates(name, "--out-dir"):
+            if not equals:
+                next(tokens, None)  # its value
+        elif resume_flag is None or not _abbreviates(name, resume_flag):
+            kept.append(token)
+    words = ["python", os.path.relpath(script), *kept, "--out-dir", out_dir, *([resume_flag] if resume_flag else [])]
+    return shlex.join(words)
+
+
+def _abbreviates(name: str, flag: str) -> bool:
+    """Whether argparse read ``name`` as ``flag`` (it accepts unambiguous prefixes: ``--out`` for ``--out-dir``)."""
+    return name.startswith("--") and len(name) > 2 and flag.startswith(name)

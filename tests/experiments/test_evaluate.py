@@ -51,8 +51,8 @@ def test_policy_options_the_policy_does_not_take_stop_the_run(tmp_path):
 
 
 def test_default_out_dir_names_are_path_safe_for_model_specs(tmp_path):
-    name = Path(evaluation.fresh_run_dir("openai:atommem-8b@http://host:8000/v1", root=tmp_path)).name
-    assert name.startswith("openai_atommem-8b-") and "/" not in name and ":" not in name
+    name = Path(evaluation.fresh_run_dir("openai:AtomMem@http://host:8000/v1", root=tmp_path)).name
+    assert name.startswith("openai_AtomMem-") and "/" not in name and ":" not in name
 
 
 def test_trajectory_round_trips_through_a_stored_line(tmp_path):

@@ -202,7 +202,8 @@ def metric_rows(run_dir):
         return list(csv.DictReader(handle))
 
 
-def test_a_run_interrupted_by_a_crash_resumes_to_the_same_final_weights(teacher_file, tiny_lm, tmp_path, monkeypatch):
+def test_a_run_interrupted_by_a_crash_resumes_to_the_same_final_weights(teacher_file, tiny_lm, tmp_path, monkeypatch,
+                                                                         capsys):
     every3 = ("--save-every", "3")  # one checkpoint at step 3, then a crash in step 6: steps 4-5 are logged twice
     whole = sft.main(run_args(teacher_file, tiny_lm, tmp_path / "whole", *every3))
     assert [row["step"] for row in metric_rows(tmp_path / "whole")] == ["1", "2", "3", "4", "5", "6"]
@@ -216,9 +217,11 @@ def test_a_run_interrupted_by_a_crash_resumes_to_the_same_final_weights(teacher_
         return real_step(self, samples)
 
     monkeypatch.setattr(Learner, "sft_step", crash_in_step_six)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit) as exit_:  # Ctrl-C: status 130 and the command that continues the run
         sft.main(run_args(teacher_file, tiny_lm, tmp_path / "cut", *every3))
     monkeypatch.undo()
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err.endswith(" ".join(["--out-dir", str(tmp_path / "cut"), "--resume\n"]))
     assert not (tmp_path / "cut" / "final").exists()
     assert len(metric_rows(tmp_path / "cut")) == 5
 

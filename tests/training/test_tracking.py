@@ -147,3 +147,15 @@ def test_wandb_logs_each_step_and_a_resume_continues_the_same_run(tmp_path, monk
     assert first["project"] == "p" and first["config"] == {"lr": 1.0}
     assert fake.logged == [(1, {"train/loss": 1.0}), (2, {"train/loss": 0.5})] and fake.finished == 2
     assert len(read_csv(tmp_path)[1]) == 2  # the CSV is written whatever the backend
+
+
+def test_an_api_key_in_the_config_reaches_neither_config_json_nor_wandb(tmp_path, monkeypatch):
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    key = "sk-test-0c4e1f9a"
+    config = {"lr": 1.0, "api_key": key, "eval_policy_kwargs": json.dumps({"api_key": key, "temperature": 0})}
+    with Tracker(tmp_path, backend="wandb", config=config):
+        pass
+    written = (tmp_path / "config.json").read_text()
+    assert key not in written and key not in json.dumps(fake.inits[0]["config"])
+    assert json.loads(written)["api_key"] == "<redacted>" and json.loads(written)["lr"] == 1.0

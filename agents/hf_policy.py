@@ -44,6 +44,10 @@ class TransformersPolicy:
         device, dtype: see :func:`agents.models.load_causal_lm`.
         name: the policy name in results tables (default ``hf:<model>``).
         cache_size: greedy responses kept for repeated prompts (see :meth:`respond`); 0 keeps none.
+
+    Attributes:
+        deterministic: True for greedy decoding with ``batch_size=1``: each response is then a function
+            of its observation alone (see ``_configure``), which ``experiments/fidelity.py`` relies on.
     """
 
     def __init__(
@@ -102,6 +106,13 @@ class TransformersPolicy:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.stop_ids = _stop_ids(tokenizer, model)
         self.name = name
+        # Greedy decoding of one prompt at a time is a function of the prompt (the same operations on the
+        # same tokens, bit for bit), and the prompt one of the observation, so agents.training.fidelity may
+        # reuse a recorded response wherever the observation is unchanged. In a padded batch a prompt's
+        # logits can change in their last bits with its neighbours' lengths (other matrix shapes, other
+        # summation orders) and flip a near tie, so that is not claimed. (For fixed weights: see
+        # weights_changed.)
+        self.deterministic = temperature == 0 and batch_size == 1
         self.truncated_prompts = 0
         self.cache_size = cache_size
         self.bf16 = bf16  # bfloat16 autocast on CUDA (see from_model)

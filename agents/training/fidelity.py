@@ -64,7 +64,7 @@ RESULT_KEYS = ("answers", "golds", "skipped", "em", "f1", "substring_em", "rewar
 CSV_COLUMNS = (
     "env_id", "policy", "variant", "rule", "baseline", "measured", "episodes", "questions",
     "em", "em_lo", "em_hi", "episode_em", "episode_em_lo", "episode_em_hi", "f1", "f1_lo", "f1_hi",
-    "reward", "turns", "truncated",
+    "reward", "turns", "invalid_per_turn", "truncated",
     "em_diff", "em_diff_lo", "em_diff_hi", "episode_em_diff", "episode_em_diff_lo", "episode_em_diff_hi",
     "f1_diff", "f1_diff_lo", "f1_diff_hi", "baseline_only", "variant_only", "mcnemar_p",
 )
@@ -334,7 +334,9 @@ def _stored(path: Path, record: dict[str, Any], seed: int) -> tuple[dict[int, Tr
 
 def variant_row(env_id: str, policy: str, variant: Variant, trajectories: Sequence[Trajectory],
                 baseline: Sequence[Trajectory] | None, resamples: int = DEFAULT_RESAMPLES) -> dict[str, Any]:
-    """One table row: the variant's EM and F1 with 95 % intervals, and its paired change against its baseline.
+    """One table row: the variant's EM and F1 with 95 % intervals, its turns per episode, invalid actions per
+    turn (:func:`~agents.training.metrics.summarize`) and share of episodes cut off, and its paired change
+    against its baseline.
 
     Raises:
         DataError: the baseline's episodes hold other questions (not the same episodes).
@@ -343,7 +345,8 @@ def variant_row(env_id: str, policy: str, variant: Variant, trajectories: Sequen
     row: dict[str, Any] = {
         "env_id": env_id, "policy": policy, "variant": variant.name, "rule": variant.rule or "",
         "baseline": variant.baseline or "", "measured": _measured(variant),
-        **{k: summary[k] for k in ("episodes", "questions", "em", "episode_em", "f1", "reward", "turns", "truncated")},
+        **{k: summary[k] for k in ("episodes", "questions", "em", "episode_em", "f1", "reward", "turns",
+                                    "invalid_per_turn", "truncated")},
         **confidence_intervals(trajectories, resamples=resamples),
     }
     if baseline is None:
@@ -365,7 +368,7 @@ def fidelity_table(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown table of :func:`variant_row` rows: estimates with ``[lo, hi]``, changes with signs."""
     header = ["env id", "variant", "measured", "episodes", "questions", "EM per question [95 % CI]",
               "EM per episode [95 % CI]", "F1 [95 % CI]", "change in EM per question", "change in EM per episode",
-              "change in F1", "right only before / after", "McNemar p", "turns", "truncated"]
+              "change in F1", "right only before / after", "McNemar p", "turns", "invalid actions/turn", "truncated"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         compared = "em_diff" in r
@@ -374,7 +377,8 @@ def fidelity_table(rows: Sequence[dict[str, Any]]) -> str:
                  _cell(r, "em"), _cell(r, "episode_em"), _cell(r, "f1"),
                  *(_cell(r, f"{k}_diff", "+") if compared else "" for k in ("em", "episode_em", "f1")),
                  f"{r['baseline_only']} / {r['variant_only']}" if compared else "",
-                 f"{r['mcnemar_p']:.2g}" if compared else "", f"{r['turns']:.1f}", f"{r['truncated']:.2f}"]
+                 f"{r['mcnemar_p']:.2g}" if compared else "", f"{r['turns']:.1f}", f"{r['invalid_per_turn']:.3f}",
+                 f"{r['truncated']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

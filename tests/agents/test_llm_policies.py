@@ -101,6 +101,40 @@ def test_sampling_never_uses_the_cache(tiny_path, monkeypatch):
     assert calls == [2, 1]
 
 
+def test_only_greedy_decoding_one_prompt_at_a_time_claims_to_be_deterministic(tiny_path):
+    assert not tiny_policy(tiny_path, temperature=0, batch_size=2).deterministic  # padding: not claimed
+    assert not tiny_policy(tiny_path, temperature=0.7, batch_size=1).deterministic
+    policy = tiny_policy(tiny_path, temperature=0, batch_size=1, cache_size=0)
+    assert policy.deterministic
+    alone = [policy.act([obs])[0] for obs in OBS]
+    assert policy.act(OBS[::-1])[::-1] == alone  # each response, logprobs included, from its own observation only
+
+
+def test_fidelity_reuses_a_greedy_model_only_where_playing_gives_the_same_episode(tiny_path):
+    import gymnasium as gym
+
+    from agents.training.fidelity import replay_if_unchanged
+    from agents.training.rollout import rollout
+    from atommem_env.protocol import ATOMMEM, REFERENCE, with_rules
+
+    policy = tiny_policy(tiny_path, temperature=0, batch_size=1, max_new_tokens=8)
+    options = {"num_documents": 6, "chunk_tokens": 256}
+    play = lambda protocol: rollout(lambda: gym.make("AtomMem-Synthetic-v0", protocol=protocol, **options),  # noqa: E731
+                                    policy, [0, 1], indices=[0, 1], batch_size=2)
+    recorded = play(REFERENCE)
+    kept = {}
+    for rule in ("feedback", "any_word_tags"):
+        variant = with_rules(REFERENCE, ATOMMEM, [rule])
+        env, base_env = (gym.make("AtomMem-Synthetic-v0", protocol=p, **options) for p in (variant, REFERENCE))
+        for rec, truth in zip(recorded, play(variant), strict=True):
+            replayed = replay_if_unchanged(env, base_env, rec)
+            kept[rule] = kept.get(rule, 0) + len(replayed)
+            if replayed:
+                assert replayed[0].to_json() == truth.to_json()
+    # The tiny model writes no valid action: feedback changes every prompt, the tag grammar none.
+    assert kept == {"feedback": 0, "any_word_tags": 2}
+
+
 def test_decoding_stops_at_a_stop_token(tiny_path):
     policy = tiny_policy(tiny_path, temperature=0, max_new_tokens=5)
     policy.stop_ids = set(range(policy.model.config.vocab_size))  # every token ends the turn

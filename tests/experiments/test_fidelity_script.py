@@ -34,8 +34,10 @@ def test_a_small_run_writes_the_table_and_a_rerun_plays_nothing_again(tmp_path, 
                                              "re-scored (atommem)", "played 0/2"]
     assert rows[0]["em_diff"] == "" and all(r["em_diff_lo"] != "" for r in rows[1:])
     assert all(r["episodes"] == "2" for r in rows)
+    assert all(r["invalid_per_turn"] == "0.0" for r in rows)  # the heuristic writes only well-formed actions
     table = (tmp_path / "fidelity.md").read_text()
     assert "`reference+gold_matching` vs `reference`" in table and "McNemar" in table
+    assert "invalid actions/turn" in table
     assert "`atommem` vs `reference`" in capsys.readouterr().out
     before = _lines(tmp_path)
     assert set(before.values()) == {2} and len(before) == 6

@@ -12,6 +12,7 @@ from agents import make_policy
 from agents.diagnostics import AlwaysYesPolicy, OraclePolicy
 from agents.training.errors import RunError
 from agents.training.fidelity import build_variants, replay, replay_if_unchanged, variant_row
+from agents.training.metrics import summarize
 from agents.training.rollout import rollout
 from atommem_env.errors import ConfigError, DataError
 from atommem_env.protocol import ATOMMEM, REFERENCE, SCORING_RULES, differing_rules, with_rules
@@ -121,6 +122,15 @@ def test_variant_row_refuses_episodes_with_other_questions() -> None:
     b[0].result["golds"] = ["something else"]
     with pytest.raises(DataError, match="paired"):
         variant_row("x", "always-yes", variants[1], b, a, resamples=100)
+
+
+def test_a_row_counts_turns_and_invalid_actions_as_summarize_does() -> None:
+    trajectories = _play("AtomMem-Synthetic-v0", REFERENCE, make_policy("random"), n=3)
+    summary = summarize(trajectories)
+    row = variant_row("x", "random", build_variants(breakdown=False)[0], trajectories, None, resamples=100)
+    assert summary["invalid_per_turn"] > 0  # about one random action in five is malformed
+    assert {k: row[k] for k in ("turns", "invalid_per_turn", "truncated")} == \
+        {k: summary[k] for k in ("turns", "invalid_per_turn", "truncated")}
 
 
 @pytest.mark.parametrize("rule", ["feedback", "turn_budget", "answer_while_reading"])

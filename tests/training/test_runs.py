@@ -126,6 +126,16 @@ def test_a_step_times_collection_and_update_and_summarizes_the_groups():
     assert eval_metrics(episodes([1.0]))["eval/reward"] == 1.0
 
 
+def test_evaluation_metrics_carry_intervals_clustered_by_episode():
+    played = episodes([1.0, 0.0, 0.0, 1.0], group_size=1)
+    for trajectory, correct in zip(played, [1, 0, 0, 1], strict=True):
+        trajectory.result["em"] = [correct]
+    metrics = eval_metrics(played)
+    assert metrics["eval/em"] == 0.5
+    assert 0.0 <= metrics["eval/em_lo"] < 0.5 < metrics["eval/em_hi"] <= 1.0
+    assert {"eval/episode_em_lo", "eval/f1_hi"} <= set(metrics)
+
+
 ROUNDS = {0: [1.0, 1.0, 0.0, 1.0, 0.0, 0.0], 1: [0.0, 0.0, 1.0, 0.0, 0.5, 0.0], 2: [1.0, 0.0, 0.0, 1.0, 1.0, 1.0]}
 
 

@@ -121,7 +121,8 @@ def build_small_llama(folder: str | Path, shape: SmallLlama, tokenizer: Any, see
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=shape.hidden_size, intermediate_size=shape.intermediate_size,
         num_hidden_layers=shape.layers, num_attention_heads=shape.heads, num_key_value_heads=shape.kv_heads,
-        max_position_embeddings=shape.max_positions, tie_word_embeddings=True, rope_theta=100_000.0,
+        max_position_embeddings=shape.max_positions, tie_word_embeddings=True,
+        rope_parameters={"rope_theta": 100_000.0, "rope_type": "default"},  # SmolLM2's
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
     )
     torch.manual_seed(seed)
@@ -129,7 +130,7 @@ def build_small_llama(folder: str | Path, shape: SmallLlama, tokenizer: Any, see
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     counts = {"parameters": sum(p.numel() for p in model.parameters()),
-              "embedding_parameters": model.get_input_embeddings().weight.numel()}
+              "embedding_parameters": config.vocab_size * config.hidden_size}  # tied: one matrix
     (out / "small_model.json").write_text(json.dumps(
         {"shape": asdict(shape), "seed": seed, **counts, **(about or {})}, indent=2) + "\n")
     return counts

@@ -12,6 +12,7 @@ from agents import NoMemoryPolicy
 from agents.training.errors import RunError
 from agents.training.grpo_config import GRPOArgs
 from agents.training.grpo_run import GRPORun
+from agents.training.metrics import OP_RATE_KEYS
 from agents.training.ray.run import DistributedRun
 from agents.training.rollout import rollout
 from agents.training.runs import EpisodePlan, Run, eval_metrics, grpo_step, rollout_metrics, sample_groups, train
@@ -124,6 +125,13 @@ def test_a_step_times_collection_and_update_and_summarizes_the_groups():
     assert metrics["time/rollout_s"] >= 0 and metrics["time/update_s"] >= 0
     assert rollout_metrics(episodes([0.0, 0.0]))["rollout/flat_groups"] == 1.0
     assert eval_metrics(episodes([1.0]))["eval/reward"] == 1.0
+
+
+def test_the_curves_of_docs_training_are_logged_every_step():
+    """docs/TRAINING.md plots these columns of a GRPO run's metrics.csv (the paper's training dynamics)."""
+    metrics = rollout_metrics(episodes([1.0, 0.0]))
+    plotted = ["reward", "flat_groups", "invalid_per_turn"] + [f"{op}_per_turn" for op in OP_RATE_KEYS]
+    assert {f"rollout/{key}" for key in plotted} <= set(metrics)
 
 
 def test_evaluation_metrics_carry_intervals_clustered_by_episode():

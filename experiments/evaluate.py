@@ -22,7 +22,8 @@ command line, and is never printed or recorded (:mod:`atommem_env.credentials`).
 Episode i of an env id is the source's episode ``i`` (pinned index) reset with seed ``seed + i``, so
 every policy sees the same episodes. Writes ``trajectories.jsonl`` (every prompt, response, op and
 error; one self-identifying line per episode, appended as batches finish), ``results.md`` and
-``results.csv`` (one row per env id) and, unless ``--no-plots``, ``ops_per_turn.png`` and
+``results.csv`` (one row per env id), ``episodes.csv`` (one row per episode: env id, index, seed, EM, F1,
+reward, turns, invalid actions) and, unless ``--no-plots``, ``ops_per_turn.png`` and
 ``em_by_documents.png`` into ``--out-dir``.
 
 ``--preset paper`` and ``--preset memagent`` also select the paper's settings (``--env-kwargs`` overrides

@@ -21,7 +21,7 @@ from agents.registry import make_policy, parse_spec
 from agents.training.cli import arg, json_object
 from agents.training.envs import EnvSpec
 from agents.training.errors import RunError
-from agents.training.metrics import confidence_intervals, summarize
+from agents.training.metrics import confidence_intervals, invalid_actions, summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory, rollout
 from agents.training.stats import DEFAULT_RESAMPLES, MIN_RESAMPLES
@@ -334,7 +334,7 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
     path = out / TRAJECTORIES
     policy = build_policy(args.policy, args.policy_kwargs)
     done = _previous_episodes(args, path, policy.name)
-    rows = []
+    rows, played = [], []
     for env_id in args.env_ids:
         spec = EnvSpec.from_flags(env_id, args.env_options(env_id), args.data_dir)
         options = dict(spec.kwargs)  # recorded with every episode and in results.csv (protocol included)
@@ -357,8 +357,10 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
         row = results_row(env_id, policy.name, trajectories, options, resamples=args.resamples)
         row["seconds"] = time.perf_counter() - started  # time of this invocation only
         rows.append(row)
+        played += sorted(trajectories, key=lambda t: t.index)
     out.mkdir(parents=True, exist_ok=True)
     write_tables(rows, out)
+    write_episodes(policy.name, played, out)
     if not args.no_plots:
         from agents.training.plots import write_plots
 
@@ -433,6 +435,30 @@ def format_cell(row: dict[str, Any], column: str) -> str:
     if f"{column}_lo" in row and f"{column}_hi" in row:
         return f"{value:.3f} [{row[f'{column}_lo']:.3f}, {row[f'{column}_hi']:.3f}]"
     return f"{value:.3f}"
+
+
+EPISODE_COLUMNS = ("env_id", "policy", "index", "seed", "questions", "em", "f1", "reward", "turns",
+                   "invalid_actions", "truncated")
+
+
+def episode_row(policy: str, trajectory: Trajectory) -> dict[str, Any]:
+    """One line of ``episodes.csv``: an episode's identity (env id, index, seed: what pairs two runs) and
+    its scores (EM and F1 as the mean over its questions)."""
+    result = trajectory.result
+    return {"env_id": trajectory.env_id, "policy": policy, "index": trajectory.index, "seed": trajectory.seed,
+            "questions": len(result["em"]), "em": sum(result["em"]) / len(result["em"]),
+            "f1": sum(result["f1"]) / len(result["f1"]), "reward": trajectory.reward, "turns": len(trajectory.turns),
+            "invalid_actions": sum(map(invalid_actions, trajectory.turns)),
+            "truncated": int(trajectory.truncated)}
+
+
+def write_episodes(policy: str, trajectories: Sequence[Trajectory], out: Path) -> None:
+    """Write ``episodes.csv`` into ``out``: one line per episode (:func:`episode_row`), small enough to keep
+    where ``trajectories.jsonl`` (every prompt) is not."""
+    with open(out / "episodes.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(EPISODE_COLUMNS))
+        writer.writeheader()
+        writer.writerows(episode_row(policy, t) for t in trajectories)
 
 
 def write_tables(rows: list[dict[str, Any]], out: Path) -> None:

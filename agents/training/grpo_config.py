@@ -177,5 +177,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         # micro-batches were OOM-killed on a 24 GB machine; with 2K the whole run peaks at about 6.5 GB.
         "micro_batch_tokens": 2_048,
     },
+    # The same setting for the small model of experiments/make_small_model.py after SFT (pass --model
+    # <its SFT run>/final): the paper's 8 groups of 8 rollouts, which such a model affords on a CPU.
+    # Its SFT rate was 1e-3, so 1e-4 keeps the paper's SFT-to-GRPO ratio of ten. Checkpoints every
+    # step, so a run on a shared machine stops and resumes losing at most one step.
+    "cpu-small-model": {
+        "env_id": "AtomMem-Synthetic-Tiny-v0", "steps": 60, "prompts_per_step": 8, "group_size": 8,
+        "rollout_batch_size": 32, "max_new_tokens": 256, "lr": 1e-4, "warmup_steps": 0, "kl_coef": 0.0,
+        "eval_every": 5, "eval_episodes": 64, "save_every": 1, "keep_checkpoints": 2, "micro_batch_tokens": 8_192,
+    },
 }
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agents.training.rollout import Trajectory
+from agents.training.rollout import Trajectory, Turn
 from agents.training.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, WEIGHTINGS, bootstrap_ci
 
 OP_RATE_KEYS = ("create", "read", "update", "delete", "scratchpad")
@@ -45,11 +45,14 @@ def summarize(trajectories: Sequence[Trajectory]) -> dict[str, float]:
     for key in OP_RATE_KEYS:
         summary[f"{key}_per_turn"] = sum(turn.op_counts[key] for turn in turns) / n_turns
     summary["store_size"] = float(np.mean([t.turns[-1].memory_size for t in trajectories if t.turns]))
-    summary["invalid_per_turn"] = sum(
-        sum(1 for e in turn.errors if e["code"] != "scratchpad_truncated") for turn in turns
-    ) / n_turns
+    summary["invalid_per_turn"] = sum(map(invalid_actions, turns)) / n_turns
     summary["truncated"] = float(np.mean([t.truncated for t in trajectories]))
     return summary
+
+
+def invalid_actions(turn: Turn) -> int:
+    """The turn's action errors (a scratchpad cut to its limit is feedback, not an invalid action)."""
+    return sum(1 for error in turn.errors if error["code"] != "scratchpad_truncated")
 
 
 def confidence_intervals(trajectories: Sequence[Trajectory], *, resamples: int = DEFAULT_RESAMPLES,

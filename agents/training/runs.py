@@ -24,7 +24,7 @@ from typing import Protocol
 from agents.training.envs import EnvSpec, training_data
 from agents.training.errors import RunError, RunStopped
 from agents.training.grpo_config import GRPOArgs
-from agents.training.metrics import summarize
+from agents.training.metrics import confidence_intervals, summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.rollout import Trajectory, episode_groups, is_flat
 from atommem_env.errors import ConfigError
@@ -313,5 +313,7 @@ def rollout_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
 
 
 def eval_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
-    """``eval/*``: the summary of the held-out episodes."""
-    return {f"eval/{k}": float(v) for k, v in summarize(trajectories).items()}
+    """``eval/*``: the summary of the held-out episodes, with 95 % intervals clustered by episode
+    (``eval/em_lo``, ``eval/em_hi``... of :func:`~agents.training.metrics.confidence_intervals`)."""
+    summary = {**summarize(trajectories), **confidence_intervals(trajectories)}
+    return {f"eval/{k}": float(v) for k, v in summary.items()}

@@ -17,6 +17,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # with few documents and short chunks), small steps, frequent checkpoints.
     "cpu-small": {"batch_size": 4, "warmup_steps": 2, "micro_batch_tokens": 4096, "max_prompt_tokens": 3072,
                   "max_seq_tokens": 4096, "save_every": 10},
+    # The small model of experiments/make_small_model.py (1.5M parameters, randomly initialized) on the
+    # compact Synthetic setting: a from-scratch model wants a far higher rate than a pretrained one, and
+    # is cheap enough per token for batches of 16 turns (docs/TRAINING.md).
+    "cpu-small-model": {"batch_size": 16, "lr": 1e-3, "warmup_steps": 20, "micro_batch_tokens": 8192,
+                        "max_prompt_tokens": 3072, "max_seq_tokens": 4096, "save_every": 25, "keep_checkpoints": 3},
 }
 
 

@@ -33,6 +33,23 @@ def test_evaluate_writes_tables_and_trajectories(tmp_path, capsys):
     assert not (tmp_path / "ops_per_turn.png").exists()
 
 
+def test_episodes_csv_has_one_line_per_episode_in_index_order_with_its_scores(tmp_path):
+    import csv
+
+    evaluate.main(["--episodes", "3", "--batch-size", "2", "--out-dir", str(tmp_path), "--no-plots", "--seed", "5"])
+    rows = list(csv.DictReader((tmp_path / "episodes.csv").open()))
+    lines = {line["index"]: line for line in read_lines(tmp_path)}
+    assert [(r["index"], r["seed"]) for r in rows] == [("0", "5"), ("1", "6"), ("2", "7")]
+    for row in rows:
+        line = lines[int(row["index"])]
+        assert float(row["em"]) == sum(line["result"]["em"]) / len(line["result"]["em"])
+        assert float(row["reward"]) == line["reward"] and int(row["turns"]) == len(line["turns"])
+        assert row["env_id"] == "AtomMem-Synthetic-v0" and row["policy"] == "heuristic"
+    # a resumed run rewrites the file over old and new episodes together
+    evaluate.main(["--episodes", "4", "--out-dir", str(tmp_path), "--no-plots", "--seed", "5", "--resume"])
+    assert [r["index"] for r in csv.DictReader((tmp_path / "episodes.csv").open())] == ["0", "1", "2", "3"]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

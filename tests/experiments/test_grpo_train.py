@@ -166,6 +166,21 @@ def test_presets_fill_only_flags_not_given(tmp_path):
     assert args.steps == 7 and args.group_size == 4 and args.model == "smollm2" and args.kl_coef == 0.0
 
 
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_every_preset_makes_valid_arguments(tmp_path, preset):
+    parse_dataclass(GRPOArgs, ["--preset", preset, "--out-dir", str(tmp_path)], presets=PRESETS).validate()
+
+
+def test_the_small_model_preset_is_the_papers_group_shape_at_a_tenth_of_its_sft_rate(tmp_path):
+    from agents.training.sft_config import PRESETS as SFT_PRESETS
+
+    args = parse_dataclass(GRPOArgs, ["--preset", "cpu-small-model", "--model", "m", "--out-dir", str(tmp_path)],
+                           presets=PRESETS)
+    assert (args.prompts_per_step, args.group_size, args.model) == (8, 8, "m")
+    assert args.lr == pytest.approx(SFT_PRESETS["cpu-small-model"]["lr"] / 10)
+    assert args.env_id == "AtomMem-Synthetic-Tiny-v0" and args.save_every == 1
+
+
 def test_the_plan_never_trains_on_held_out_episodes_and_is_deterministic():
     plan = EpisodePlan(size=10, held_out_count=3, per_step=4, seed=1)
     trained = {i for step in range(20) for i in plan.groups(step)[0]}

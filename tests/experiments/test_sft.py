@@ -286,5 +286,7 @@ def test_a_preset_fills_the_flags_not_given(teacher_file):
     args = sft.parse_args(["--trajectories", str(teacher_file), "--preset", "cpu-small", "--batch-size", "8",
                            "--out-dir", "x"])
     assert (args.batch_size, args.max_seq_tokens, args.epochs) == (8, 4096, 3)  # flag, preset, default
+    small = sft.parse_args(["--trajectories", str(teacher_file), "--preset", "cpu-small-model", "--out-dir", "x"])
+    assert (small.batch_size, small.lr, small.save_every) == (16, 1e-3, 25)
     paper = sft.parse_args(["--trajectories", str(teacher_file), "--preset", "paper", "--out-dir", "x"])
     assert (paper.epochs, paper.min_reward, paper.lr) == (3, 0.5, 1e-5)  # SPEC §8, and the chosen SFT lr

@@ -12,6 +12,7 @@ from agents import NoMemoryPolicy
 from agents.training.errors import RunError, RunStopped
 from agents.training.grpo_config import GRPOArgs
 from agents.training.grpo_run import GRPORun
+from agents.training.metrics import OP_RATE_KEYS
 from agents.training.ray.run import DistributedRun
 from agents.training.rollout import rollout
 from agents.training.runs import (
@@ -178,6 +179,23 @@ def test_a_step_times_collection_and_update_and_summarizes_the_groups():
     assert metrics["time/rollout_s"] >= 0 and metrics["time/update_s"] >= 0
     assert rollout_metrics(episodes([0.0, 0.0]))["rollout/flat_groups"] == 1.0
     assert eval_metrics(episodes([1.0]))["eval/reward"] == 1.0
+
+
+def test_the_curves_of_docs_training_are_logged_every_step():
+    """docs/TRAINING.md plots these columns of a GRPO run's metrics.csv (the paper's training dynamics)."""
+    metrics = rollout_metrics(episodes([1.0, 0.0]))
+    plotted = ["reward", "flat_groups", "invalid_per_turn"] + [f"{op}_per_turn" for op in OP_RATE_KEYS]
+    assert {f"rollout/{key}" for key in plotted} <= set(metrics)
+
+
+def test_evaluation_metrics_carry_intervals_clustered_by_episode():
+    played = episodes([1.0, 0.0, 0.0, 1.0], group_size=1)
+    for trajectory, correct in zip(played, [1, 0, 0, 1], strict=True):
+        trajectory.result["em"] = [correct]
+    metrics = eval_metrics(played)
+    assert metrics["eval/em"] == 0.5
+    assert 0.0 <= metrics["eval/em_lo"] < 0.5 < metrics["eval/em_hi"] <= 1.0
+    assert {"eval/episode_em_lo", "eval/f1_hi"} <= set(metrics)
 
 
 ROUNDS = {0: [1.0, 1.0, 0.0, 1.0, 0.0, 0.0], 1: [0.0, 0.0, 1.0, 0.0, 0.5, 0.0], 2: [1.0, 0.0, 0.0, 1.0, 1.0, 1.0]}

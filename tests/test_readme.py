@@ -65,3 +65,16 @@ def test_the_released_model_has_one_id_and_one_served_name_everywhere() -> None:
     assert served == {"AtomMem"}
     assert "vllm serve Yupeng123/AtomMem-8B --served-model-name AtomMem" in REPRODUCING
     assert "[`Yupeng123/AtomMem-8B`](https://huggingface.co/Yupeng123/AtomMem-8B)" in REPRODUCING
+
+
+def test_ci_runs_the_readmes_full_suite_installs_and_test_command() -> None:
+    """``.ci/run`` installs what the README's full CPU suite needs and runs the README's test command."""
+    ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text(encoding="utf-8")
+    ci_installs = {line.replace("python -m ", "").replace("--quiet ", "").strip()
+                   for line in ci.splitlines() if "pip install" in line}
+    block = README.split("The **full CPU suite**")[1].split("```bash\n")[1].split("```")[0]
+    installs = [part.strip() for part in block.splitlines()[0].split("&&")]
+    assert installs and all(part in ci_installs for part in installs), (installs, ci_installs)
+    test_command = "python -m pytest -q"
+    assert block.splitlines()[1].startswith(test_command) and f"\n{test_command} " in ci
+    assert f'pip install -e ".[test]" && {test_command}' in README  # the Quickstart's core tier: the same command

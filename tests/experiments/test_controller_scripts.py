@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import math
 from dataclasses import asdict
@@ -95,7 +96,8 @@ def test_curve_files(tmp_path):
     rows = [{"iteration": 1, "train/env_steps": 100, "train/episode_return_mean": 0.1},
             {"iteration": 2, "train/env_steps": 200, "train/episode_return_mean": 0.3, "eval/em": 0.4}]
     paths = write_curve(rows, {"store-then-answer": 0.35, "random": 0.05}, tmp_path)
-    assert [p.name for p in paths] == ["curve.csv", "curve.png"] and paths[1].stat().st_size > 0
+    plotted = importlib.util.find_spec("matplotlib") is not None  # without it the PNG is skipped, with a warning
+    assert [p.name for p in paths] == ["curve.csv", "curve.png"][:1 + plotted] and paths[-1].stat().st_size > 0
     lines = paths[0].read_text().splitlines()
     assert lines[:2] == ["# held-out EM of random: 0.0500", "# held-out EM of store-then-answer: 0.3500"]
     table = list(csv.DictReader(lines[2:]))

@@ -14,7 +14,10 @@ from agents.training.grpo_config import GRPOArgs
 from agents.training.ray.config import RayArgs
 from agents.training.ray.run import learner_spec, worker_config
 from agents.training.runs import train
+from tests.support.extras import needs
 from tests.training.test_runs import Recording
+
+NEEDS_TORCH = needs("torch", "train")  # the learner's settings and RayArgs' checks import it
 
 
 def grpo(cls=GRPOArgs, **overrides):
@@ -38,6 +41,7 @@ def test_auto_recomputes_old_logprobs_unless_the_sampler_is_the_hf_engine_in_flo
             engine=engine, on_cuda=on_cuda) is value
 
 
+@NEEDS_TORCH
 def test_the_learner_settings_carry_every_loss_flag():
     from agents.training.learner_config import LearnerConfig
 
@@ -46,6 +50,7 @@ def test_the_learner_settings_carry_every_loss_flag():
     assert (config.dual_clip, config.clip_low, config.kl_coef, config.bf16, config.lr) == (2.5, 0.1, 0.0, False, 3e-6)
 
 
+@NEEDS_TORCH
 @pytest.mark.parametrize("precision", ["bfloat16", "float32"])
 @pytest.mark.parametrize("engine", ["hf", "vllm"])
 def test_engines_and_learners_of_a_ray_run_compute_in_one_precision(precision, engine):
@@ -59,6 +64,7 @@ def test_engines_and_learners_of_a_ray_run_compute_in_one_precision(precision, e
     assert learner.config["recompute_old_logprobs"] is (engine == "vllm" or precision == "bfloat16")
 
 
+@NEEDS_TORCH
 def test_the_shared_precision_autocasts_to_bfloat16_on_cuda_only():
     import torch
 
@@ -78,7 +84,7 @@ def test_the_shared_precision_autocasts_to_bfloat16_on_cuda_only():
     (["--recompute-old-logprobs", "sometimes"], "choose auto, on or off"),
     (["--max-sample-rounds", "0"], "--max-sample-rounds 0: need at least 1"),
 ])
-@pytest.mark.parametrize("cls", [GRPOArgs, RayArgs])
+@pytest.mark.parametrize("cls", [GRPOArgs, pytest.param(RayArgs, marks=NEEDS_TORCH)])
 def test_bad_loss_flags_say_what_to_fix(cls, flags, message):
     problems = parse_dataclass(cls, ["--out-dir", "unused", *flags]).problems()
     assert any(message in problem for problem in problems), problems

@@ -12,6 +12,7 @@ from agents.training.envs import training_data
 from agents.training.grpo_config import PRESETS, GRPOArgs
 from agents.training.runs import check_run_dir, train
 from atommem_env.errors import ConfigError
+from tests.support.extras import needs
 from tests.training.test_runs import Recording
 
 HOTPOT = "AtomMem-HotpotQA-200-v0"
@@ -21,7 +22,8 @@ def grpo(**overrides) -> GRPOArgs:
     return GRPOArgs(**{"out_dir": "unused", **overrides})
 
 
-@pytest.mark.parametrize("cls_path", ["agents.training.grpo_config:GRPOArgs", "agents.training.ray.config:RayArgs"])
+@pytest.mark.parametrize("cls_path", ["agents.training.grpo_config:GRPOArgs", pytest.param(
+    "agents.training.ray.config:RayArgs", marks=needs("torch", "ray"))])  # RayArgs' checks import torch
 def test_paper_preset_trains_on_the_train_split_of_both_scripts(cls_path):
     import importlib
 
@@ -40,6 +42,7 @@ def test_a_real_id_on_its_dev_split_is_refused_unless_asked_for(env_kwargs):
     grpo(env_id=HOTPOT, env_kwargs=env_kwargs, allow_dev_training=True).validate()
 
 
+@needs("torch", "ray")
 def test_the_refusal_reaches_ray_train_and_a_flag_given_after_the_preset_replaces_its_split():
     from agents.training.ray.config import RayArgs
 

@@ -69,4 +69,5 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_errors():
+        main()

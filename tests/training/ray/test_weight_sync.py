@@ -45,7 +45,7 @@ def learner_side(path, port, specs_out, result_file):
         snapshots.append({k: v.clone() for k, v in worker.learner.model.state_dict().items()})
         counts.append(worker.send_weights(version))
         batch = [Sample((3, 4, 5), (6, 7), (-3.0, -3.5), 1.0), Sample((8, 9), (10,), (-2.5,), -1.0)]
-        worker.step(batch, 3)
+        worker.step(batch, 3, 3)  # every response token of the step is forwarded (no zero advantage)
     torch.save({"snapshots": snapshots, "counts": counts}, result_file)
 
 

@@ -193,7 +193,7 @@ def render_op(op: Op) -> str:
         RenderError: the op is malformed or its text cannot survive a round trip (surrounding
             whitespace, an action tag inside it, unbalanced braces in an answer).
     """
-    _check_renderable(op)
+    check_renderable(op)
     if op.kind in RANKED_KINDS:
         body = f"Memory {op.rank}" + (f": {op.text}" if op.kind == MODIFY_MEMORY else "")
     elif op.kind == FINAL_ANSWER:
@@ -208,7 +208,8 @@ def render_ops(ops: Iterable[Op]) -> str:
     return "\n".join(render_op(op) for op in ops)
 
 
-def _check_renderable(op: Op) -> None:
+def check_renderable(op: Op) -> None:
+    """Refuse an op no action can express (unknown kind, a rank where none belongs, text on a delete)."""
     if op.kind not in OP_KINDS:
         raise RenderError(f"Unknown op kind {op.kind!r}; expected one of {OP_KINDS}.")
     if (op.rank is not None) != (op.kind in RANKED_KINDS) or (op.rank is not None and op.rank < 1):

@@ -42,12 +42,12 @@ from atommem_env.actions import (
     FINAL_ANSWER,
     MODIFY_MEMORY,
     OP_KINDS,
-    RANKED_KINDS,
     UPDATE_MEMORY,
     UPDATE_QUERY,
     ActionError,
     Op,
     ParsedAction,
+    check_renderable,
     extract_boxed,
     parse_action,
     render_ops,
@@ -276,12 +276,7 @@ def render_tool_calls(ops: Sequence[Op]) -> str:
 
 
 def _check_callable(op: Op) -> None:
-    if op.kind not in OP_KINDS:
-        raise RenderError(f"Unknown op kind {op.kind!r}; expected one of {OP_KINDS}.")
-    if (op.rank is not None) != (op.kind in RANKED_KINDS) or (op.rank is not None and op.rank < 1):
-        raise RenderError(f"{op!r}: a rank >= 1 is required for {RANKED_KINDS} and forbidden otherwise.")
-    if op.kind == DELETE_MEMORY and op.text:
-        raise RenderError(f"{op!r}: delete_memory takes no text.")
+    check_renderable(op)  # what a tag cannot express, a call cannot either; then what a call cannot round-trip
     if op.text != op.text.strip():
         raise RenderError(f"{op!r}: text with surrounding whitespace cannot round-trip.")
     if op.kind not in (UPDATE_MEMORY, DELETE_MEMORY) and not op.text:

@@ -22,7 +22,8 @@ than playing the heuristic again. Each replayed step is checked against the reco
 the same operations, the same end of episode), so a replay that diverges stops with a
 :class:`RunError`. Every other rule changes what the policy sees or what its actions do, so those
 variants are played, with one exact shortcut for a policy whose ``deterministic`` attribute is true
-(its response is a function of the observation alone, as for the scripted baselines): each episode is
+(its response is a function of the observation alone, as for the scripted baselines and a
+greedy :class:`~agents.hf_policy.TransformersPolicy` that decodes one prompt at a time): each episode is
 first replayed through the variant's env and the baseline's side by side, and if the variant shows
 exactly the baseline's observation at every turn, the policy would have given the recorded responses,
 so the replay *is* the played episode; an episode whose observations differ anywhere is played.

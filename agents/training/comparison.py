@@ -28,9 +28,9 @@ from agents.training.stats import (
 from atommem_env.errors import DataError
 
 COMPARE_COLUMNS = (
-    "env_id", "episodes", "questions", "policy_a", "em_a", "policy_b", "em_b", "em_diff", "em_diff_lo",
-    "em_diff_hi", "episode_em_a", "episode_em_b", "episode_em_diff", "episode_em_diff_lo", "episode_em_diff_hi",
-    "a_only", "b_only", "mcnemar_p",
+    "env_id", "episodes", "questions", "run_a", "policy_a", "em_a", "run_b", "policy_b", "em_b", "em_diff",
+    "em_diff_lo", "em_diff_hi", "episode_em_a", "episode_em_b", "episode_em_diff", "episode_em_diff_lo",
+    "episode_em_diff_hi", "a_only", "b_only", "mcnemar_p",
 )
 EpisodeKey = tuple[str, int, int]  # (env id, index, seed)
 
@@ -95,7 +95,8 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, resamples: int = DEFAU
         b_em = [[float(x) for x in b[k]["result"]["em"]] for k in keys]
         row: dict[str, Any] = {
             "env_id": env_id, "episodes": len(keys), "questions": sum(len(v) for v in a_em),
-            "policy_a": a[keys[0]].get("policy", ""), "policy_b": b[keys[0]].get("policy", ""),
+            "run_a": run_name(run_a), "policy_a": a[keys[0]].get("policy", ""),
+            "run_b": run_name(run_b), "policy_b": b[keys[0]].get("policy", ""),
         }
         for prefix, weighting in WEIGHTINGS:
             row[f"{prefix}em_a"] = point_estimate(a_em, weighting)
@@ -105,6 +106,13 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, resamples: int = DEFAU
         row.update(a_only=test.a_only, b_only=test.b_only, mcnemar_p=test.p_value)
         rows.append(row)
     return rows
+
+
+def run_name(run: str | Path) -> str:
+    """A run's folder name (its file's folder when given the file): what tells two runs of one policy apart,
+    e.g. a model's checkpoints, which share the policy name ``hf``."""
+    path = Path(run)
+    return path.parent.name if path.suffix == ".jsonl" else path.name
 
 
 def check_same_episodes(a: dict[EpisodeKey, dict[str, Any]], b: dict[EpisodeKey, dict[str, Any]],
@@ -143,13 +151,13 @@ def _difference(a: dict[EpisodeKey, Any], b: dict[EpisodeKey, Any], name_a: str,
 
 def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown table of :func:`compare_runs` rows: ``estimate [lo, hi]`` for the differences."""
-    header = ["env id", "episodes", "questions", "A", "EM A", "B", "EM B", "EM B − A [95 % CI]",
-              "episode EM B − A [95 % CI]", "A only", "B only", "McNemar p"]
+    header = ["env id", "episodes", "questions", "A (run: policy)", "EM A", "B (run: policy)", "EM B",
+              "EM B − A [95 % CI]", "episode EM B − A [95 % CI]", "A only", "B only", "McNemar p"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        cells = [r["env_id"], str(r["episodes"]), str(r["questions"]), r["policy_a"], f"{r['em_a']:.3f}",
-                 r["policy_b"], f"{r['em_b']:.3f}", _interval(r, "em_diff"), _interval(r, "episode_em_diff"),
-                 str(r["a_only"]), str(r["b_only"]), f"{r['mcnemar_p']:.3g}"]
+        cells = [r["env_id"], str(r["episodes"]), str(r["questions"]), f"{r['run_a']}: {r['policy_a']}",
+                 f"{r['em_a']:.3f}", f"{r['run_b']}: {r['policy_b']}", f"{r['em_b']:.3f}", _interval(r, "em_diff"),
+                 _interval(r, "episode_em_diff"), str(r["a_only"]), str(r["b_only"]), f"{r['mcnemar_p']:.3g}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

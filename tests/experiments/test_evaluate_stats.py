@@ -68,6 +68,7 @@ def test_compare_prints_and_writes_the_paired_table(runs, tmp_path, capsys):
     (row,) = read_csv(tmp_path / "compare.csv")
     assert list(row) == list(COMPARE_COLUMNS)
     assert (row["env_id"], row["policy_a"], row["policy_b"], row["episodes"]) == (TINY, "no-memory", "heuristic", "6")
+    assert (row["run_a"], row["run_b"]) == ("no-memory", "heuristic")  # the folders: checkpoints share a policy name
     heuristic = read_csv(runs / "heuristic" / "results.csv")[0]
     no_memory = read_csv(runs / "no-memory" / "results.csv")[0]
     assert float(row["em_b"]) == pytest.approx(float(heuristic["em"]))
@@ -79,6 +80,7 @@ def test_compare_prints_and_writes_the_paired_table(runs, tmp_path, capsys):
 
 def test_compare_of_a_run_with_itself_finds_no_difference(runs):
     (row,) = compare_runs(runs / "heuristic", runs / "heuristic" / "trajectories.jsonl")
+    assert row["run_a"] == row["run_b"] == "heuristic"
     assert (row["em_diff"], row["em_diff_lo"], row["em_diff_hi"]) == (0.0, 0.0, 0.0)
     assert (row["a_only"], row["b_only"], row["mcnemar_p"]) == (0, 0, 1.0)
 

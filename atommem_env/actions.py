@@ -10,10 +10,13 @@ the environment; this module only knows text.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from atommem_env.errors import RenderError
+
+_Item = TypeVar("_Item")  # what an extractor yields: a (tag, content) pair, a tool call...
 
 UPDATE_MEMORY = "update_memory"  # scratchpad (short-term memory): replace wholesale
 UPDATE_QUERY = "update_query"  # Read: replace the retrieval query
@@ -80,16 +83,32 @@ _BOXED = re.compile(r"\\boxed\s*\{")
 
 def parse_action(text: str) -> ParsedAction:
     """Parse one response. Never raises; see the module docstring for the rules."""
+    return collect_ops(extract_tags(text), lambda item: make_op(*item), "The response contained no action tag.")
+
+
+def collect_ops(items: Iterable[_Item | ActionError], make: Callable[[_Item], tuple[Op | None, ActionError | None]],
+                nothing: str, *, abort_on: str | None = None) -> ParsedAction:
+    """The parsed action of extracted ``items`` (tags, tool calls...): each item is made into an op or its
+    error by ``make``; extraction errors pass through. ``no_action`` (with the message ``nothing``) when
+    there was nothing at all. An error coded ``abort_on`` stops the response there (the reference's rule:
+    the ops after it are dropped, ``aborted`` is set)."""
     ops: list[Op] = []
     errors: list[ActionError] = []
-    for item in extract_tags(text):
+    for item in items:
         if isinstance(item, ActionError):
             errors.append(item)
             continue
-        op, error = make_op(*item)
-        ops.append(op) if op else errors.append(error)  # type: ignore[arg-type]
+        op, error = make(item)
+        if op is not None:
+            ops.append(op)
+            continue
+        assert error is not None, "make returned neither an op nor an error"
+        errors.append(error)
+        if error.code == abort_on:
+            errors.append(ActionError("response_aborted", "The rest of the response was not executed."))
+            return ParsedAction(tuple(ops), tuple(errors), aborted=True)
     if not ops and not errors:
-        errors.append(ActionError("no_action", "The response contained no action tag."))
+        errors.append(ActionError("no_action", nothing))
     return ParsedAction(tuple(ops), tuple(errors))
 
 

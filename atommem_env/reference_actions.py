@@ -20,6 +20,7 @@ from atommem_env.actions import (
     ActionError,
     Op,
     ParsedAction,
+    collect_ops,
     extract_tags,
     make_op,
     parse_action,
@@ -41,24 +42,9 @@ def parse_with_rules(text: str, protocol: Protocol) -> ParsedAction:
         items = [(name, content) for name, content in pairs if name in OP_KINDS]
     else:
         items = extract_tags(text)
-    ops: list[Op] = []
-    errors: list[ActionError] = []
-    for item in items:
-        if isinstance(item, ActionError):
-            errors.append(item)
-            continue
-        op, error = _op(*item, protocol)
-        if op is not None:
-            ops.append(op)
-            continue
-        assert error is not None
-        errors.append(error)
-        if protocol.malformed_rank_aborts and error.code == "missing_memory_prefix":
-            errors.append(ActionError("response_aborted", "The rest of the response was not executed."))
-            return ParsedAction(tuple(ops), tuple(errors), aborted=True)
-    if not ops and not errors:
-        errors.append(ActionError("no_action", "The response contained no action tag."))
-    return ParsedAction(tuple(ops), tuple(errors))
+    abort_on = "missing_memory_prefix" if protocol.malformed_rank_aborts else None
+    return collect_ops(items, lambda item: _op(*item, protocol), "The response contained no action tag.",
+                       abort_on=abort_on)
 
 
 def _op(name: str, content: str, protocol: Protocol) -> tuple[Op | None, ActionError | None]:

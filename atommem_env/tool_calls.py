@@ -48,6 +48,7 @@ from atommem_env.actions import (
     Op,
     ParsedAction,
     check_renderable,
+    collect_ops,
     extract_boxed,
     parse_action,
     render_ops,
@@ -81,17 +82,7 @@ def parse_tool_calls(action: str | Sequence[Mapping[str, Any]]) -> ParsedAction:
         items = extract_tool_calls(action)
     else:
         items = [flatten_call(c) if isinstance(c, Mapping) else _not_a_call(c) for c in action]
-    ops: list[Op] = []
-    errors: list[ActionError] = []
-    for item in items:
-        if isinstance(item, ActionError):
-            errors.append(item)
-            continue
-        op, error = op_of_call(item)
-        ops.append(op) if op else errors.append(error)  # type: ignore[arg-type]
-    if not ops and not errors:
-        errors.append(ActionError("no_action", "The response contained no tool call."))
-    return ParsedAction(tuple(ops), tuple(errors))
+    return collect_ops(items, op_of_call, "The response contained no tool call.")
 
 
 def calls_within(calls: Sequence[Any], max_tokens: int, tokenizer: Any) -> list[Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import gymnasium as gym
 import pytest
 
@@ -92,6 +95,36 @@ def test_scripted_policies_play_as_with_the_regex_matcher(name, env_id, options)
 @pytest.mark.parametrize("workflow", sorted(WORKFLOWS))
 def test_workflows_play_as_with_the_regex_matcher(workflow):
     _both_matchers(lambda: [t.to_json() for t in play_config({"env_id": SYNTHETIC}, WORKFLOWS[workflow], 8)])
+
+
+# sha256 (first 16 hex digits) of every action of episodes 0-7, played at commit 23d962c, before the new
+# matcher and its callers: pins the restructured callers too, which the comparison above runs on both
+# sides. A deliberate change of the env or of a policy changes these; recompute them with _digest.
+RECORDED = {
+    (SYNTHETIC, "heuristic"): "c9a518cd8b9cd9e1",
+    (SYNTHETIC, "heuristic-scratchpad"): "41505352fefd63a9",
+    ("AtomMem-MemAgent-Synthetic-v0", "heuristic"): "beb440ab64c3bce7",
+    ("AtomMem-MemAgent-Synthetic-v0", "heuristic-scratchpad"): "29a2676bac4687db",
+    ("workflow", "store-then-answer"): "6e1ba91bdebaa1c0",
+    ("workflow", "memagent-overwrite"): "f08c0977eec23387",
+}
+
+
+def _digest(trajectories):
+    digest = hashlib.sha256()
+    for turn in (turn for t in trajectories for turn in t["turns"]):
+        action = turn["tool_calls"] if turn["tool_calls"] is not None else turn["response"]
+        digest.update(json.dumps(action).encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@pytest.mark.parametrize(("env_id", "name"), sorted(RECORDED))
+def test_scripted_policies_play_as_they_did_before_the_new_matcher(env_id, name):
+    if env_id == "workflow":
+        played = [t.to_json() for t in play_config({"env_id": SYNTHETIC}, WORKFLOWS[name], 8)]
+    else:
+        played = _play(env_id, name, list(range(8)))
+    assert _digest(played) == RECORDED[(env_id, name)]
 
 
 REAL = [(f"AtomMem-{protocol}{dataset}-{{}}-v0", name) for protocol in ("", "MemAgent-")

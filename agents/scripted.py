@@ -133,7 +133,7 @@ class ScratchpadHeuristicPolicy(HeuristicMemoryPolicy):
 
     def _read_with_notes(self, obs: dict[str, Any], notes: list[str]) -> list[Op]:
         names = question_entities(obs)
-        bridges = [e for note in notes for e in T.entities(note) if not T.mentions(e, names)]
+        bridges = unnamed([e for note in notes for e in T.entities(note)], names)
         facts = relevant_sentences(obs["chunk"], names + bridges, list(obs["memories"]) + notes,
                                    self.max_entries_per_turn)
         ops = [Op(UPDATE_MEMORY, "\n".join(first_lines(notes + facts, self.note_chars)) or section_trace(obs["chunk"]))]
@@ -178,12 +178,15 @@ def relevant_sentences(chunk: str, names: list[str], shown: Sequence[str], limit
     A sentence that does not name its document's title gets it as a ``"Title: "`` prefix, so the
     entry stays self-contained once stored.
     """
-    facts: list[str] = []
+    candidates: list[str] = []
     for title, body in T.documents(chunk):
-        for sentence in T.sentences(body):
-            fact = sentence if not title or T.mentions(sentence, [title]) else f"{title}: {sentence}"
-            if T.mentions(fact, names) and fact not in facts and fact not in shown:
-                facts.append(fact)
+        lines = T.sentences(body)
+        named = T.mentioning(lines, [title]) if title else [True] * len(lines)
+        candidates += [s if has_title else f"{title}: {s}" for s, has_title in zip(lines, named, strict=True)]
+    facts: list[str] = []
+    for fact, relevant in zip(candidates, T.mentioning(candidates, names), strict=True):
+        if relevant and fact not in facts and fact not in shown:
+            facts.append(fact)
     return facts[:limit]
 
 
@@ -216,7 +219,7 @@ def bridge_note_op(obs: dict[str, Any], facts: list[str], max_bridges: int) -> O
     """Scratchpad write adding the new entities of ``facts`` to the bridge list (None if unchanged)."""
     known = bridges(obs["scratchpad"])
     names = question_entities(obs)
-    new = [e for f in facts for e in T.entities(f) if not T.mentions(e, names)]
+    new = unnamed([e for f in facts for e in T.entities(f)], names)
     merged = list(dict.fromkeys(known + new))[:max_bridges]
     return Op(UPDATE_MEMORY, _BRIDGE_PREFIX + "; ".join(merged)) if merged != known else None
 
@@ -232,6 +235,11 @@ def store_matching_ops(obs: dict[str, Any], max_entries: int, max_bridges: int) 
     if not facts:  # the chunk only advances after a Create: leave a compact trace of it
         ops.append(Op(ADD_MEMORY, section_trace(obs["chunk"])))
     return ops
+
+
+def unnamed(entities: list[str], names: list[str]) -> list[str]:
+    """The ``entities`` that mention none of ``names`` (in order)."""
+    return [e for e, named in zip(entities, T.mentioning(entities, names), strict=True) if not named]
 
 
 def hops(question: str, memories: Sequence[str]) -> tuple[str | None, str | None]:
@@ -287,12 +295,12 @@ def _best_new_entity(memories: Sequence[str], anchors: list[str], exclude: list[
     for "who/which", names for "when/how many") are dropped while others remain.
     """
     votes: dict[str, float] = {}
-    for rank, memory in enumerate(memories, start=1):
-        if not T.mentions(memory, anchors):
+    for rank, (memory, anchored) in enumerate(zip(memories, T.mentioning(memories, anchors), strict=True), start=1):
+        if not anchored:
             continue
         body = memory.split(": ", 1)[1] if ": " in memory[:80] else memory
-        for entity in T.entities(body):
-            if not T.mentions(entity, exclude) and not any(entity.lower() in x.lower() for x in exclude):
+        for entity in unnamed(T.entities(body), exclude):
+            if not any(entity.lower() in x.lower() for x in exclude):
                 votes[entity] = votes.get(entity, 0.0) + 1.0 / rank
     if not votes:
         return None

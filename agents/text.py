@@ -1,8 +1,11 @@
-"""Small text utilities for scripted policies: sentences, entities and keywords."""
+"""Small text utilities for scripted policies: sentences, entities, keywords, and whole-word mentions."""
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from itertools import accumulate
 
 _DOCUMENT = re.compile(r"(?:^|\n)Document \d+:\n")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
@@ -74,7 +77,59 @@ def keywords(text: str) -> list[str]:
     return seen
 
 
-def mentions(text: str, names: list[str]) -> bool:
-    """Whether ``text`` mentions any of ``names`` (case-insensitive, whole words)."""
-    lowered = f" {text.lower()} "
-    return any(re.search(rf"(?<!\w){re.escape(n.lower())}(?!\w)", lowered) for n in names if n)
+def mentions(text: str, names: Sequence[str]) -> bool:
+    """Whether ``text`` mentions any of ``names`` (case-insensitive, whole words).
+
+    A name is mentioned where its lower-cased form occurs in the lower-cased text padded with a space
+    on each side, with no word character (``\\w``) just before or just after it.
+    """
+    return mentioning([text], names)[0]
+
+
+def mentioning(texts: Sequence[str], names: Sequence[str]) -> list[bool]:
+    """:func:`mentions` for each of ``texts``: what it says of each, in one search per name.
+
+    Scripted policies test a whole chunk's sentences against one list of names. Rather than a regex
+    per (name, text) pair, the padded lower-cased texts are joined by newlines and each name is found
+    in the join with plain substring search; only its occurrences are looked at one by one (are both
+    neighbours non-word characters, and which text holds the occurrence whole). An occurrence across a
+    newline between two texts belongs to neither.
+    """
+    padded = [f" {text.lower()} " for text in texts]
+    joined = "\n".join(padded)
+    ends = list(accumulate(len(text) + 1 for text in padded))  # where each text's successor starts
+    hits = [False] * len(padded)
+    unique = dict.fromkeys(name.lower() for name in names if name)
+    # A long list (a scratchpad's bridge entities) is first narrowed to the names whose leading word
+    # is a whole word of the texts (an occurrence with a non-word character before it starts a word,
+    # and the name's leading word ends where the text's does): one regex pass over the texts costs
+    # about what 50 substring searches do, and most of a long list is in none of them.
+    words = set(_WORD_RUN.findall(joined)) if len(unique) > _MANY_NAMES else None
+    for name in unique:
+        if words is not None and (lead := _WORD_RUN.match(name)) and lead.group() not in words:
+            continue
+        for start in _whole_word_starts(name, joined):
+            index = bisect_right(ends, start)  # the text the occurrence starts in...
+            if start + len(name) < ends[index]:  # ...and ends in, before the newline after it
+                hits[index] = True
+    return hits
+
+
+_WORD_RUN = re.compile(r"\w+")
+_MANY_NAMES = 64
+
+
+def _whole_word_starts(name: str, text: str) -> Iterator[int]:
+    """Every start of ``name`` in ``text`` between two non-word characters (or the text's ends):
+    where ``(?<!\\w)name(?!\\w)`` matches, overlapping occurrences included."""
+    start = text.find(name)
+    while start >= 0:
+        end = start + len(name)
+        if not (start and _is_word(text[start - 1])) and not (end < len(text) and _is_word(text[end])):
+            yield start
+        start = text.find(name, start + 1)
+
+
+def _is_word(char: str) -> bool:
+    """``\\w`` of a str regex: a Unicode letter, digit or numeric character, or the underscore."""
+    return char.isalnum() or char == "_"

@@ -11,13 +11,12 @@ chunking with the default tokenizer, first observation). Prints a table; ``--jso
 
 from __future__ import annotations
 
-import json
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +29,7 @@ import atommem_env  # noqa: E402,F401  (registers the ids)
 from agents.training.cli import exit_on_errors  # noqa: E402
 from atommem_env.datasets import load_benchmark  # noqa: E402
 from atommem_env.registration import BENCHMARKS as DISPLAY_NAMES  # noqa: E402
-from benchmarks.common import DATA_DIR, benchmark_parser  # noqa: E402
+from benchmarks.common import DATA_DIR, benchmark_parser, machine, write_json  # noqa: E402
 
 BENCHMARKS = ("hotpotqa", "2wikimultihopqa", "musique")
 SIZES = (200, 400, 800)
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=str(DATA_DIR), help="the benchmark data folder")
     parser.add_argument("--repeats", type=int, default=15, help="episode indices timed per size (the median)")
     args = parser.parse_args(argv)
-    results = {"python": platform.python_version(), "machine": platform.machine(), "rows": []}
+    results: dict[str, Any] = {"machine_at_start": machine(), "rows": []}
     print(f"{'benchmark':<16} {'questions':>9} {'pool':>6} {'first load s':>12} "
           + " ".join(f"{f'build@{n} ms':>12}" for n in SIZES)
           + " " + " ".join(f"{f'reset@{n} ms':>12}" for n in SIZES))
@@ -100,8 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{benchmark:<16} {row['questions']:>9} {row['pool']:>6} {row['first_load_s']:>12.3f} "
               + " ".join(f"{row['build_median_ms'][n]:>12.2f}" for n in SIZES)
               + " ".join(f"{row['reset_median_ms'][n]:>12.1f}" for n in SIZES))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
+    write_json(args.json, results)
     return 0
 
 

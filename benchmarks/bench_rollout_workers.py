@@ -15,7 +15,6 @@ every setting does the same work.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.training.cli import exit_on_errors  # noqa: E402
-from benchmarks.common import benchmark_parser  # noqa: E402
+from benchmarks.common import benchmark_parser, machine, write_json  # noqa: E402
 
 ENV_ID = "AtomMem-Synthetic-Tiny-v0"  # the small CPU setting (docs/TRAINING.md)
 
@@ -37,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="steps run first and not counted")
     parser.add_argument("--max-new-tokens", type=int, default=16, help="tokens generated per turn")
     options = parser.parse_args(argv)
+    start = machine()
 
     import ray
 
@@ -48,8 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         results = [_measure(model, w, options, Path(scratch) / f"run-{w}") for w in options.workers]
         ray.shutdown()
     print(_table(results, options))
-    if options.json:
-        Path(options.json).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(options.json, {"machine_at_start": start, "rows": results})
 
 
 def _model(name: str, scratch: Path) -> str:

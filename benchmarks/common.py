@@ -37,22 +37,33 @@ def summarize(seconds: Sequence[float]) -> dict[str, float]:
 
 
 def machine() -> dict[str, Any]:
-    """What the numbers were measured on, including the load: a shared machine inflates absolute times."""
-    cpu = platform.processor() or platform.machine()
+    """What the numbers were measured on, including the load: a shared machine inflates absolute times.
+
+    ``cpu_flags`` are the vector-instruction flags the kernel reports (``avx2``, ``avx512f``, ...): numpy
+    and torch pick their kernels by them, so one CPU name can hide machines of different speed.
+    """
+    cpu, flags = "", []
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():  # the first core's lines
+            key, _, value = (part.strip() for part in line.partition(":"))
+            if key == "model name" and not cpu:
+                cpu = value
+            elif key == "flags":
+                flags = sorted(f for f in value.split() if f.startswith(_VECTOR_FLAGS))
                 break
     except OSError:
         pass
     return {
-        "cpu": cpu,
+        "cpu": cpu or platform.processor() or platform.machine(),
+        "cpu_flags": flags,
         "cores": os.cpu_count(),
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "numpy": np.__version__,
     }
+
+
+_VECTOR_FLAGS = ("sse4", "avx", "fma", "f16c", "amx")
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

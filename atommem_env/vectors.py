@@ -95,7 +95,7 @@ class SparseRows(_Rows):
     def scores(self, query: SparseQuery, n: int) -> np.ndarray:
         """Inner products of the prepared ``query`` with the first ``n`` entries."""
         dims, values = query
-        return sparse_scores(self._data[:n, dims].T, values)
+        return sparse_scores(np.take(self._data[:n], dims, axis=1).T, values)  # ~2 us less than [:n, dims]
 
 
 class ColumnVectors:
@@ -203,4 +203,10 @@ def vectors_for(embedder: object) -> Vectors:
     """A new store's layout for ``embedder``'s vectors: scored on the query's dimensions when it
     declares them ``sparse``, whole otherwise."""
     dim = embedder.dim  # type: ignore[attr-defined]
-    return SparseRows(dim) if getattr(embedder, "sparse", False) else RowVectors(dim)
+    if getattr(embedder, "sparse", False):
+        # Room for every entry the rows will ever hold, at once: numpy takes zeroed memory from the
+        # OS, which maps only the pages the store writes, so the unused part costs no memory or time,
+        # while growing by doubling copied the rows four times per episode: about a quarter of the
+        # store's own CPU time on bench_reference's 64-episode trace.
+        return SparseRows(dim, SparseRows.COLUMNS_ABOVE)
+    return RowVectors(dim)

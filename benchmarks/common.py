@@ -38,16 +38,20 @@ def summarize(seconds: Sequence[float]) -> dict[str, float]:
 
 def machine() -> dict[str, Any]:
     """What the numbers were measured on, including the load: a shared machine inflates absolute times."""
-    cpu = platform.processor() or platform.machine()
+    cpu, flags = platform.processor() or platform.machine(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+            if cpu and flags:
                 break
     except OSError:
         pass
     return {
         "cpu": cpu,
+        "cpu_flags": sorted(flags & {"avx", "avx2", "fma", "avx512f", "avx512_vnni"}),  # numpy's SIMD paths
         "cores": os.cpu_count(),
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),

@@ -165,8 +165,8 @@ class OurStores:
 
 class EmbeddingOnly:
     """The limit of our design: the embedding it does and nothing else (every Create's and Update's
-    text, and an episode's query when it changes). Retrievals return as many placeholders as our
-    store would show, so the trace addresses the same Updates and Deletes."""
+    text, and an episode's query when it changes and its store is not empty). Retrievals return as
+    many placeholders as our store would show, so the trace addresses the same Updates and Deletes."""
 
     def __init__(self, embedder: Embedder, episodes: int) -> None:
         self.embedder = embedder
@@ -174,7 +174,7 @@ class EmbeddingOnly:
         self.sizes = [0] * episodes
 
     def retrieve(self, episode: int, query: str, k: int) -> list[str]:
-        if query != self.queries[episode]:
+        if self.sizes[episode] and query != self.queries[episode]:  # an empty store embeds no query
             self.embedder.embed([query], query=True)
             self.queries[episode] = query
         return [""] * min(k, self.sizes[episode])

@@ -8,7 +8,7 @@ can contribute to a score, so a search reads only those: from the rows of a smal
 the store is large (:class:`ColumnVectors`: a few dozen rows of ``n`` floats instead of ``n``
 scattered reads; writing an entry is then a column, so new entries are staged and written
 together). A store switches from the first to the second as it grows past
-``SparseRows.COLUMNS_ABOVE`` entries (docs/PERFORMANCE.md, "Memory work against the embedding").
+``SparseRows.COLUMNS_ABOVE`` entries (docs/PERFORMANCE.md, "Hot spots fixed", 9).
 
 Each layout takes a query through ``prepare`` once (the store caches it while the query persists)
 and scores with ``scores(prepared, n)``. Sparse scores have one definition in every layout and at

@@ -1,15 +1,19 @@
 """The entry vectors of one memory store, laid out for how its embedder's vectors look.
 
-A search scores every entry against the query, so its cost is the bytes it reads. Dense vectors
-(neural embedders) are read whole, one entry after another: :class:`RowVectors`. Feature-hashing
-vectors have one non-zero per distinct word or bigram (a query: a few dozen of 1,024), and only the
-query's non-zero dimensions can contribute to a score: :class:`ColumnVectors` keeps one row per
-dimension, so a search reads a few dozen rows of ``n`` floats instead of all ``n x dim``
-(docs/PERFORMANCE.md, hot spot 5: retrieval 3x faster at 1,000 entries and 11x at 10,000, about
-10 us slower at 10-100).
+A search scores every entry against the query. Dense vectors (neural embedders) are read whole,
+one entry after another: :class:`RowVectors`. Feature-hashing vectors have one non-zero per
+distinct word or bigram (a query: a few dozen of 1,024), and only the query's non-zero dimensions
+can contribute to a score, so a search reads only those: from the rows of a small store
+(:class:`SparseRows`: writing an entry is one contiguous row), and from one row per dimension once
+the store is large (:class:`ColumnVectors`: a few dozen rows of ``n`` floats instead of ``n``
+scattered reads; writing an entry is then a column, so new entries are staged and written
+together). A store switches from the first to the second as it grows past
+``SparseRows.COLUMNS_ABOVE`` entries (docs/PERFORMANCE.md, "Hot spots fixed", 9).
 
-Both give the same scores up to the order of float additions (an ulp); exact ties stay exact ties,
-since identical vectors give identical sums in either layout.
+Each layout takes a query through ``prepare`` once (the store caches it while the query persists)
+and scores with ``scores(prepared, n)``. Sparse scores have one definition in every layout and at
+every size, :func:`sparse_scores`, so the switch changes no score by a bit. Dense scores are
+``np.vecdot``'s.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 
-class RowVectors:
-    """One row per entry: a search reads each entry's vector contiguously."""
+class _Rows:
+    """Storage by entry: row ``i`` holds entry ``i``'s vector; rows past the last entry are zero."""
 
     def __init__(self, dim: int, rows: int = 16) -> None:
         self._data = np.zeros((rows, dim), dtype=np.float32)
@@ -34,12 +38,29 @@ class RowVectors:
         """Store ``vector`` as entry ``row``."""
         self._data[row] = vector
 
-    def move(self, src: int, dst: int) -> None:
-        """Copy entry ``src`` over entry ``dst`` (compaction after a delete)."""
-        self._data[dst] = self._data[src]
+    append = set  # a new entry's row is written whole like any other
+
+    def remove(self, row: int, last: int) -> None:
+        """Drop entry ``row`` by moving entry ``last`` (the last one) into its place."""
+        self._data[row] = self._data[last]
+        self._data[last] = 0.0
+
+
+class RowVectors(_Rows):
+    """Dense vectors, one row per entry: a search reads each entry's vector contiguously."""
+
+    def grown(self, rows: int) -> RowVectors:
+        """Room for ``rows`` entries (the store calls it as it doubles, and keeps what it returns)."""
+        self.reserve(rows)
+        return self
+
+    @staticmethod
+    def prepare(query: np.ndarray) -> np.ndarray:
+        """The query as ``scores`` takes it (as is)."""
+        return query
 
     def scores(self, query: np.ndarray, n: int) -> np.ndarray:
-        """Inner products of ``query`` with the first ``n`` entries."""
+        """Inner products of the prepared ``query`` with the first ``n`` entries."""
         # Row by row (np.vecdot) rather than one BLAS matrix-vector product: BLAS spreads a product
         # of this size over its thread pool, and waking those threads on a busy machine cost 6-12 ms
         # per search at 1,000-10,000 entries, against 0.2-1.8 ms on the calling thread
@@ -47,16 +68,52 @@ class RowVectors:
         return np.vecdot(self._data[:n], query)
 
 
+class SparseRows(_Rows):
+    """Sparse vectors of a small store, one row per entry: writes are contiguous, and a search gathers
+    the query's few dozen dimensions from every row (cheap while the rows are few)."""
+
+    #: Entries above which the store keeps its vectors by dimension instead (:meth:`grown`). At 1,000
+    #: entries the gather reads 4 MB of rows a few floats at a time, against a few dozen contiguous
+    #: rows of ``n`` floats by dimension; at the 100-200 entries an episode usually holds, rows cost
+    #: less overall, because every Create writes one contiguous row instead of a column.
+    COLUMNS_ABOVE = 256
+
+    def grown(self, rows: int) -> SparseRows | ColumnVectors:
+        """Room for ``rows`` entries: these rows, or the same vectors by dimension above COLUMNS_ABOVE."""
+        if rows <= self.COLUMNS_ABOVE:
+            self.reserve(rows)
+            return self
+        columns = ColumnVectors(self._data.shape[1], rows)
+        columns.load(self._data)
+        return columns
+
+    @staticmethod
+    def prepare(query: np.ndarray) -> SparseQuery:
+        """The query's non-zero dimensions and their values (:func:`sparse_query`)."""
+        return sparse_query(query)
+
+    def scores(self, query: SparseQuery, n: int) -> np.ndarray:
+        """Inner products of the prepared ``query`` with the first ``n`` entries."""
+        dims, values = query
+        return sparse_scores(np.take(self._data[:n], dims, axis=1).T, values)  # ~2 us less than [:n, dims]
+
+
 class ColumnVectors:
     """One row per dimension: a search reads only the rows of the query's non-zero dimensions.
 
-    Each entry's non-zero dimensions are kept too, so writing an entry touches only those cells
-    (a whole column is ``dim`` scattered writes) and clears the ones its previous vector used.
+    Writing a whole entry is a column: ``dim`` cells one row apart, each in its own cache line. New
+    entries (a response's Creates) therefore wait in a small row-major stage, and go into the
+    columns before the next read, together and non-zeros only (columns past the last entry are kept
+    all zero). Updates and deletes, a few percent of writes, write whole columns.
     """
+
+    STAGE_ROWS = 32
 
     def __init__(self, dim: int, rows: int = 16) -> None:
         self._data = np.zeros((dim, rows), dtype=np.float32)
-        self._dims: list[np.ndarray] = [_NO_DIMS] * rows
+        self._stage = np.zeros((self.STAGE_ROWS, dim), dtype=np.float32)
+        self._first = 0  # entry held in the stage's first row
+        self._staged = 0  # entries held in the stage: first .. first + staged - 1
 
     def reserve(self, rows: int) -> None:
         """Make room for ``rows`` entries (doubling, so appends are amortized O(dim))."""
@@ -65,35 +122,91 @@ class ColumnVectors:
             data = np.zeros((self._data.shape[0], max(rows, 2 * size)), dtype=np.float32)
             data[:, :size] = self._data
             self._data = data
-            self._dims.extend([_NO_DIMS] * (data.shape[1] - size))
+
+    def grown(self, rows: int) -> ColumnVectors:
+        """Room for ``rows`` entries (the store keeps what it returns)."""
+        self.reserve(rows)
+        return self
+
+    def load(self, rows: np.ndarray) -> None:
+        """Store the vectors ``rows`` (one per row) as entries 0, 1, ..."""
+        self._flush()
+        self._data[:, : len(rows)] = rows.T
+
+    def append(self, row: int, vector: np.ndarray) -> None:
+        """Store ``vector`` as new entry ``row``, one past the last."""
+        if self._staged == self.STAGE_ROWS or row != self._first + self._staged:
+            self._flush()
+            self._first = row
+        self._stage[self._staged] = vector
+        self._staged += 1
 
     def set(self, row: int, vector: np.ndarray) -> None:
-        """Store ``vector`` as entry ``row``."""
-        dims = np.flatnonzero(vector)
-        self._write(row, dims, vector[dims])
+        """Store ``vector`` as entry ``row``, which holds one already."""
+        self._flush()
+        self._data[:, row] = vector
 
-    def move(self, src: int, dst: int) -> None:
-        """Copy entry ``src`` over entry ``dst`` (compaction after a delete)."""
-        dims = self._dims[src]
-        self._write(dst, dims, self._data[dims, src])
+    def remove(self, row: int, last: int) -> None:
+        """Drop entry ``row`` by moving entry ``last`` (the last one) into its place."""
+        self._flush()
+        self._data[:, row] = self._data[:, last]
+        self._data[:, last] = 0.0
 
-    def _write(self, row: int, dims: np.ndarray, values: np.ndarray) -> None:
-        self._data[self._dims[row], row] = 0.0
-        self._data[dims, row] = values
-        self._dims[row] = dims
+    @staticmethod
+    def prepare(query: np.ndarray) -> SparseQuery:
+        """The query's non-zero dimensions and their values (:func:`sparse_query`)."""
+        return sparse_query(query)
 
-    def scores(self, query: np.ndarray, n: int) -> np.ndarray:
-        """Inner products of ``query`` with the first ``n`` entries."""
-        # einsum runs on the calling thread (a BLAS product could wake its thread pool, see
-        # RowVectors.scores). A dense query still gets exact scores here, only without the saving.
-        dims = np.flatnonzero(query)
-        return np.einsum("i,ij->j", query[dims], self._data[dims, :n])
+    def scores(self, query: SparseQuery, n: int) -> np.ndarray:
+        """Inner products of the prepared ``query`` with the first ``n`` entries."""
+        self._flush()
+        dims, values = query
+        return sparse_scores(self._data[dims, :n], values)
+
+    def _flush(self) -> None:
+        # The staged entries' non-zeros, scattered into their (all-zero) columns in one call.
+        if self._staged:
+            rows, dims = np.nonzero(self._stage[: self._staged])
+            self._data[dims, rows + self._first] = self._stage[rows, dims]
+            self._staged = 0
 
 
-_NO_DIMS = np.zeros(0, dtype=np.int64)
+SparseQuery = tuple[np.ndarray, np.ndarray]  # the query's non-zero dimensions, their values as a column
 
 
-def vectors_for(embedder: object) -> RowVectors | ColumnVectors:
-    """The layout for ``embedder``'s vectors: by dimension when it declares them ``sparse``."""
+def sparse_query(query: np.ndarray) -> SparseQuery:
+    """A query as the sparse layouts take it: its non-zero dimensions and, as a column, their values."""
+    dims = np.flatnonzero(query)
+    return dims, query[dims, None]
+
+
+def sparse_scores(block: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Scores from the entries' components on the query's dimensions: ``block[i, j]`` is entry ``j``'s
+    component on the query's ``i``-th non-zero dimension, ``values[i, 0]`` the query's.
+
+    Multiplied in float32 into a C-ordered array, then added row after row to 0: a reduction over the
+    first axis of a C-ordered array of two or more columns adds whole rows in order, with no pairwise
+    or SIMD regrouping of one score's terms (as a reduction along contiguous memory, or a BLAS or
+    einsum product, may do, the latter in ways that depend on the CPU). So every score is the same sum
+    in the same order, whatever the layout and however many entries are scored at once. A dense query
+    still gets exact scores, only without the saving.
+    """
+    if block.shape[1] == 1:  # numpy would add a single column's terms as one contiguous run: pairwise
+        return sparse_scores(np.repeat(block, 2, axis=1), values)[:1]
+    return np.add.reduce(np.multiply(block, values, order="C"), axis=0)
+
+
+Vectors = RowVectors | SparseRows | ColumnVectors
+
+
+def vectors_for(embedder: object) -> Vectors:
+    """A new store's layout for ``embedder``'s vectors: scored on the query's dimensions when it
+    declares them ``sparse``, whole otherwise."""
     dim = embedder.dim  # type: ignore[attr-defined]
-    return ColumnVectors(dim) if getattr(embedder, "sparse", False) else RowVectors(dim)
+    if getattr(embedder, "sparse", False):
+        # Room for every entry the rows will ever hold, at once: numpy takes zeroed memory from the
+        # OS, which maps only the pages the store writes, so the unused part costs no memory or time,
+        # while growing by doubling copied the rows four times per episode: about a quarter of the
+        # store's own CPU time on bench_reference's 64-episode trace.
+        return SparseRows(dim, SparseRows.COLUMNS_ABOVE)
+    return RowVectors(dim)

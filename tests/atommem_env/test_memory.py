@@ -1,16 +1,19 @@
 import pickle
 from itertools import pairwise
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from atommem_env import memory
 from atommem_env.embedders import HashingEmbedder
 from atommem_env.errors import ConfigError, MemoryOpError
-from atommem_env.memory import MemoryStore
+from atommem_env.memory import MemoryStore, top_k
 from atommem_env.tokenization import RegexTokenizer
-from atommem_env.vectors import ColumnVectors, RowVectors
+from atommem_env.vectors import ColumnVectors, RowVectors, SparseRows
+from tests.atommem_env.test_vectors import straightforward_scores
 
 
 def store(**kwargs) -> MemoryStore:
@@ -140,23 +143,29 @@ TEXTS = st.lists(WORDS, min_size=1, max_size=6).map(" ".join)
 class MemoryAgainstDict(RuleBasedStateMachine):
     """MemoryStore must behave like a dict of id -> text with fresh ids and brute-force search."""
 
-    embedder = HashingEmbedder  # sparse: vectors laid out by dimension
+    embedder = HashingEmbedder  # sparse: vectors gathered on the query's dimensions
+    capacity: int | None = 12
 
     def __init__(self):
         super().__init__()
-        self.store = MemoryStore(self.embedder(dim=64), RegexTokenizer(), capacity=12)
+        self.store = MemoryStore(self.embedder(dim=64), RegexTokenizer(), capacity=self.capacity)
         self.model: dict[int, str] = {}
         self.next_id = 0
 
     @rule(text=TEXTS)
     def create(self, text):
-        if len(self.model) >= 12:
+        if self.capacity is not None and len(self.model) >= self.capacity:
             with pytest.raises(MemoryOpError):
                 self.store.create(text)
             return
         assert self.store.create(text) == self.next_id
         self.model[self.next_id] = text
         self.next_id += 1
+
+    @rule(texts=st.lists(TEXTS, min_size=4, max_size=12))
+    def create_several(self, texts):  # a response's Creates, and a way past the first 16 rows
+        for text in texts:
+            self.create(text)
 
     @precondition(lambda self: self.model)
     @rule(data=st.data(), text=TEXTS)
@@ -180,13 +189,20 @@ class MemoryAgainstDict(RuleBasedStateMachine):
 
     @rule(query=TEXTS, k=st.integers(0, 8))
     def search_matches_brute_force(self, query, k):
-        # Brute force with per-row dot products may differ from the store's matrix product by an ulp,
-        # so near-ties are compared with a tolerance; exact ties inside the store go by id.
         embedder = self.store.embedder
         q = embedder.embed([query], query=True)[0]
-        ref = {i: float(embedder.embed([t])[0] @ q) for i, t in self.model.items()}
         got = self.store.search(query, k)
         assert len(got) == min(k, len(self.model))
+        if self.embedder.sparse:  # exactly the straightforward implementation's list and scores
+            ids = sorted(self.model)
+            scores = straightforward_scores(embedder.embed([self.model[i] for i in ids]), q) if ids else []
+            ranked = sorted(zip(ids, scores, strict=True), key=lambda pair: (-pair[1], pair[0]))[: max(k, 0)]
+            assert [(e.id, e.text, np.float32(e.score).view(np.int32)) for e in got] == [
+                (i, self.model[i], np.float32(score).view(np.int32)) for i, score in ranked]
+            return
+        # Dense: per-row dot products may differ from the store's by an ulp, so near-ties are
+        # compared with a tolerance; exact ties inside the store go by id.
+        ref = {i: float(embedder.embed([t])[0] @ q) for i, t in self.model.items()}
         if got:
             kth = sorted(ref.values(), reverse=True)[len(got) - 1]
             assert all(ref[e.id] >= kth - 1e-5 for e in got)
@@ -210,12 +226,47 @@ class DenseMemoryAgainstDict(MemoryAgainstDict):
     embedder = DenseHashingEmbedder
 
 
-def test_both_vector_layouts_are_exercised():
-    assert isinstance(store()._vectors, ColumnVectors)
+class LargeMemoryAgainstDict(MemoryAgainstDict):
+    """Past the sizes where the store switches to columns and selects by partition (both lowered)."""
+
+    capacity = None
+
+    def __init__(self):
+        self.saved = SparseRows.COLUMNS_ABOVE, memory.PARTITION_ABOVE
+        SparseRows.COLUMNS_ABOVE, memory.PARTITION_ABOVE = 20, 10
+        super().__init__()
+
+    def teardown(self):
+        SparseRows.COLUMNS_ABOVE, memory.PARTITION_ABOVE = self.saved
+
+
+def test_every_vector_layout_is_exercised():
+    assert isinstance(store()._vectors, SparseRows)
     assert isinstance(MemoryStore(DenseHashingEmbedder(dim=64), RegexTokenizer())._vectors, RowVectors)
+    large = store()
+    for i in range(300):
+        large.create(f"entry {i}")
+    assert isinstance(large._vectors, ColumnVectors)
 
 
-for machine in (MemoryAgainstDict, DenseMemoryAgainstDict):
+@given(scores=st.lists(st.sampled_from([0.0, -0.0, 0.25, 0.5, -1.0, 1.0]), min_size=1, max_size=60),
+       k=st.integers(1, 10), data=st.data())
+def test_top_k_by_partition_is_the_sorted_top_k(scores, k, data):
+    ids = np.array(data.draw(st.permutations(range(len(scores)))), dtype=np.int64)
+    scores = np.array(scores, dtype=np.float32)
+    by_sort = top_k(scores, ids, k)
+    saved, memory.PARTITION_ABOVE = memory.PARTITION_ABOVE, 0
+    try:
+        by_partition = top_k(scores, ids, k)
+    finally:
+        memory.PARTITION_ABOVE = saved
+    assert by_partition.tolist() == by_sort.tolist()
+    expected = sorted(range(len(scores)), key=lambda i: (-scores[i], ids[i]))[:k]
+    assert by_sort.tolist() == expected
+
+
+for machine in (MemoryAgainstDict, DenseMemoryAgainstDict, LargeMemoryAgainstDict):
     machine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestMemoryAgainstDict = MemoryAgainstDict.TestCase
 TestDenseMemoryAgainstDict = DenseMemoryAgainstDict.TestCase
+TestLargeMemoryAgainstDict = LargeMemoryAgainstDict.TestCase

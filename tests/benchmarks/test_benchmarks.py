@@ -1,4 +1,4 @@
-"""The benchmark scripts' non-timing logic: traces, the two batch stores, phase accounting, skips.
+"""The benchmark scripts' non-timing logic: traces, the batch stores, phase accounting, skips.
 
 No test here asserts a duration: timings depend on the machine and its load.
 """
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from atommem_env.embedders import HashingEmbedder
-from atommem_env.errors import DataError
+from atommem_env.errors import ConfigError, DataError
 from benchmarks import bench_env, bench_episode, bench_reference, tokenizer_ratio
 from benchmarks.common import format_table, summarize
-from benchmarks.reference_store import OurStores, reference_missing
+from benchmarks.reference_store import EmbeddingOnly, OurStores, reference_missing, torch_missing
 from benchmarks.trace import (
     EmbedClock,
     PlayResult,
@@ -79,6 +79,8 @@ def test_both_designs_show_the_same_lists_on_a_tie_free_trace():
     ours = OurStores(GaussianEmbedder(), config.episodes)
     ref, mine = play(reference, trace), play(ours, trace)
     assert ref.retrieved == mine.retrieved  # episodes never see each other's entries, in either design
+    if not torch_missing():  # the reference code's filter (a 0-d tensor) selects the same entries
+        assert play(ReferenceStore(GaussianEmbedder(), filter_by="tensor"), trace).retrieved == ref.retrieved
     counts = {op: len(s) for op, s in mine.seconds.items()}
     assert {op: len(s) for op, s in ref.seconds.items()} == counts
     assert {op: len(s) for op, s in mine.cpu_seconds.items()} == counts  # each op timed on both clocks
@@ -87,8 +89,51 @@ def test_both_designs_show_the_same_lists_on_a_tie_free_trace():
     assert count_mismatches(ref, mine, GaussianEmbedder()) == 0
 
 
+def test_the_reference_filter_is_an_int_or_a_tensor():
+    pytest.importorskip("faiss", reason=reference_missing())
+    pytest.importorskip("langchain_community", reason=reference_missing())
+    from benchmarks.reference_store import ReferenceStore
+
+    with pytest.raises(ConfigError, match="filter_by"):
+        ReferenceStore(GaussianEmbedder(), filter_by="str")
+
+
+class RecordingEmbedder(GaussianEmbedder):
+    """Remembers every text it embeds, and whether as a query."""
+
+    def __init__(self):
+        self.calls = []
+
+    def embed(self, texts, *, query=False):
+        self.calls += [(query, text) for text in texts]
+        return super().embed(texts, query=query)
+
+
+def test_the_embedding_only_limit_embeds_what_our_store_embeds():
+    config = TraceConfig(episodes=3, turns=10, creates=2.0, updates=0.5, deletes=0.3, seed=2)
+    trace = make_trace(config)
+    ours, limit = RecordingEmbedder(), RecordingEmbedder()
+    mine, bound = play(OurStores(ours, config.episodes), trace), play(EmbeddingOnly(limit, config.episodes), trace)
+    assert sorted(limit.calls) == sorted(ours.calls) and limit.calls
+    assert {op: len(s) for op, s in bound.seconds.items()} == {op: len(s) for op, s in mine.seconds.items()}
+    assert [len(shown) for shown in bound.retrieved] == [len(shown) for shown in mine.retrieved]
+
+
+def test_the_reference_comparison_reports_every_ratio_per_repeat():
+    pytest.importorskip("faiss", reason=reference_missing())
+    pytest.importorskip("langchain_community", reason=reference_missing())
+    designs = tuple(name for name in bench_reference.DESIGNS if name != "reference_tensor" or not torch_missing())
+    row = bench_reference.compare("hashing", episodes=2, turns=3, repeats=2, designs=designs)
+    assert all(len(runs) == 2 for runs in row["totals"].values()) and set(row["totals"]) == set(designs)
+    assert "ours / embedding_only (cpu_s)" in row["ratios"] and "reference_int / ours (cpu_s)" in row["ratios"]
+    assert all(len(r["per_repeat"]) == 2 and r["min"] <= r["median"] <= r["max"] for r in row["ratios"].values())
+    assert row["mismatched_lists_reference_int"] == 0
+
+
 class BusyEmbedder(GaussianEmbedder):
     """Spends at least 3 ms of CPU in every embed call."""
+
+    dim = 64  # the size of the embedder it stands in for below
 
     def embed(self, texts, *, query=False):
         start = time.process_time()

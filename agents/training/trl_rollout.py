@@ -39,7 +39,8 @@ any TRL setting overrides, the paper's recipe as our own trainer's defaults stat
 (:class:`~agents.training.grpo_config.GRPOArgs`): lr 1e-6 after 20 warm-up steps, AdamW weight decay 0.01,
 k3 KL 0.001 (TRL's ``beta``), clipping 0.2 / 0.28, dual clipping at 3 (TRL's two-sided ``delta``: with a
 negative advantage a token's loss is capped at ``-A * delta``, the same bound), no std scaling of
-advantages, token-mean loss (``loss_type="dapo"``), temperature 1.0, top-p 0.99, 4,096 new tokens a turn.
+advantages, token-mean loss (``loss_type="dapo"``), temperature 1.0, top-p 0.99, 4,096 new tokens a turn,
+bfloat16 on CUDA and float32 on a CPU.
 """
 
 from __future__ import annotations
@@ -89,7 +90,9 @@ def env_reward(completions: Sequence[Any], episode_reward: Sequence[float], **_:
 
 def paper_settings() -> dict[str, Any]:
     """The paper's GRPO recipe (our trainer's defaults, SPEC §8) as ``GRPOConfig`` keyword arguments."""
-    from agents.training.learner_config import LearnerConfig  # imports torch
+    import torch
+
+    from agents.training.learner_config import LearnerConfig
 
     ours, learner = GRPOArgs(), LearnerConfig()
     return {
@@ -99,6 +102,8 @@ def paper_settings() -> dict[str, Any]:
         "beta": ours.kl_coef, "epsilon": ours.clip_low, "epsilon_high": ours.clip_high, "delta": ours.dual_clip or None,
         "scale_rewards": "group" if ours.scale_by_std else "none", "loss_type": "dapo", "num_iterations": 1,
         "temperature": ours.temperature, "top_p": ours.top_p, "max_completion_length": ours.max_new_tokens,
+        # Our runs compute in bfloat16 on CUDA and in float32 on a CPU (TRL's default would be bfloat16 there too).
+        "bf16": ours.precision == "bfloat16" and torch.cuda.is_available(),
     }
 
 

@@ -54,8 +54,10 @@ INTERVAL_COLUMNS = (
     "episode_f1", "episode_f1_lo", "episode_f1_hi",
 )
 # env_options: JSON of the options the id was built with; protocol: the rules it was played and scored by;
-# ablation: the reference ablation it was played under ("none" without one).
-CSV_COLUMNS = (*COLUMNS, "reward", "seconds", *INTERVAL_COLUMNS, "env_options", "protocol", "ablation")
+# ablation: the reference ablation it was played under ("none" without one); copied_creates: the share of
+# Create texts copied verbatim from the prompt (agents.training.metrics.copied_creates).
+CSV_COLUMNS = (*COLUMNS, "reward", "seconds", *INTERVAL_COLUMNS, "env_options", "protocol", "ablation",
+               "copied_creates")
 # results.md: EM and F1 as "estimate [lo, hi]", per question and per episode, then the other columns.
 MARKDOWN_COLUMNS = (
     "env_id", "policy", "episodes", "questions", "em", "episode_em", "f1", "episode_f1",

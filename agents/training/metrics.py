@@ -13,6 +13,8 @@ import numpy as np
 
 from agents.training.rollout import Trajectory, Turn
 from agents.training.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, WEIGHTINGS, bootstrap_ci
+from atommem_env.actions import ADD_MEMORY, parse_action
+from atommem_env.tool_calls import parse_tool_calls
 
 OP_RATE_KEYS = ("create", "read", "update", "delete", "scratchpad")
 INTERVAL_METRICS = ("em", "f1", "episode_em", "episode_f1")  # each gets ``_lo`` and ``_hi`` columns
@@ -26,7 +28,8 @@ def summarize(trajectories: Sequence[Trajectory]) -> dict[str, float]:
         ``episode_em``, ``episode_f1`` (means over episodes of each episode's mean over its questions),
         ``reward`` (mean over episodes), ``turns`` (per episode), ``{op}_per_turn`` for Create /
         Read / Update / Delete / scratchpad writes, ``store_size`` (entries at the end),
-        ``invalid_per_turn`` (action errors per turn) and ``truncated`` (share of episodes).
+        ``invalid_per_turn`` (action errors per turn), ``truncated`` (share of episodes) and
+        ``copied_creates`` (see :func:`copied_creates`).
     """
     if not trajectories:
         return {"episodes": 0}
@@ -47,7 +50,25 @@ def summarize(trajectories: Sequence[Trajectory]) -> dict[str, float]:
     summary["store_size"] = float(np.mean([t.turns[-1].memory_size for t in trajectories if t.turns]))
     summary["invalid_per_turn"] = sum(map(invalid_actions, turns)) / n_turns
     summary["truncated"] = float(np.mean([t.truncated for t in trajectories]))
+    summary["copied_creates"] = copied_creates(turns)
     return summary
+
+
+def copied_creates(turns: Sequence[Turn]) -> float:
+    """The share of Create texts found verbatim in their turn's prompt (0.0 when nothing was created).
+
+    A diagnostic of copying, the skill a memory agent needs before it can answer from memory: a
+    scripted teacher that stores sentences of the chunk scores near 1, a model that writes entries in
+    the chunk's style without copying them near 0, however well-formed its actions (docs/TRAINING.md).
+    """
+    texts = [(text, turn.user) for turn in turns for text in created_texts(turn)]
+    return sum(text in user for text, user in texts) / len(texts) if texts else 0.0
+
+
+def created_texts(turn: Turn) -> list[str]:
+    """The stripped texts of the turn's Create operations, as its action wrote them (tags or tool calls)."""
+    parsed = parse_action(turn.action) if isinstance(turn.action, str) else parse_tool_calls(turn.action)
+    return [op.text.strip() for op in parsed.ops if op.kind == ADD_MEMORY]
 
 
 def invalid_actions(turn: Turn) -> int:

@@ -35,8 +35,10 @@ def test_results_csv_keeps_its_columns_and_appends_per_episode_em_and_intervals(
     with open(runs / "heuristic" / "results.csv", newline="", encoding="utf-8") as handle:
         header = next(csv.reader(handle))
     assert header[:len(OLD_COLUMNS)] == OLD_COLUMNS
-    assert header[len(OLD_COLUMNS):] == [*evaluation.INTERVAL_COLUMNS, "env_options", "protocol", "ablation"]
+    assert header[len(OLD_COLUMNS):] == [*evaluation.INTERVAL_COLUMNS, "env_options", "protocol", "ablation",
+                                         "copied_creates"]
     (row,) = read_csv(runs / "heuristic" / "results.csv")
+    assert 0.5 < float(row["copied_creates"]) <= 1.0  # the heuristic stores sentences of its chunks
     for metric in ("em", "f1", "episode_em", "episode_f1"):
         assert float(row[f"{metric}_lo"]) <= float(row[metric]) <= float(row[f"{metric}_hi"])
     assert float(row["em_hi"]) > float(row["em_lo"])  # the heuristic gets some right, not all: a real interval

@@ -2,7 +2,7 @@
 
 import pytest
 
-from agents.training.metrics import INTERVAL_METRICS, confidence_intervals, summarize
+from agents.training.metrics import INTERVAL_METRICS, confidence_intervals, copied_creates, summarize
 from agents.training.rollout import Trajectory, Turn
 from agents.training.stats import bootstrap_ci
 from atommem_env.errors import ConfigError
@@ -45,3 +45,22 @@ def test_confidence_intervals_of_nothing_and_bad_options():
     assert confidence_intervals([]) == {}
     with pytest.raises(ConfigError, match="resamples"):
         confidence_intervals(TRAJECTORIES, resamples=5)
+
+
+def reading_turn(user, response, tool_calls=None):
+    counts = dict.fromkeys(("create", "read", "update", "delete", "scratchpad"), 0)
+    return Turn(user, response, [], [], counts, 0, "reading", tool_calls=tool_calls)
+
+
+def test_copied_creates_is_the_share_of_create_texts_found_verbatim_in_the_prompt():
+    user = "Article chunk:\nAda Byron was born in London. She studied under Mary Somerville."
+    turns = [
+        reading_turn(user, "<add_memory> Ada Byron was born in London. </add_memory>"   # copied (stripped)
+                           "<add_memory>Ada Byron studied under Somerville.</add_memory>"  # paraphrased
+                           "<update_memory>She studied under Mary Somerville.</update_memory>"),  # not a Create
+        reading_turn(user, "", tool_calls=[{"name": "add_memory",
+                                            "arguments": {"text": "She studied under Mary Somerville."}}]),
+    ]
+    assert copied_creates(turns) == pytest.approx(2 / 3)
+    assert copied_creates([reading_turn(user, "<update_query>Ada</update_query>")]) == 0.0  # nothing created
+    assert summarize(TRAJECTORIES)["copied_creates"] == 0.0

@@ -65,6 +65,10 @@ class TurnCache:
     def embed(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
         """The held rows of ``texts``; those not held are embedded together in one call to ``base``."""
         require_text_list(texts)
+        if len(texts) == 1:  # a store's call (a Create, a new query): the common case, kept short
+            row = self._held.get((query, texts[0]))
+            if row is not None:
+                return row[np.newaxis].copy()
         held = [self._held.get((query, text)) for text in texts]
         missing = [text for text, row in zip(texts, held, strict=True) if row is None]
         if len(missing) == len(texts):

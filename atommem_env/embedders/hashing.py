@@ -89,12 +89,13 @@ class HashingEmbedder:
         return out
 
     def _embed_many(self, texts: Sequence[str]) -> np.ndarray:
-        """All rows in a few numpy calls over every text's slots at once (2x faster per text than one
-        call per text, measured in docs/PERFORMANCE.md, "Embedding a batch of envs together").
+        """All rows in a few numpy calls over every text's slots at once (a batch of envs' turn: about
+        half the time per text of one call per text, docs/PERFORMANCE.md, "Embedding a batch of envs
+        together").
 
         Bit-identical to :meth:`_embed_rows`: a slot's value is a sum of signs, an integer, and so is a
-        row's squared norm (exact in float32 below 2**24), so the float32 square root and division
-        that follow see the same operands as there.
+        row's squared norm (exact in float32 below 2**24, i.e. unless one word recurs thousands of times
+        in a text), so the float32 square root and division that follow see the same operands as there.
         """
         n, dim = len(texts), self.dim
         out = np.zeros((n, dim), dtype=np.float32)

@@ -46,6 +46,7 @@ from agents.base import Completion  # noqa: E402
 from agents.training.cli import exit_on_errors  # noqa: E402
 from agents.training.rollout import rollout  # noqa: E402
 from atommem_env.datasets.synthetic import SyntheticSource  # noqa: E402
+from atommem_env.embedders import HashingEmbedder  # noqa: E402
 from atommem_env.embedders.batch import TurnCache  # noqa: E402
 from atommem_env.env import MemoryQAEnv  # noqa: E402
 from atommem_env.observation import Progress  # noqa: E402
@@ -93,10 +94,12 @@ class ClockedEmbedder:
         self.base, self.clock, self.name, self.dim = base, clock, base.name, base.dim
         self.sparse = getattr(base, "sparse", False)
         self.calls = self.texts = 0
+        self.sent: list[tuple[list[str], bool]] = []  # every call's texts (for split_costs)
 
     def embed(self, texts: Sequence[str], *, query: bool = False) -> Any:
         self.calls += 1
         self.texts += len(texts)
+        self.sent.append((list(texts), query))
         return self.clock.timed(self.base.embed, texts, query=query)
 
 
@@ -146,6 +149,7 @@ def play(embedder: ClockedEmbedder, batch: int, turns: int, together: bool,
     same episode, same seed, its own draws); the totals and the trajectories."""
     clock = embedder.clock = Clock()
     embedder.calls = embedder.texts = 0
+    embedder.sent = []
     getattr(embedder.base, "clear_cache", lambda: None)()  # a model embedder starts each run cold
     source = SyntheticSource(num_documents=_DOCS_PER_TURN * (turns + 1), num_episodes=batch)
     episodes = [i // group for i in range(batch)]
@@ -178,9 +182,34 @@ def measure(spec: str, batch: int, turns: int, repeats: int, group: int) -> dict
         for design in order:
             totals, played[design] = play(embedder, batch, turns, design == "batched", group)
             runs.append({"repeat": repeat, "design": design, **totals})
+            if design == "batched":
+                batched_calls = embedder.sent
         identical &= played["per_env"] == played["batched"]
-    return {"embedder": spec, "batch": batch, "group": group, "turns_per_episode": turns, "repeats": repeats,
-            "identical_trajectories": identical, "runs": runs, "ratios": ratios(runs)}
+    row = {"embedder": spec, "batch": batch, "group": group, "turns_per_episode": turns, "repeats": repeats,
+           "identical_trajectories": identical, "runs": runs, "ratios": ratios(runs)}
+    if isinstance(base, HashingEmbedder):
+        row["split_us_per_text"] = split_costs(base, batched_calls)
+    return row
+
+
+def split_costs(embedder: HashingEmbedder, calls: list[tuple[list[str], bool]]) -> dict[str, float]:
+    """Where the hashing embedder's time goes, replaying the batched design's calls outside the rollout
+    (warm slot cache, best of 3, CPU microseconds per text): the features and their slots alone (Python:
+    regex, stopwords, bigrams, slot lookups), one call per text, one call per turn and kind."""
+    texts = [text for batch, _ in calls for text in batch]
+
+    def best(fn: Callable[[], Any]) -> float:
+        times = []
+        for _ in range(3):
+            cpu = time.process_time()
+            fn()
+            times.append(time.process_time() - cpu)
+        return 1e6 * min(times) / len(texts)
+
+    return {"texts": len(texts),
+            "features_and_slots": best(lambda: [embedder._signed_codes(t) for t in texts]),
+            "one_call_per_text": best(lambda: [embedder.embed([t]) for t in texts]),
+            "one_call_per_turn": best(lambda: [embedder.embed(batch, query=q) for batch, q in calls])}
 
 
 def ratios(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -236,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = [measure(spec, batch, args.turns, args.repeats, args.group)
             for spec in args.embedders for batch in args.batches]
     print(table(rows))
+    for row in rows:
+        if "split_us_per_text" in row:
+            print(f"B={row['batch']}: CPU us per text, replayed outside the rollout: {row['split_us_per_text']}")
     write_json(args.json, {"machine_at_start": start, "torch_threads": args.torch_threads,
                            "thread_env": {name: os.environ.get(name) for name in THREAD_VARS},
                            "command": " ".join(sys.argv), "rows": rows})

@@ -23,7 +23,7 @@ from atommem_env import actions as A
 from atommem_env.config import EnvConfig
 from atommem_env.datasets.base import EpisodeSource
 from atommem_env.embedders import make_embedder
-from atommem_env.errors import MemoryOpError
+from atommem_env.errors import ConfigError, MemoryOpError
 from atommem_env.info import ErrorRecord, OpRecord, StepInfo, as_dict
 from atommem_env.memory import MemoryStore
 from atommem_env.qa_env import ANSWERING, DONE, READING, LongContextQAEnv
@@ -43,6 +43,16 @@ _DOCUMENT_MARK = re.compile(r"Document\s+\d+:")  # the reference alladd's split:
 _WRITES = (A.ADD_MEMORY, A.MODIFY_MEMORY, A.DELETE_MEMORY, A.UPDATE_MEMORY)
 _UNLIMITED = 2**31 - 1  # a token budget no response reaches (the reference had none)
 _SKIPPED = "Too many queries: this question was skipped."
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """A response as the env reads it: the text used (cut to the response budget; "" for tool calls),
+    its ops, and why it was cut (None if it was not)."""
+
+    text: str
+    parsed: A.ParsedAction
+    cut: str | None
 
 
 @dataclass
@@ -117,6 +127,7 @@ class MemoryQAEnv(LongContextQAEnv):
         self._tools = tuple(tool_schemas(cfg.prompt_style)) if cfg.action_format == "tools" else ()
         if self._tools:
             self.action_space = ToolAction()
+        self._read_ahead: tuple[Any, _Reading] | None = None  # (action, its reading), by embedding_requests
 
     # -------------------------------------------------------------------------------- episode API
     def reset(
@@ -136,11 +147,14 @@ class MemoryQAEnv(LongContextQAEnv):
         Malformed parts become feedback; this never raises on what a model wrote."""
         self._check_action(action)
         turn = _Turn()
-        text, parsed = self._parse(action, turn)
+        reading = self._read(action)
+        text, parsed = reading.text, reading.parsed
+        if reading.cut:
+            turn.fail(None, "response_truncated", reading.cut)
         for error in parsed.errors:
             turn.fail(None, error.code, error.message)
         if self.config.show_retrieval:
-            self.memory.prefetch([op.text for op in parsed.ops if op.kind in (A.ADD_MEMORY, A.MODIFY_MEMORY)])
+            self.memory.prefetch(self._entry_texts(parsed))
         question = self._question_index
         if self.ablation.add_chunk_documents and self._phase == READING:  # before the response, as alladd
             self._store_documents(_DOCUMENT_MARK.split(self._chunks[self._chunk_index]))
@@ -167,24 +181,73 @@ class MemoryQAEnv(LongContextQAEnv):
             reward = self._final_scores(info)
         return self._observe(), reward, terminated, truncated, as_dict(info)
 
+    def embedding_requests(self, action: str | list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+        """The texts ``step(action)`` is expected to embed, as (entry texts, queries), so that a batch of
+        envs can embed them all in one call first (:mod:`atommem_env.batch_embedding`).
+
+        The entries of its Creates and Updates and the query the next observation retrieves with, when
+        that is new to the store. An estimate that costs nothing in results: an entry its op then refuses
+        is embedded for nothing, and a text left out is embedded by the step itself. The action is read
+        here once: ``step`` reuses that reading when it is given the same action object next.
+        """
+        self._check_action(action)
+        reading = self._read(action)
+        self._read_ahead = (action, reading)
+        cfg = self.config
+        if not cfg.show_retrieval:
+            return [], []
+        entries = self._entry_texts(reading.parsed)
+        if self.ablation.blank_retrieval:
+            return entries, []
+        queries = [op.text for op in reading.parsed.ops
+                   if op.kind == A.UPDATE_QUERY and op.text and op.text != self._query]
+        if not queries and entries and not len(self.memory):
+            queries = [self._query]  # an empty store was searched with no query yet: its first entries bring one
+        return entries, queries
+
+    def use_embedder(self, embedder: Any) -> None:
+        """Embed with ``embedder`` from now on, mid-episode too. It must give the vectors the current one
+        gives: e.g. one :class:`~atommem_env.embedders.batch.TurnCache` around an equal embedder, shared by
+        a batch of envs (:class:`atommem_env.batch_embedding.BatchEmbedding`).
+
+        Raises:
+            ConfigError: its vector size or layout (``sparse``) differs from the current embedder's.
+        """
+        current = self.memory.embedder
+        if embedder.dim != current.dim or getattr(embedder, "sparse", False) != getattr(current, "sparse", False):
+            raise ConfigError(f"use_embedder({embedder!r}): its vectors differ in size or layout from those of "
+                              f"{current!r}; an env can only switch to an embedder that gives the same vectors.")
+        self.memory.embedder = embedder
+
+    def _entry_texts(self, parsed: A.ParsedAction) -> list[str]:
+        """The texts a response's Creates and Updates would store (those the setting allows)."""
+        writes = {A.ADD_MEMORY, A.MODIFY_MEMORY} if self.config.enable_update else {A.ADD_MEMORY}
+        writes -= self.ablation.ignored
+        return [text for op in parsed.ops if op.kind in writes and (text := op.text.strip())]
+
+    @property
+    def embedder(self) -> Any:
+        """What the memory store embeds with."""
+        return self.memory.embedder
+
     # ------------------------------------------------------------------------------ episode state
-    def _parse(self, action: str | list[dict[str, Any]], turn: _Turn) -> tuple[str, A.ParsedAction]:
-        """(the response text as used, its ops): the text cut to the response budget, or the tool calls
-        that fit in it (each counted as its JSON), parsed under the env's action format."""
+    def _read(self, action: str | list[dict[str, Any]]) -> _Reading:
+        """The response text as used, cut to the response budget, or the tool calls that fit in it (each
+        counted as its JSON), parsed under the env's action format; read once per action object."""
+        ahead, self._read_ahead = self._read_ahead, None
+        if ahead is not None and ahead[0] is action:
+            return ahead[1]
         budget = self.config.response_tokens
         if not isinstance(action, str):
             calls = calls_within(action, budget, self.tokenizer)
-            if len(calls) < len(action):
-                turn.fail(None, "response_truncated",
-                          f"Your tool calls were cut at {budget} tokens: the last {len(action) - len(calls)} "
-                          "were dropped.")
-            return "", parse_tool_calls(calls)
-        text, cut = truncate_tokens(action, budget, self.tokenizer)
-        if cut:
-            turn.fail(None, "response_truncated", f"Your response was cut at {budget} tokens.")
-        if self._tools:
-            return text, parse_tool_calls(text)
-        return text, parse_with_rules(text, self.rules)
+            dropped = len(action) - len(calls)
+            cut = (f"Your tool calls were cut at {budget} tokens: the last {dropped} were dropped."
+                   if dropped else None)
+            return _Reading("", parse_tool_calls(calls), cut)
+        text, was_cut = truncate_tokens(action, budget, self.tokenizer)
+        cut = f"Your response was cut at {budget} tokens." if was_cut else None
+        parsed = parse_tool_calls(text) if self._tools else parse_with_rules(text, self.rules)
+        return _Reading(text, parsed, cut)
 
     def _label(self, kind: str) -> str:
         """How feedback names an op: as its tag, or as its tool."""

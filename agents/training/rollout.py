@@ -14,6 +14,7 @@ import gymnasium as gym
 
 from agents.base import Policy
 from agents.registry import make_policy
+from atommem_env.batch_embedding import BatchEmbedding
 from atommem_env.info import ErrorRecord, OpRecord, StepInfo, as_step_info
 
 
@@ -103,6 +104,7 @@ def rollout(
     env_id: str = "",
     indices: Sequence[int | None] | None = None,
     batch_size: int = 8,
+    embed_together: bool = True,
 ) -> list[Trajectory]:
     """Run one episode per seed with up to ``batch_size`` envs stepping together.
 
@@ -114,6 +116,10 @@ def rollout(
         env_id: recorded in each trajectory.
         indices: optional pinned episode index per seed (``None`` lets the seed draw it).
         batch_size: envs stepped together, i.e. the size of each policy call.
+        embed_together: embed the texts of all envs of a turn in one call per embedder
+            (:class:`~atommem_env.batch_embedding.BatchEmbedding`: envs with equal embedders get one shared
+            embedder, and keep it); every env's results stay those of stepping it alone with the hashing
+            embedder. False: each env embeds its own texts as it steps (for comparison).
 
     Returns:
         Trajectories in the order of ``seeds``.
@@ -129,6 +135,7 @@ def rollout(
     if len(indices) != len(seeds):
         raise ValueError(f"indices has {len(indices)} entries for {len(seeds)} seeds.")
     envs = [make_env() for _ in range(max(1, min(batch_size, len(seeds))))]
+    shared = BatchEmbedding(envs) if embed_together else None
     results: list[Trajectory | None] = [None] * len(seeds)
     pending = list(range(len(seeds)))
     active: dict[int, tuple[int, Trajectory, dict]] = {}  # env slot -> (episode, trajectory, obs)
@@ -141,30 +148,41 @@ def rollout(
                           tools=list(obs.get("tools", ())))
         active[slot] = (episode, traj, obs)
 
+    def step(slot: int, action: Any, completion: Any) -> None:
+        episode, traj, obs = active[slot]
+        next_obs, reward, terminated, truncated, info = envs[slot].step(action)
+        traj.turns.append(_turn(obs, completion, as_step_info(info)))
+        if terminated or truncated:
+            traj.reward, traj.terminated, traj.truncated = float(reward), terminated, truncated
+            traj.result = {k: info[k] for k in _RESULT_KEYS}
+            results[episode] = traj
+            del active[slot]
+            if pending:
+                start(slot)
+        else:
+            active[slot] = (episode, traj, next_obs)
+
     for slot in range(len(envs)):
         if pending:
             start(slot)
-    while active:
-        slots = sorted(active)
-        completions = policy.act([active[s][2] for s in slots])
-        if len(completions) != len(slots):  # a short answer would leave its envs waiting for ever
-            raise ValueError(
-                f"Policy {getattr(policy, 'name', type(policy).__name__)!r} returned {len(completions)} completions "
-                f"for {len(slots)} observations; act() must answer each observation once, in input order."
-            )
-        for slot, completion in zip(slots, completions, strict=True):
-            episode, traj, obs = active[slot]
-            next_obs, reward, terminated, truncated, info = envs[slot].step(completion.action)
-            traj.turns.append(_turn(obs, completion, as_step_info(info)))
-            if terminated or truncated:
-                traj.reward, traj.terminated, traj.truncated = float(reward), terminated, truncated
-                traj.result = {k: info[k] for k in _RESULT_KEYS}
-                results[episode] = traj
-                del active[slot]
-                if pending:
-                    start(slot)
-            else:
-                active[slot] = (episode, traj, next_obs)
+    try:
+        while active:
+            slots = sorted(active)
+            completions = policy.act([active[s][2] for s in slots])
+            if len(completions) != len(slots):  # a short answer would leave its envs waiting for ever
+                raise ValueError(
+                    f"Policy {getattr(policy, 'name', type(policy).__name__)!r} returned {len(completions)} "
+                    f"completions for {len(slots)} observations; act() must answer each observation once, in "
+                    "input order."
+                )
+            actions = {slot: completion.action for slot, completion in zip(slots, completions, strict=True)}
+            if shared is not None:
+                shared.prefetch(actions)
+            for slot, completion in zip(slots, completions, strict=True):
+                step(slot, actions[slot], completion)
+    finally:
+        if shared is not None:
+            shared.release()
     return [t for t in results if t is not None]
 
 

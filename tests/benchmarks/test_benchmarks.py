@@ -289,3 +289,18 @@ def test_tokenizer_ratio_names_a_missing_or_broken_file(tmp_path) -> None:
     (tmp_path / "broken.json").write_text('[{"context": ', encoding="utf-8")
     with pytest.raises(DataError, match="is not JSON"):
         tokenizer_ratio.load_paragraphs(tmp_path / "broken.json", 10)
+
+
+def test_batch_embedding_benchmark_compares_both_designs_on_the_same_play():
+    from benchmarks import bench_batch_embedding
+
+    row = bench_batch_embedding.measure("hashing", 8, 3, 2, group=4)
+    assert row["identical_trajectories"] and [r["design"] for r in row["runs"]] == [
+        "per_env", "batched", "batched", "per_env"]  # alternating, ratios inside each repeat
+    per_env, batched = row["runs"][0], row["runs"][1]
+    assert per_env["turns"] == batched["turns"] == 8 * 3
+    assert per_env["embed_calls"] == per_env["embedded_texts"]  # one text per call
+    assert batched["embed_calls"] <= 2 * 3  # one per kind (entries, queries) and turn
+    assert batched["embedded_texts"] < per_env["embedded_texts"]  # a group's shared entries embedded once
+    assert 0 < batched["embed_cpu_s"] and 0 < per_env["embed_cpu_s"]
+    assert len(row["ratios"]["embed_cpu_s"]["per_repeat"]) == 2

@@ -71,3 +71,33 @@ def test_heuristic_memory_beats_no_memory_on_synthetic():
 def test_random_policy_exercises_errors_without_crashing():
     summary = summarize(rollout(make, RandomPolicy(seed=2), list(range(6))))
     assert summary["invalid_per_turn"] > 0 and summary["episodes"] == 6
+
+
+def test_embedding_a_batch_together_changes_no_trajectory_and_makes_few_calls():
+    from atommem_env.embedders import HashingEmbedder
+
+    class Counting(HashingEmbedder):
+        calls = 0
+
+        def embed(self, texts, *, query=False):
+            Counting.calls += 1
+            return super().embed(texts, query=query)
+
+    class Calls:
+        name, turns = "heuristic", 0
+
+        def __init__(self):
+            self.policy = HeuristicMemoryPolicy()
+
+        def act(self, observations):
+            Calls.turns += 1
+            return self.policy.act(observations)
+
+    seeds = [4, 8, 15, 16, 23, 42]
+    alone = rollout(lambda: gym.make(SYNTHETIC, embedder=Counting()), Calls(), seeds, batch_size=1,
+                    embed_together=False)
+    assert Counting.calls > 2 * Calls.turns  # one call per text when each env embeds its own
+    Counting.calls = Calls.turns = 0
+    together = rollout(lambda: gym.make(SYNTHETIC, embedder=Counting()), Calls(), seeds, batch_size=6)
+    assert [t.to_json() for t in together] == [t.to_json() for t in alone]
+    assert 0 < Counting.calls <= 2 * Calls.turns  # at most one per kind (entries, queries) and turn

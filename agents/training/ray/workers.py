@@ -52,6 +52,10 @@ class WorkerConfig:
 class RolloutWorker:
     """An engine, ``engine.batch_size`` envs, and the rollout loop (the body of one Ray actor).
 
+    The rollout loop embeds what all the envs' steps of a turn embed in one call per kind (entries,
+    queries): with an embedding service that is one request per turn for the whole batch, not one per
+    entry (:class:`~atommem_env.batch_embedding.BatchEmbedding`).
+
     Args:
         config: what to build.
         weights: the learner's current state dict (``None``: the model's own weights).

@@ -120,11 +120,24 @@ def test_the_embedding_service_gives_the_local_embedders_vectors(ray_session):
         from agents.scripted import HeuristicMemoryPolicy
         from agents.training.rollout import rollout
 
+        class Turns(HeuristicMemoryPolicy):
+            count = 0
+
+            def act(self, observations):
+                Turns.count += 1
+                return super().act(observations)
+
         def play(embedder):
             make = lambda: gym.make("AtomMem-Synthetic-v0", embedder=embedder, **ENV_KWARGS)  # noqa: E731
-            return [t.to_json() for t in rollout(make, HeuristicMemoryPolicy(), [1, 2], batch_size=2)]
+            return [t.to_json() for t in rollout(make, Turns(), [1, 2, 3, 4], batch_size=4)]
 
+        # As in a rollout worker, the envs share the client: a turn of all of them is one request per kind.
+        requests = []
+        send = client._embed_new
+        client._embed_new = lambda texts, query: (requests.append(len(texts)), send(texts, query))[1]
         assert play(client) == play(HashingEmbedder(dim=64))
+        turns = Turns.count // 2  # per play: both plays took the same turns
+        assert 0 < len(requests) <= 2 * turns
     finally:
         ray_session.kill(service)
     assert needs_service("minilm") and needs_service("st:some/model")

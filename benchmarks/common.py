@@ -6,7 +6,9 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from agents.training.cli import HelpFormatter
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO.parent / "shared" / "data"
+SIMD_FLAGS = ("sse4", "fma", "f16c", "avx", "amx")  # the CPU flags that decide which kernels torch and vLLM run
 
 
 def benchmark_parser(doc: str | None) -> argparse.ArgumentParser:
@@ -38,16 +41,17 @@ def summarize(seconds: Sequence[float]) -> dict[str, float]:
 
 def machine() -> dict[str, Any]:
     """What the numbers were measured on, including the load: a shared machine inflates absolute times."""
-    cpu = platform.processor() or platform.machine()
+    cpu, flags = platform.processor() or platform.machine(), []
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        first_cpu = Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+        info = {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in first_cpu)}
+        cpu = info.get("model name", cpu)
+        flags = [flag for flag in info.get("flags", "").split() if flag.startswith(SIMD_FLAGS)]
     except OSError:
         pass
     return {
         "cpu": cpu,
+        "cpu_simd_flags": flags,
         "cores": os.cpu_count(),
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
@@ -72,9 +76,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def write_json(path: str | None, results: dict[str, Any]) -> None:
-    """Write ``results`` (with the machine record) when ``--json PATH`` was given."""
+    """Write ``results`` (with the machine record at the end and the command line) when ``--json PATH``
+    was given."""
     if path:
-        Path(path).write_text(json.dumps({"machine": machine(), **results}, indent=2) + "\n")
+        record = {"machine": machine(), "command": shlex.join([sys.executable, *sys.argv]), **results}
+        Path(path).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def median(values: Sequence[float]) -> float:

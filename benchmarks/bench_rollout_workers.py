@@ -9,7 +9,8 @@ first allocations). Per setting it reports episodes per hour and generated token
 rollout phase, and the learner's wait share: rollout time / (rollout + update time) per step, the
 share of a synchronous GRPO step in which the learner has nothing to do. The default model is the
 random tiny Llama of the tests (``tests/support/tiny_lm.py``): it always writes ``--max-new-tokens`` tokens, so
-every setting does the same work.
+every setting does the same work. Every actor runs one torch thread (the rollout workers' and learners'
+setting, recorded as ``threads_per_actor``), the driver one; ``update_s`` includes the weight sync.
 """
 
 from __future__ import annotations
@@ -36,19 +37,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="steps run first and not counted")
     parser.add_argument("--max-new-tokens", type=int, default=16, help="tokens generated per turn")
     options = parser.parse_args(argv)
-    start = machine()
 
     import ray
+    import torch
 
     from agents.training.ray.cluster import connect
 
+    torch.set_num_threads(1)  # the driver; every actor sets its own (one thread each: threads_per_actor)
+
+    at_start = machine()
     with tempfile.TemporaryDirectory() as scratch:
         model = _model(options.model, Path(scratch))
         connect(None, num_cpus=4)
         results = [_measure(model, w, options, Path(scratch) / f"run-{w}") for w in options.workers]
         ray.shutdown()
     print(_table(results, options))
-    write_json(options.json, {"machine_at_start": start, "rows": results})
+    write_json(options.json, {"machine_at_start": at_start, "threads_per_actor": _actor_threads(), "rows": results})
+
+
+def _actor_threads() -> dict[str, int]:
+    """Torch threads of each kind of actor (their configs' defaults, which ray_train.py keeps)."""
+    from agents.training.ray.learner_group import LearnerSpec
+    from agents.training.ray.workers import WorkerConfig
+
+    return {"rollout_worker": WorkerConfig.torch_threads, "learner": LearnerSpec.torch_threads}
 
 
 def _model(name: str, scratch: Path) -> str:
@@ -63,7 +75,7 @@ def _measure(model: str, workers: int, options: argparse.Namespace, out_dir: Pat
     """Run warm-up and measured steps with ``workers`` rollout workers; sums over the measured ones."""
     from agents.training.cli import parse_dataclass
     from agents.training.ray.config import RayArgs
-    from agents.training.ray.run import DistributedRun
+    from agents.training.ray.run import EXTRAS, DistributedRun
 
     args = parse_dataclass(RayArgs, [
         "--model", model, "--env-id", ENV_ID, "--num-gpus", "0", "--rollout-workers", str(workers),
@@ -76,7 +88,7 @@ def _measure(model: str, workers: int, options: argparse.Namespace, out_dir: Pat
     try:
         for step in range(options.warmup + options.steps):
             started = time.perf_counter()
-            trajectories = run.collect(step)
+            trajectories = run.collect(step, dict.fromkeys(EXTRAS, 0.0))
             rollout_s = time.perf_counter() - started
             run.learn(trajectories)
             update_s = time.perf_counter() - started - rollout_s

@@ -6,7 +6,9 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from agents.training.cli import HelpFormatter
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO.parent / "shared" / "data"
+SIMD_FLAGS = ("sse4", "fma", "f16c", "avx", "amx")  # the CPU flags that decide which kernels torch and vLLM run
 
 
 def benchmark_parser(doc: str | None) -> argparse.ArgumentParser:
@@ -49,7 +52,7 @@ def machine() -> dict[str, Any]:
             if key == "model name" and not cpu:
                 cpu = value
             elif key == "flags":
-                flags = sorted(f for f in value.split() if f.startswith(_VECTOR_FLAGS))
+                flags = sorted(f for f in value.split() if f.startswith(SIMD_FLAGS))
                 break
     except OSError:
         pass
@@ -63,7 +66,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-_VECTOR_FLAGS = ("sse4", "avx", "fma", "f16c", "amx")
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -83,9 +85,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def write_json(path: str | None, results: dict[str, Any]) -> None:
-    """Write ``results`` (with the machine record) when ``--json PATH`` was given."""
+    """Write ``results`` (with the machine record at the end and the command line) when ``--json PATH``
+    was given."""
     if path:
-        Path(path).write_text(json.dumps({"machine": machine(), **results}, indent=2) + "\n")
+        record = {"machine": machine(), "command": shlex.join([sys.executable, *sys.argv]), **results}
+        Path(path).write_text(json.dumps(record, indent=2) + "\n")
 
 
 def median(values: Sequence[float]) -> float:

@@ -6,8 +6,8 @@ the trainer replaces after every update.
     engine.load_weights(state_dict)            # the learner's new weights (a plain name -> tensor dict)
 
 ``kind="hf"`` is a transformers model (:class:`HFEngine`, any machine); ``kind="vllm"`` is an in-process
-vLLM engine on GPU hosts (:class:`agents.training.ray.vllm_engine.VLLMEngine`). Both offer ``policy``,
-``reseed``, ``load_weights``, ``sleep`` and ``wake``.
+vLLM engine (GPU hosts, or vLLM's CPU build: :class:`agents.training.ray.vllm_engine.VLLMEngine`). Both
+offer ``policy``, ``reseed``, ``load_weights``, ``sleep``, ``wake`` and ``torch_threads``.
 """
 
 from __future__ import annotations
@@ -62,6 +62,12 @@ class HFEngine:
     def reseed(self, seed: int) -> None:
         """Seed the sampler: the same seed, prompts and weights give the same samples."""
         self.sampler.generator.manual_seed(seed)
+
+    def torch_threads(self) -> list[int]:
+        """Torch threads the engine computes on (this process's; benchmarks report them)."""
+        import torch
+
+        return [torch.get_num_threads()]
 
     def load_weights(self, state_dict: Mapping[str, Any]) -> None:
         """Copy the learner's weights in (every key must match: a mismatch is a bug, not a warning)."""

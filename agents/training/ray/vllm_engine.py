@@ -76,6 +76,12 @@ class WeightLoader:
         reload(weights_iterator=weights, is_checkpoint_format=True)
         return len(weights)
 
+    def torch_threads(self) -> int:
+        """Torch's threads in this worker (vLLM's CPU build: one per bound core, ``VLLM_CPU_OMP_THREADS_BIND``)."""
+        import torch
+
+        return torch.get_num_threads()
+
     def open_weight_channel(self, host: str, port: int, rank_offset: int, world_size: int, factory: str) -> None:
         """Join the weight channel as rank ``rank_offset`` + this worker's rank within its engine."""
         from vllm.distributed.parallel_state import get_world_group
@@ -176,6 +182,10 @@ class VLLMEngine:
                 self.llm.collective_rpc("stage_hf_weights", args=(packed, number == 0))
             self.llm.collective_rpc("load_staged_weights")
             self.llm.reset_prefix_cache()
+
+    def torch_threads(self) -> list[int]:
+        """Torch threads of each worker process of the engine (benchmarks report them)."""
+        return list(self.llm.collective_rpc("torch_threads"))
 
     def open_weight_channel(self, host: str, port: int, rank_offset: int, world_size: int, factory: str) -> None:
         """Every GPU worker joins the weight channel (ranks ``rank_offset`` onwards)."""

@@ -159,6 +159,18 @@ def test_a_rollout_worker_plays_episodes_on_the_vllm_engine(fake):
     assert worker.engine.llm.events[:2] == LOAD  # the initial weights went in first
 
 
+def test_each_engine_reports_the_torch_threads_it_computes_on(fake, tiny_lm_path):
+    """Benchmarks record them (docs/PERFORMANCE.md compares engines on equal threads): vLLM's per worker
+    process, asked through collective_rpc; the hf engine's are its own process's."""
+    threads = torch.get_num_threads()
+    assert engine(tensor_parallel_size=2).torch_threads() == [threads, threads]
+    try:
+        torch.set_num_threads(1)
+        assert make_engine(EngineConfig(kind="hf", model=str(tiny_lm_path), max_new_tokens=8)).torch_threads() == [1]
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_an_unknown_engine_is_refused():
     with pytest.raises(ValueError, match="choose one of hf, vllm"):
         make_engine(EngineConfig(kind="sglang"))

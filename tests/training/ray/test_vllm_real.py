@@ -78,3 +78,12 @@ def test_sleep_and_wake(engine):
             vllm_engine.policy(greedy=True)
     vllm_engine.wake()
     assert greedy_ids(vllm_engine) == before
+
+
+def test_each_worker_reports_its_torch_threads(engine):
+    """On the CPU build, one per core vLLM bound (VLLM_CPU_OMP_THREADS_BIND); benchmarks report them."""
+    vllm_engine, _ = engine
+    threads = vllm_engine.torch_threads()
+    assert len(threads) == 1 and threads[0] >= 1  # one worker (tensor_parallel_size=1)
+    if on_cpu() and os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto") == "auto":
+        assert threads[0] <= max(1, (os.cpu_count() or 1) - 1)  # auto keeps a core for the engine core

@@ -8,6 +8,7 @@ leaves no empty ``trajectories.jsonl``.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -71,12 +72,12 @@ def test_a_data_error_is_one_line_and_leaves_no_trajectories(tmp_path: Path) -> 
 
 
 SLOW_POLICY = '''
-import time
+import os, time
 from agents.scripted import HeuristicMemoryPolicy
 
 class Slow(HeuristicMemoryPolicy):
     def act(self, observations):
-        time.sleep(0.1)  # a run long enough to interrupt
+        time.sleep(float(os.environ.get("SLOW_ACT_S", "0")))  # a run long enough to interrupt
         return super().act(observations)
 '''
 
@@ -86,8 +87,10 @@ def test_ctrl_c_exits_130_with_the_command_that_resumes_the_run(tmp_path: Path) 
     out = tmp_path / "run"
     policy = f"{tmp_path / 'slow.py'}:Slow"
     flags = ["--policy", policy, "--out-dir", str(out), "--episodes", "8", "--batch-size", "1", "--no-plots"]
+    # A second a turn: seconds an episode, so even a starved test process sees the first one before the last
+    # (at 0.1 s a turn, on a loaded machine, the run once ended before the interrupt came).
     child = subprocess.Popen([sys.executable, "experiments/evaluate.py", *flags], cwd=ROOT, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "SLOW_ACT_S": "1"})
     trajectories = out / "trajectories.jsonl"
     deadline = time.monotonic() + 120
     while not (trajectories.exists() and trajectories.read_text().count("\n") >= 1) and time.monotonic() < deadline:
@@ -102,7 +105,7 @@ def test_ctrl_c_exits_130_with_the_command_that_resumes_the_run(tmp_path: Path) 
     assert 1 <= kept < 8
 
     resumed = subprocess.run([sys.executable, *shlex.split(expected)[1:]], capture_output=True, text=True,
-                             cwd=ROOT, timeout=300)
+                             cwd=ROOT, timeout=300, env={**os.environ, "SLOW_ACT_S": "0"})
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     lines = [json.loads(line) for line in trajectories.read_text().splitlines()]
     assert sorted(line["index"] for line in lines) == list(range(8))  # the kept episodes were not run again

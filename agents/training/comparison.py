@@ -93,18 +93,27 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, resamples: int = DEFAU
         keys = sorted(k for k in a if k[0] == env_id)
         a_em = [[float(x) for x in a[k]["result"]["em"]] for k in keys]
         b_em = [[float(x) for x in b[k]["result"]["em"]] for k in keys]
-        row: dict[str, Any] = {
-            "env_id": env_id, "episodes": len(keys), "questions": sum(len(v) for v in a_em),
-            "policy_a": a[keys[0]].get("policy", ""), "policy_b": b[keys[0]].get("policy", ""),
-        }
-        for prefix, weighting in WEIGHTINGS:
-            row[f"{prefix}em_a"] = point_estimate(a_em, weighting)
-            row[f"{prefix}em_b"] = point_estimate(b_em, weighting)
-        row.update(paired_change(a_em, b_em, "em", resamples=resamples, seed=seed))
-        test = mcnemar_by_episode(a_em, b_em)
-        row.update(a_only=test.a_only, b_only=test.b_only, mcnemar_p=test.p_value)
-        rows.append(row)
+        rows.append({"env_id": env_id, "policy_a": a[keys[0]].get("policy", ""),
+                     "policy_b": b[keys[0]].get("policy", ""), **paired_em(a_em, b_em, resamples=resamples, seed=seed)})
     return rows
+
+
+def paired_em(a_em: Sequence[Sequence[float]], b_em: Sequence[Sequence[float]], *, resamples: int = DEFAULT_RESAMPLES,
+              seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """The numbers of one :data:`COMPARE_COLUMNS` row (all but the env id and the policy names) for per-question
+    EM values of A and B, one list per episode, the same episodes in the same order.
+
+    Raises:
+        DataError: the two sides differ in episodes or questions per episode.
+    """
+    row: dict[str, Any] = {"episodes": len(a_em), "questions": sum(len(v) for v in a_em)}
+    for prefix, weighting in WEIGHTINGS:
+        row[f"{prefix}em_a"] = point_estimate(a_em, weighting)
+        row[f"{prefix}em_b"] = point_estimate(b_em, weighting)
+    row.update(paired_change(a_em, b_em, "em", resamples=resamples, seed=seed))
+    test = mcnemar_by_episode(a_em, b_em)
+    row.update(a_only=test.a_only, b_only=test.b_only, mcnemar_p=test.p_value)
+    return row
 
 
 def check_same_episodes(a: dict[EpisodeKey, dict[str, Any]], b: dict[EpisodeKey, dict[str, Any]],

@@ -56,17 +56,20 @@ def play(env: ControllerEnv, policy: ControllerPolicy, seeds: Sequence[int], ind
 def situation(features: np.ndarray, max_reads: int) -> str:
     """A short label of what a controller sees, coarse enough to tally which macro it picks where.
 
-    Reading: whether ``store_matches`` would find sentences in the chunk (``matches``), whether memories are
-    shown, and the consecutive reads so far. Answering: the reads of this question, whether the shown
-    memories support a first hop, and whether the query already names it.
+    Reading: whether ``store_matches`` would find sentences in the chunk, what the query holds (unset, the
+    question without the first hop, or the first hop), whether the shown memories support a first hop, and
+    the consecutive reads so far. Answering: the reads of this question and how many hops the shown
+    memories support.
     """
     f = {name: float(features[i]) for name, i in FEATURE_INDEX.items()}
     reads = int(round(f["reads"] * max_reads))
-    if f["phase"] < 0.5:
-        return (f"reading: {'matches' if f['chunk_matches'] > 0 else 'no matches'}, "
-                f"{'shown' if f['shown'] > 0 else 'none shown'}, reads {reads}")
-    return (f"answering: reads {reads}, {'first hop' if f['has_first_hop'] else 'no first hop'}, "
-            f"{'query names it' if f['query_has_first_hop'] else 'query without it'}")
+    if f["phase"] >= 0.5:
+        hops = "both hops" if f["has_second_hop"] else "first hop only" if f["has_first_hop"] else "no hop"
+        return f"answering: reads {reads}, {hops} shown"
+    query = ("names the first hop" if f["query_has_first_hop"] else "without the first hop"
+             if f["query_matches_question"] else "unset")
+    return (f"reading: {'matches' if f['chunk_matches'] > 0 else 'no matches'}, query {query}, "
+            f"{'first hop shown' if f['has_first_hop'] else 'no first hop shown'}, reads {reads}")
 
 
 def behaviour(trajectories: Sequence[Trajectory]) -> list[dict[str, Any]]:

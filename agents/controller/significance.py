@@ -189,7 +189,8 @@ def pooled_table(rows: Sequence[dict[str, Any]]) -> str:
     for r in rows:
         cells = [r["env_id"], r["baseline"], str(r["seeds"]), str(r["questions"]), f"{r['em_baseline']:.3f}",
                  f"{r['em_learned']:.3f}", f"{r['em_diff']:+.3f} [{r['em_diff_lo']:+.3f}, {r['em_diff_hi']:+.3f}]",
-                 f"[{r['seed_diff_lo']:+.3f}, {r['seed_diff_hi']:+.3f}]", f"{r['seed_p']:.3g}",
+                 *((f"[{r['seed_diff_lo']:+.3f}, {r['seed_diff_hi']:+.3f}]", f"{r['seed_p']:.3g}") if r["seeds"] > 1
+                   else ("— (one seed)", "—")),
                  f"{r['seeds_better']} / {r['seeds_worse']}",
                  f"{r['seeds_mcnemar_better']} / {r['seeds_mcnemar_worse']}"]
         lines.append("| " + " | ".join(cells) + " |")

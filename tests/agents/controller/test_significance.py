@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from agents.controller.significance import paired_rows, pooled_rows, read_records, write_records, write_significance
+from agents.controller.significance import (
+    paired_rows,
+    pooled_rows,
+    pooled_table,
+    read_records,
+    write_records,
+    write_significance,
+)
 from agents.training.stats import mcnemar, t_interval
 from atommem_env.errors import DataError
 
@@ -60,6 +67,7 @@ def test_one_seed_has_no_interval_over_seeds_and_no_learned_has_no_pooled_row():
     one = records("store-then-answer", BASE) + records("learned:s0", SEEDS["learned:s0"])
     (row,) = pooled_rows(one, paired_rows(one, FAST), FAST)
     assert math.isnan(row["seed_p"]) and math.isnan(row["seed_diff_lo"])
+    assert "| — (one seed) | — |" in pooled_table([row]) and "nan" not in pooled_table([row])
     assert pooled_rows(records("store-then-answer", BASE), [], FAST) == []
 
 

@@ -17,9 +17,10 @@ the answers question by question:
 from __future__ import annotations
 
 import csv
+import gzip
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -47,16 +48,17 @@ EpisodeEm = dict[tuple[int, int], list[tuple[str, float]]]  # (index, seed) -> (
 
 
 def write_records(records: Sequence[dict[str, Any]], path: Path) -> None:
-    """Write per-question records as CSV with the :data:`EPISODE_COLUMNS`."""
+    """Write per-question records as CSV with the :data:`EPISODE_COLUMNS` (gzipped when ``path`` ends in ``.gz``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with _open(path, "w") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(EPISODE_COLUMNS), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(records)
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """The records of an ``episodes.csv`` written by :func:`write_records`, with numbers as numbers.
+    """The records of an ``episodes.csv`` (or ``episodes.csv.gz``) written by :func:`write_records`, with numbers
+    as numbers.
 
     Raises:
         DataError: no such file, or a column missing.
@@ -64,7 +66,7 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"No episodes file at {path}; pass the episodes.csv of a controller_compare.py run.")
-    with open(path, newline="", encoding="utf-8") as handle:
+    with _open(path, "r") as handle:
         rows = list(csv.DictReader(handle))
     missing = [c for c in EPISODE_COLUMNS if rows and c not in rows[0]]
     if not rows or missing:
@@ -214,6 +216,15 @@ def write_significance(records: Sequence[dict[str, Any]], out: Path | None,
             writer.writeheader()
             writer.writerows(rows)
     return per_seed, pooled
+
+
+def _open(path: Path, mode: str) -> IO[str]:
+    """A text handle on ``path`` for the csv module, through gzip when the name ends in ``.gz``."""
+    if path.suffix != ".gz":
+        return open(path, mode, newline="", encoding="utf-8")
+    if mode == "w":
+        return gzip.open(path, "wt", newline="", encoding="utf-8")
+    return gzip.open(path, "rt", newline="", encoding="utf-8")
 
 
 def _split(by_policy: dict[str, EpisodeEm]) -> tuple[list[str], list[str]]:

@@ -84,6 +84,9 @@ def test_records_round_trip_through_csv_and_give_the_same_tests(tmp_path):
     write_records(ALL, tmp_path / "episodes.csv")
     again = read_records(tmp_path / "episodes.csv")
     assert again == ALL
+    write_records(ALL, tmp_path / "episodes.csv.gz")
+    assert read_records(tmp_path / "episodes.csv.gz") == ALL
+    assert (tmp_path / "episodes.csv.gz").read_bytes()[:2] == b"\x1f\x8b"  # gzip's magic number
     written = write_significance(again, tmp_path / "tests", FAST)
     assert written == write_significance(ALL, None, FAST)
     assert {p.name for p in (tmp_path / "tests").iterdir()} == {"paired.csv", "paired.md", "pooled.csv", "pooled.md"}

@@ -2,6 +2,7 @@
 
     python experiments/rllib_controller.py --out-dir runs/controller/synthetic            # the defaults
     python experiments/rllib_controller.py --iterations 3 --batch-size 400 --out-dir runs/controller/smoke
+    python experiments/rllib_controller.py --out-dir runs/controller/synthetic --resume   # continue a stopped run
 
 The controller picks one macro-action per turn (:mod:`agents.controller.macros`: store matching sentences, store the
 chunk, update the best entry, read, answer, ...) from the numeric features of
@@ -13,9 +14,9 @@ scores the answers as usual. Every ``eval_every`` iterations the greedy policy p
 Writes into ``--out-dir``: ``metrics.csv`` and TensorBoard events (``train/*`` from RLlib's results,
 ``eval/*``, ``time/*``), ``config.json``, ``baselines.json`` (the static workflows' held-out EM),
 checkpoints (``checkpoints/iter-NNNN``, ``algo.save_to_path``; the newest ``keep_checkpoints``
-kept), ``final/`` (load with ``Algorithm.from_checkpoint`` or ``agents.controller.evaluation.module_policy``),
-and ``curve.csv`` / ``curve.png`` (training return and held-out EM against env steps, with the static
-workflows as horizontal lines).
+kept; ``--resume`` continues from the newest), ``final/`` (load with ``Algorithm.from_checkpoint`` or
+``agents.controller.evaluation.module_policy``), and ``curve.csv`` / ``curve.png`` (training return and
+held-out EM against env steps, with the static workflows as horizontal lines).
 """
 
 from __future__ import annotations

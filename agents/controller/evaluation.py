@@ -1,7 +1,8 @@
 """Play controller policies (static workflows, random, a learned RLlib module) on ControllerEnv episodes.
 
 Episodes are recorded as :class:`~agents.training.rollout.Trajectory` objects (the response is the macro's
-action text; ``result["macros"]`` lists the macros chosen), so :func:`agents.training.metrics.summarize`
+action text; ``result["macros"]`` lists the macros chosen and ``result["situations"]`` the
+:func:`situation` each was chosen in), so :func:`agents.training.metrics.summarize`
 gives the same EM and operation rates as for text policies. Episode i of an env id is the source's
 episode i reset with seed ``seed + i``, as in ``experiments/evaluate.py``, so every policy sees the same
 episodes.
@@ -9,6 +10,7 @@ episodes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import atommem_env
-from agents.controller.env import ControllerEnv, action_mask, make_controller_env
+from agents.controller.env import FEATURE_INDEX, ControllerEnv, action_mask, make_controller_env
 from agents.controller.macros import MACROS
 from agents.controller.workflows import ControllerPolicy
 from agents.training.rollout import Trajectory, Turn
@@ -35,8 +37,9 @@ def play(env: ControllerEnv, policy: ControllerPolicy, seeds: Sequence[int], ind
     for seed, index in zip(seeds, indices, strict=True):
         features, info = env.reset(seed=int(seed), options={"index": int(index)})
         traj = Trajectory(env_id, int(seed), info["episode_id"], info["index"], system="")
-        macros, done = [], False
+        macros, situations, done = [], [], False
         while not done:
+            situations.append(situation(features, env.base.config.max_reads))
             action = policy(features, env.text_observation)
             features, reward, terminated, truncated, info = env.step(action)
             traj.turns.append(Turn(user="", response=info["action"], ops=info["ops"], errors=info["errors"],
@@ -45,9 +48,37 @@ def play(env: ControllerEnv, policy: ControllerPolicy, seeds: Sequence[int], ind
             macros.append(info["macro"])
             done = terminated or truncated
         traj.reward, traj.terminated, traj.truncated = float(reward), terminated, truncated
-        traj.result = {**{key: info[key] for key in RESULT_KEYS}, "macros": macros}
+        traj.result = {**{key: info[key] for key in RESULT_KEYS}, "macros": macros, "situations": situations}
         trajectories.append(traj)
     return trajectories
+
+
+def situation(features: np.ndarray, max_reads: int) -> str:
+    """A short label of what a controller sees, coarse enough to tally which macro it picks where.
+
+    Reading: whether ``store_matches`` would find sentences in the chunk, what the query holds (unset, the
+    question without the first hop, or the first hop), whether the shown memories support a first hop, and
+    the consecutive reads so far. Answering: the reads of this question and how many hops the shown
+    memories support.
+    """
+    f = {name: float(features[i]) for name, i in FEATURE_INDEX.items()}
+    reads = int(round(f["reads"] * max_reads))
+    if f["phase"] >= 0.5:
+        hops = "both hops" if f["has_second_hop"] else "first hop only" if f["has_first_hop"] else "no hop"
+        return f"answering: reads {reads}, {hops} shown"
+    query = ("names the first hop" if f["query_has_first_hop"] else "without the first hop"
+             if f["query_matches_question"] else "unset")
+    return (f"reading: {'matches' if f['chunk_matches'] > 0 else 'no matches'}, query {query}, "
+            f"{'first hop shown' if f['has_first_hop'] else 'no first hop shown'}, reads {reads}")
+
+
+def behaviour(trajectories: Sequence[Trajectory]) -> list[dict[str, Any]]:
+    """How often each macro was chosen in each :func:`situation`: rows of situation, macro, count, share (of
+    that situation's turns), sorted by situation."""
+    pairs = Counter((s, m) for t in trajectories for s, m in zip(t.result["situations"], t.result["macros"],
+                                                                  strict=True))
+    totals = Counter(s for t in trajectories for s in t.result["situations"])
+    return [{"situation": s, "macro": m, "count": n, "share": n / totals[s]} for (s, m), n in sorted(pairs.items())]
 
 
 def play_config(env_config: dict[str, Any], policy: ControllerPolicy, episodes: int, seed: int = 0,

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import atommem_env
-from agents.controller.curve import run_label, write_curve
+from agents.controller.curve import curve_from_run
 from agents.controller.evaluation import eval_env_config, greedy_policy, macro_rates, play_config, random_policy
 from agents.controller.workflows import WORKFLOWS
 from agents.training.cli import arg, json_object
 from agents.training.envs import EnvSpec, training_data
+from agents.training.errors import RunError
 from agents.training.metrics import summarize
 from agents.training.progress import ProgressFactory, no_progress
 from agents.training.tracking import BACKENDS, Tracker
@@ -53,6 +54,8 @@ class ControllerArgs:
     eval_seed: int = arg(0, "held-out episode i is reset with eval_seed + i (and seeds the random baseline): "
                             "the same test episodes whatever --seed")
     logger: str = arg("tensorboard", "tensorboard, wandb or none (metrics.csv is always written)")
+    resume: bool = arg(False, "continue a stopped run from the newest checkpoints/iter-NNNN of --out-dir "
+                              "(its metrics.csv and baselines.json kept)")
     out_dir: str = arg("", "the run's folder (required)")
 
     def validate(self) -> None:
@@ -167,22 +170,49 @@ def rows_last(rows: list[dict[str, float]], key: str) -> float:
     return next((row[key] for row in reversed(rows) if key in row), float("nan"))
 
 
+def newest_checkpoint(out: Path) -> tuple[Path, int]:
+    """The newest ``checkpoints/iter-NNNN`` of a run folder and its iteration.
+
+    Raises:
+        RunError: the folder has no checkpoint to resume from.
+    """
+    found = sorted((out / "checkpoints").glob("iter-*"))
+    if not found or not (out / "baselines.json").exists():
+        raise RunError(f"--resume: {out} has no checkpoints/iter-NNNN and baselines.json to continue from (a "
+                       "checkpoint is saved every --checkpoint-every iterations); start it again without --resume.")
+    return found[-1], int(found[-1].name.split("-")[1])
+
+
 def train(args: ControllerArgs, progress: ProgressFactory = no_progress) -> dict[str, Any]:
     """The run: baselines, PPO iterations with held-out evaluations and checkpoints, the final policy and
     the curve, all written to ``args.out_dir``; returns the last iteration's metrics and the baselines.
+
+    With ``args.resume`` the algorithm is restored from the newest checkpoint (its module, optimizer and
+    connector states; the sampling RNG is not restored, so the continued run is not bit-identical to an
+    uninterrupted one) and training goes on from the next iteration, the earlier metrics kept.
 
     Ray must be running (``agents.training.ray.cluster.connect``): RLlib builds its actors there.
     """
     out = Path(args.out_dir)
     register_env()
-    reference = baselines(args)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "baselines.json").write_text(json.dumps(reference, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    start = 0
+    if args.resume:
+        checkpoint, start = newest_checkpoint(out)
+        reference = json.loads((out / "baselines.json").read_text(encoding="utf-8"))
+    else:
+        reference = baselines(args)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "baselines.json").write_text(json.dumps(reference, indent=2, sort_keys=True) + "\n",
+                                            encoding="utf-8")
     algo = ppo_config(args).build_algo()
+    if args.resume:
+        algo.restore_from_path(str(checkpoint.resolve()))
     rows: list[dict[str, float]] = []
-    with Tracker(out, backend=args.logger, config=asdict(args)) as tracker:
-        bar = progress("PPO", args.iterations, 0)
-        for iteration in range(1, args.iterations + 1):
+    with Tracker(out, backend=args.logger, config=asdict(args), resume=args.resume) as tracker:
+        if args.resume:
+            tracker.truncate_after(start)  # iterations logged after the checkpoint are trained again
+        bar = progress("PPO", args.iterations, start)
+        for iteration in range(start + 1, args.iterations + 1):
             started = time.perf_counter()
             metrics = train_metrics(algo.train())
             if iteration % args.eval_every == 0 or iteration == args.iterations:
@@ -198,5 +228,5 @@ def train(args: ControllerArgs, progress: ProgressFactory = no_progress) -> dict
         bar.close()
     algo.save_to_path(str((out / "final").resolve()))
     algo.stop()
-    write_curve(rows, reference, out, run_label(asdict(args)))
-    return {"last": rows[-1], "baselines": reference}
+    curve_from_run(out)
+    return {"last": rows[-1] if rows else {}, "baselines": reference}

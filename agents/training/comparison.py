@@ -93,18 +93,9 @@ def compare_runs(run_a: str | Path, run_b: str | Path, *, resamples: int = DEFAU
         keys = sorted(k for k in a if k[0] == env_id)
         a_em = [[float(x) for x in a[k]["result"]["em"]] for k in keys]
         b_em = [[float(x) for x in b[k]["result"]["em"]] for k in keys]
-        row: dict[str, Any] = {
-            "env_id": env_id, "episodes": len(keys), "questions": sum(len(v) for v in a_em),
-            "run_a": run_name(run_a), "policy_a": a[keys[0]].get("policy", ""),
-            "run_b": run_name(run_b), "policy_b": b[keys[0]].get("policy", ""),
-        }
-        for prefix, weighting in WEIGHTINGS:
-            row[f"{prefix}em_a"] = point_estimate(a_em, weighting)
-            row[f"{prefix}em_b"] = point_estimate(b_em, weighting)
-        row.update(paired_change(a_em, b_em, "em", resamples=resamples, seed=seed))
-        test = mcnemar_by_episode(a_em, b_em)
-        row.update(a_only=test.a_only, b_only=test.b_only, mcnemar_p=test.p_value)
-        rows.append(row)
+        rows.append({"env_id": env_id, "run_a": run_name(run_a), "policy_a": a[keys[0]].get("policy", ""),
+                     "run_b": run_name(run_b), "policy_b": b[keys[0]].get("policy", ""),
+                     **paired_em(a_em, b_em, resamples=resamples, seed=seed)})
     return rows
 
 
@@ -113,6 +104,24 @@ def run_name(run: str | Path) -> str:
     e.g. a model's checkpoints, which share the policy name ``hf``."""
     path = Path(run)
     return path.parent.name if path.suffix == ".jsonl" else path.name
+
+
+def paired_em(a_em: Sequence[Sequence[float]], b_em: Sequence[Sequence[float]], *, resamples: int = DEFAULT_RESAMPLES,
+              seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """The numbers of one :data:`COMPARE_COLUMNS` row (all but the env id, the run and policy names) for per-question
+    EM values of A and B, one list per episode, the same episodes in the same order.
+
+    Raises:
+        DataError: the two sides differ in episodes or questions per episode.
+    """
+    row: dict[str, Any] = {"episodes": len(a_em), "questions": sum(len(v) for v in a_em)}
+    for prefix, weighting in WEIGHTINGS:
+        row[f"{prefix}em_a"] = point_estimate(a_em, weighting)
+        row[f"{prefix}em_b"] = point_estimate(b_em, weighting)
+    row.update(paired_change(a_em, b_em, "em", resamples=resamples, seed=seed))
+    test = mcnemar_by_episode(a_em, b_em)
+    row.update(a_only=test.a_only, b_only=test.b_only, mcnemar_p=test.p_value)
+    return row
 
 
 def check_same_episodes(a: dict[EpisodeKey, dict[str, Any]], b: dict[EpisodeKey, dict[str, Any]],
@@ -155,11 +164,16 @@ def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
               "EM B − A [95 % CI]", "episode EM B − A [95 % CI]", "A only", "B only", "McNemar p"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        cells = [r["env_id"], str(r["episodes"]), str(r["questions"]), f"{r['run_a']}: {r['policy_a']}",
-                 f"{r['em_a']:.3f}", f"{r['run_b']}: {r['policy_b']}", f"{r['em_b']:.3f}", _interval(r, "em_diff"),
+        cells = [r["env_id"], str(r["episodes"]), str(r["questions"]), _label(r, "a"),
+                 f"{r['em_a']:.3f}", _label(r, "b"), f"{r['em_b']:.3f}", _interval(r, "em_diff"),
                  _interval(r, "episode_em_diff"), str(r["a_only"]), str(r["b_only"]), f"{r['mcnemar_p']:.3g}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _label(row: dict[str, Any], side: str) -> str:
+    run, policy = row.get(f"run_{side}"), row[f"policy_{side}"]
+    return f"{run}: {policy}" if run else policy
 
 
 def _interval(row: dict[str, Any], key: str) -> str:

@@ -1,4 +1,5 @@
-"""Statistics users can rely on: bootstrap intervals clustered by episode, paired comparisons, McNemar.
+"""Statistics users can rely on: bootstrap intervals clustered by episode, paired comparisons, McNemar, and a
+t-interval over a few independent runs (training seeds).
 
 The questions of one episode share a context and a memory, so their answers are not independent: an
 agent that lost the key paragraph misses every question that needed it. Intervals therefore resample
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from math import comb
+from math import atan, comb, cos, pi, sin, sqrt
 from typing import Literal
 
 import numpy as np
@@ -57,6 +58,24 @@ class McNemar:
     a_only: int
     b_only: int
     p_value: float
+
+
+@dataclass(frozen=True)
+class TInterval:
+    """Mean of a few independent values (e.g. one difference per training seed) with Student's t-interval.
+
+    Attributes:
+        estimate: the mean.
+        lo, hi: the ``level`` interval ``mean -/+ t * s / sqrt(n)`` (``s``: sample standard deviation).
+        p_value: two-sided p-value of the one-sample t-test of mean 0 (1.0 when every value is 0).
+        dof: degrees of freedom, ``n - 1``.
+    """
+
+    estimate: float
+    lo: float
+    hi: float
+    p_value: float
+    dof: int
 
 
 def point_estimate(values_by_episode: Sequence[Sequence[float]], weighting: Weighting = "question") -> float:
@@ -165,6 +184,60 @@ def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> McNemar:
     n, k = a_only + b_only, min(a_only, b_only)
     tail = Fraction(sum(comb(n, i) for i in range(k + 1)), 2**n)
     return McNemar(a_only, b_only, float(min(Fraction(1), 2 * tail)))
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> TInterval:
+    """Student's t-interval and one-sample t-test (mean 0) of independent ``values``, exact for integer dof.
+
+    Use it across training seeds: each seed's value already averages over many episodes, and what varies
+    between seeds is the training itself, which an episode bootstrap of one run cannot see.
+
+    Raises:
+        DataError: fewer than two values.
+        ConfigError: ``level`` outside (0, 1).
+    """
+    if len(values) < 2:
+        raise DataError(f"A t-interval needs at least 2 independent values (seeds); got {len(values)}.")
+    if not 0 < level < 1:
+        raise ConfigError(f"level={level} must lie strictly between 0 and 1, e.g. 0.95.")
+    x = np.asarray(values, dtype=float)
+    dof, mean = len(x) - 1, float(x.mean())
+    error = float(x.std(ddof=1)) / sqrt(len(x))
+    if error == 0.0:
+        return TInterval(mean, mean, mean, 1.0 if mean == 0.0 else 0.0, dof)
+    half = t_quantile(level, dof) * error
+    return TInterval(mean, mean - half, mean + half, 1.0 - t_central(abs(mean) / error, dof), dof)
+
+
+def t_central(t: float, dof: int) -> float:
+    """P(|T| <= t) for Student's t with ``dof`` >= 1 degrees of freedom (the closed form for integer dof,
+    Abramowitz & Stegun 26.7.3-4), so ``1 - t_central(|t|, dof)`` is the two-sided p-value."""
+    if dof < 1:
+        raise ConfigError(f"dof={dof}: Student's t needs at least 1 degree of freedom.")
+    theta = atan(abs(t) / sqrt(dof))
+    c2, term, total = cos(theta) ** 2, 1.0, 1.0
+    if dof % 2 == 0:  # sin θ (1 + 1/2 cos²θ + 1·3/(2·4) cos⁴θ + ...), dof/2 terms
+        for k in range(1, dof // 2):
+            term *= c2 * (2 * k - 1) / (2 * k)
+            total += term
+        return sin(theta) * total
+    if dof == 1:
+        return 2 * theta / pi
+    for k in range(1, (dof - 1) // 2):  # (2/π)(θ + sin θ cos θ (1 + 2/3 cos²θ + 2·4/(3·5) cos⁴θ + ...))
+        term *= c2 * (2 * k) / (2 * k + 1)
+        total += term
+    return 2 / pi * (theta + sin(theta) * cos(theta) * total)
+
+
+def t_quantile(level: float, dof: int) -> float:
+    """The t with P(|T| <= t) = ``level`` (e.g. 4.303 for 0.95 at 2 dof), by bisection on :func:`t_central`."""
+    lo, hi = 0.0, 1.0
+    while t_central(hi, dof) < level:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_central(mid, dof) < level else (lo, mid)
+    return (lo + hi) / 2
 
 
 def _cluster_totals(values_by_episode: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:

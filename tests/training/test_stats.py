@@ -1,4 +1,4 @@
-"""agents.training.stats: clustered bootstrap intervals, the paired bootstrap and the exact McNemar test."""
+"""agents.training.stats: clustered bootstrap intervals, the paired bootstrap, exact McNemar, Student's t."""
 
 from math import comb
 
@@ -7,7 +7,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.training.stats import bootstrap_ci, mcnemar, paired_bootstrap, point_estimate
+from agents.training.stats import (
+    TInterval,
+    bootstrap_ci,
+    mcnemar,
+    paired_bootstrap,
+    point_estimate,
+    t_central,
+    t_interval,
+    t_quantile,
+)
 from atommem_env.errors import ConfigError, DataError
 
 FAST = {"resamples": 400}
@@ -137,3 +146,48 @@ def test_bad_inputs_are_refused_with_the_fix():
         paired_bootstrap([[1.0, 0.0]], [[1.0]])
     with pytest.raises(DataError, match="paired"):
         mcnemar([True], [True, False])
+
+
+@pytest.mark.parametrize("dof, quantile", [(1, 12.7062), (2, 4.3027), (3, 3.1824), (4, 2.7764), (5, 2.5706),
+                                           (10, 2.2281), (30, 2.0423)])
+def test_t_quantiles_match_the_printed_table(dof, quantile):
+    assert t_quantile(0.95, dof) == pytest.approx(quantile, abs=1e-4)
+    assert t_central(quantile, dof) == pytest.approx(0.95, abs=1e-5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(t=st.floats(0, 50), dof=st.integers(1, 40))
+def test_t_central_agrees_with_scipy(t, dof):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    assert t_central(t, dof) == pytest.approx(1 - 2 * scipy_stats.t.sf(t, dof), abs=1e-10)
+
+
+def test_t_interval_of_three_seeds():
+    # the three seeds of the old controller comparison: t = 2.36 on 2 dof, p = 0.142
+    result = t_interval([0.09, 0.01, 0.07])
+    assert result.estimate == pytest.approx(0.05667, abs=1e-5) and result.dof == 2
+    assert result.p_value == pytest.approx(0.1425, abs=1e-4)
+    half = 4.302653 * np.std([0.09, 0.01, 0.07], ddof=1) / np.sqrt(3)
+    assert (result.lo, result.hi) == pytest.approx((result.estimate - half, result.estimate + half))
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.floats(-1, 1), min_size=2, max_size=10))
+def test_t_interval_contains_its_mean_and_p_is_a_probability(values):
+    result = t_interval(values)
+    assert result.lo <= result.estimate + 1e-12 and result.estimate <= result.hi + 1e-12
+    assert 0.0 <= result.p_value <= 1.0
+    flipped = t_interval([-v for v in values])
+    assert flipped.p_value == pytest.approx(result.p_value) and flipped.estimate == pytest.approx(-result.estimate)
+
+
+def test_t_interval_of_identical_values_has_no_width_and_refuses_one_value():
+    assert t_interval([0.0, 0.0, 0.0]) == TInterval(0.0, 0.0, 0.0, 1.0, 2)
+    same = t_interval([0.1, 0.1])
+    assert (same.lo, same.hi, same.p_value) == (0.1, 0.1, 0.0)
+    with pytest.raises(DataError, match="at least 2"):
+        t_interval([0.3])
+    with pytest.raises(ConfigError, match="level"):
+        t_interval([0.1, 0.2], level=1.5)
+    with pytest.raises(ConfigError, match="degree of freedom"):
+        t_central(1.0, 0)

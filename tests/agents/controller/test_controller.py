@@ -12,7 +12,14 @@ from gymnasium.utils.env_checker import check_env
 
 from agents import text as T
 from agents.controller.env import FEATURES, ControllerEnv, action_mask, make_controller_env
-from agents.controller.evaluation import eval_env_config, macro_rates, play, play_config, random_policy
+from agents.controller.evaluation import (
+    behaviour,
+    eval_env_config,
+    macro_rates,
+    play,
+    play_config,
+    random_policy,
+)
 from agents.controller.macros import MACROS, MacroSettings, applicable, render_macro
 from agents.controller.workflows import WORKFLOWS
 from agents.scripted import bridge_entity
@@ -180,6 +187,26 @@ def test_workflows_are_the_fixed_sequences_they_claim():
     assert summarize(runs["always-store"])["store_size"] > 2 * summarize(runs["store-then-answer"])["store_size"]
     again = play_config(config, WORKFLOWS["store-then-answer"], episodes=8)
     assert [t.to_json() for t in again] == [t.to_json() for t in runs["store-then-answer"]]
+
+
+def test_bridge_then_store_follows_its_rules():
+    trajectories = play_config({"env_id": "AtomMem-Synthetic-v0"}, WORKFLOWS["bridge-then-store"], episodes=12)
+    reads = {"read_question", "read_bridge"}
+    for t in trajectories:
+        macros, situations = t.result["macros"], t.result["situations"]
+        assert not any(turn.errors for turn in t.turns)
+        assert macros[0] == "read_question" and macros[-1] == "answer"  # the query starts unset
+        reading = [m for m, s in zip(macros, situations, strict=True) if s.startswith("reading")]
+        assert not any(a in reads and b in reads for a, b in zip(reading, reading[1:], strict=False))
+        answering = macros[len(reading):]
+        assert set(answering[:-1]) <= {"read_bridge"} and len(answering) <= 4
+    tally = behaviour(trajectories)
+    assert {r["macro"] for r in tally if r["situation"].startswith("reading: matches")} <= reads | {"store_matches"}
+    assert {r["macro"] for r in tally if r["situation"].startswith("reading: no matches")} <= reads | {
+        "store_chunk", "skip"}
+    assert {r["macro"] for r in tally} >= {"skip", "store_chunk", "store_matches", "read_bridge"}
+    for situation in {r["situation"] for r in tally}:
+        assert sum(r["share"] for r in tally if r["situation"] == situation) == pytest.approx(1.0)
 
 
 def test_play_records_trajectories_that_summarize(env):

@@ -160,7 +160,7 @@ def _difference(a: dict[EpisodeKey, Any], b: dict[EpisodeKey, Any], name_a: str,
 
 def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
     """Markdown table of :func:`compare_runs` rows: ``estimate [lo, hi]`` for the differences."""
-    header = ["env id", "episodes", "questions", "A (run: policy)", "EM A", "B (run: policy)", "EM B",
+    header = ["env id", "episodes", "questions", "A", "EM A", "B", "EM B",
               "EM B − A [95 % CI]", "episode EM B − A [95 % CI]", "A only", "B only", "McNemar p"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
@@ -172,6 +172,7 @@ def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _label(row: dict[str, Any], side: str) -> str:
+    """``run: policy`` where the row names runs (evaluate.py --compare), else the policy."""
     run, policy = row.get(f"run_{side}"), row[f"policy_{side}"]
     return f"{run}: {policy}" if run else policy
 

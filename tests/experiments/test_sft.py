@@ -26,7 +26,9 @@ from agents.training.sft_data import (  # noqa: E402
     keep_successful,
     teacher_samples,
 )
+from atommem_env import parse_action  # noqa: E402
 from atommem_env.errors import DataError  # noqa: E402
+from atommem_env.tool_calls import render_tool_calls  # noqa: E402
 from experiments import sft  # noqa: E402
 from tests.support.tiny_lm import build_tiny_lm  # noqa: E402
 
@@ -106,6 +108,22 @@ def test_a_tool_calling_turn_is_prompted_with_its_tools_and_refused_when_its_tex
     served.turns[0].response = ""  # a server's content: its tool parser took the calls out
     with pytest.raises(DataError, match="return_token_ids"):
         teacher_samples([served], tokenizer)
+
+
+def test_a_tool_calling_teachers_targets_are_its_tag_actions_converted_to_tool_calls(teacher, tokenizer):
+    """The tools SFT of README's tool-calls table: the heuristic teacher played with action_format="tools" on
+    the tags teacher's episodes gives, turn by turn, the tags actions as Hermes <tool_call> text."""
+    make = lambda: gym.make("AtomMem-Synthetic-v0", action_format="tools", **SYNTHETIC)  # noqa: E731
+    calling = rollout(make, HeuristicMemoryPolicy(), seeds=range(12), indices=range(12))
+    assert [t.reward for t in calling] == [t.reward for t in teacher]
+    samples, stats = teacher_samples([with_reward(t, 1.0) for t in calling], tokenizer)
+    turns = [turn for tags in teacher for turn in tags.turns]
+    assert stats.samples == len(turns) == len(samples)
+    end = end_of_turn_ids(tokenizer)
+    for tags_turn, sample in zip(turns, samples, strict=True):
+        converted = render_tool_calls(parse_action(tags_turn.response).ops)
+        assert converted.startswith("<tool_call>")
+        assert list(sample.response_ids) == tokenizer(converted, add_special_tokens=False)["input_ids"] + end
 
 
 def test_the_end_of_turn_token_comes_from_the_chat_template(tokenizer):

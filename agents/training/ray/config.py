@@ -50,8 +50,29 @@ class RayArgs(GRPOArgs):
             (self.chunk_deadline_s is None or self.chunk_deadline_s > 0,
              f"--chunk-deadline-s {self.chunk_deadline_s}: pass seconds > 0, or leave it out (measured)."),
         ]
-        from agents.training.ray.weight_sync import sync_problems
-
         found += sync_problems(self.weight_sync, self.engine, self.lora_r, self.placement)
         return found + [message for ok, message in checks if not ok]
 
+
+SYNCS = ("object-store", "collective")
+
+
+def sync_problems(sync: str, engine: str, lora_r: int, placement: str = "split") -> list[str]:
+    """What is wrong with a ``--weight-sync`` choice, one line per problem (here, not in weight_sync, so
+    validating flags does not import torch)."""
+    if sync not in SYNCS:
+        return [f"--weight-sync {sync}: choose object-store or collective."]
+    if sync == "object-store":
+        return []
+    found = []
+    if engine != "vllm":
+        found.append("--weight-sync collective broadcasts into vLLM's GPU workers: it needs --engine vllm (and GPUs); "
+                     "the hf engine loads its weights through the object store (--weight-sync object-store).")
+    if lora_r:
+        found.append(f"--weight-sync collective with --lora-r {lora_r}: the learner would have to merge its adapters "
+                     "for every update; use --weight-sync object-store, which sends merged weights.")
+    if placement == "colocated":
+        found.append("--weight-sync collective with --placement colocated: NCCL cannot join two processes on one "
+                     "GPU, and colocated engines share the learners' GPUs (vLLM's route there is CUDA IPC, not "
+                     "implemented); use --placement split or --weight-sync object-store.")
+    return found

@@ -33,7 +33,6 @@ import torch
 
 from agents.training.errors import RunStopped
 
-SYNCS = ("object-store", "collective")
 NCCL_CHANNEL = "agents.training.ray.weight_sync.PyNcclChannel"
 
 TensorSpec = tuple[str, str, tuple[int, ...]]  # name, dtype name ("float32"), shape
@@ -41,26 +40,6 @@ TensorSpec = tuple[str, str, tuple[int, ...]]  # name, dtype name ("float32"), s
 
 class WeightSyncError(RunStopped):
     """The engines and the learner disagree about a weight update (or a side of it died)."""
-
-
-def sync_problems(sync: str, engine: str, lora_r: int, placement: str = "split") -> list[str]:
-    """What is wrong with a ``--weight-sync`` choice, one line per problem."""
-    if sync not in SYNCS:
-        return [f"--weight-sync {sync}: choose object-store or collective."]
-    if sync == "object-store":
-        return []
-    found = []
-    if engine != "vllm":
-        found.append("--weight-sync collective broadcasts into vLLM's GPU workers: it needs --engine vllm (and GPUs); "
-                     "the hf engine loads its weights through the object store (--weight-sync object-store).")
-    if lora_r:
-        found.append(f"--weight-sync collective with --lora-r {lora_r}: the learner would have to merge its adapters "
-                     "for every update; use --weight-sync object-store, which sends merged weights.")
-    if placement == "colocated":
-        found.append("--weight-sync collective with --placement colocated: NCCL cannot join two processes on one "
-                     "GPU, and colocated engines share the learners' GPUs (vLLM's route there is CUDA IPC, not "
-                     "implemented); use --placement split or --weight-sync object-store.")
-    return found
 
 
 def manifest(tensors: Iterable[tuple[str, torch.Tensor]]) -> list[TensorSpec]:

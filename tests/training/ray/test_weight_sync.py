@@ -17,6 +17,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="weight sync needs torch (pip install -e '.[train]')")
 pytest.importorskip("transformers", reason="weight sync needs transformers (pip install -e '.[train]')")
 
+from agents.training.ray.config import sync_problems
 from agents.training.ray.weight_sync import (  # noqa: E402
     CollectiveSync,
     WeightSyncError,
@@ -24,7 +25,6 @@ from agents.training.ray.weight_sync import (  # noqa: E402
     manifest,
     receive,
     send,
-    sync_problems,
 )
 
 CHANNEL = "tests.support.gloo_channel.GlooChannel"

@@ -87,10 +87,11 @@ def test_ctrl_c_exits_130_with_the_command_that_resumes_the_run(tmp_path: Path) 
     out = tmp_path / "run"
     policy = f"{tmp_path / 'slow.py'}:Slow"
     flags = ["--policy", policy, "--out-dir", str(out), "--episodes", "8", "--batch-size", "1", "--no-plots"]
-    # A second a turn: seconds an episode, so even a starved test process sees the first one before the last
-    # (at 0.1 s a turn, on a loaded machine, the run once ended before the interrupt came).
+    # SIGINT restored to its default in the child: a shell that starts jobs in the background (`cmd &`, as
+    # some CI runners and nohup'd runs do) leaves it ignored, and then Python installs no KeyboardInterrupt.
     child = subprocess.Popen([sys.executable, "experiments/evaluate.py", *flags], cwd=ROOT, text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "SLOW_ACT_S": "1"})
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "SLOW_ACT_S": "0.2"},
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     trajectories = out / "trajectories.jsonl"
     deadline = time.monotonic() + 120
     while not (trajectories.exists() and trajectories.read_text().count("\n") >= 1) and time.monotonic() < deadline:

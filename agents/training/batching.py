@@ -43,6 +43,13 @@ class Batch:
         return Batch(**moved)
 
     @property
+    def prompt_mask(self) -> torch.Tensor:
+        """(B, T) float, 1 on the prompt tokens that have a token before them (those a prompt loss scores)."""
+        mask = self.attention_mask.to(self.response_mask.dtype) - self.response_mask
+        mask[:, 0] = 0.0
+        return mask
+
+    @property
     def num_tokens(self) -> int:
         """Real (unpadded) prompt and response tokens."""
         return int(self.attention_mask.sum())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Literal, overload
@@ -36,7 +37,7 @@ from agents.training.learner_config import LearnerConfig, LoraSettings
 from agents.training.model_protocols import SwitchesAdapters, WrapsBaseModel
 from atommem_env.errors import ConfigError, DependencyError
 
-__all__ = ["Learner", "LearnerConfig", "LoraSettings", "apply_lora", "token_logprobs", "warmup_factor"]
+__all__ = ["Learner", "LearnerConfig", "LoraSettings", "apply_lora", "schedule_factor", "token_logprobs"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,8 @@ class Learner:
         self.optimizer = torch.optim.AdamW(
             self.trainable, lr=self.config.lr, betas=self.config.betas, weight_decay=self.config.weight_decay
         )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_factor(self.config.warmup_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule_factor(
+            self.config.warmup_steps, self.config.decay_steps, self.config.min_lr_ratio))
         self.steps = 0
 
     def _frozen_reference(self, reference: torch.nn.Module | None) -> torch.nn.Module | None:
@@ -184,32 +186,43 @@ class Learner:
                                     self.config.pad_token_id)
         sums = dict.fromkeys(self._term_names(objective), 0.0)
         denominator = max(step_tokens, 1)  # 0 only when nothing is forwarded but zero-weight fillers
+        prompt_weight = self.config.prompt_loss_weight if objective == "sft" else 0.0
         for chunk, weight in planned:
             batch = collate(chunk, self.config.pad_token_id).to(self.device)
-            terms = self._token_terms(batch, objective)
-            (token_sum(terms["loss"], batch.response_mask) / denominator * weight).backward()  # x * 1.0 is exact
+            terms = self._token_terms(batch, objective, whole_sequence=prompt_weight > 0)
+            objective_sum = token_sum(terms["loss"], batch.response_mask)
+            if prompt_weight:
+                objective_sum = objective_sum + prompt_weight * token_sum(terms["prompt_loss"], batch.prompt_mask)
+            (objective_sum / denominator * weight).backward()  # x * 1.0 is exact
             for name, values in terms.items():
-                sums[name] += weight * float(token_sum(values.detach(), batch.response_mask))
+                mask = batch.prompt_mask if name == "prompt_loss" else batch.response_mask
+                sums[name] += weight * float(token_sum(values.detach(), mask))
         metrics = {name: _mean(total, forwarded_tokens if name in MEASURED else denominator)
                    for name, total in sums.items()}
+        if prompt_weight:
+            metrics["prompt_loss"] = _mean(sums["prompt_loss"], sum(predicted_prompt_tokens(s) for s in samples))
         metrics.update(forwarded_tokens=float(own_tokens), micro_batches=float(len(micro_batches)))
         return metrics
 
     def _term_names(self, objective: Objective) -> tuple[str, ...]:
         """The per-token terms :meth:`_token_terms` returns (every step reports each, forwarded or not)."""
         if objective == "sft":
-            return ("loss", "entropy")
+            return ("loss", "entropy", "prompt_loss") if self.config.prompt_loss_weight else ("loss", "entropy")
         names = ("loss", "pg_loss", "clip_frac", "dual_clip_frac", "entropy", "sampler_abs_log_ratio")
         return names + ("kl",) if self.config.kl_coef > 0 else names
 
-    def _token_terms(self, batch: Batch, objective: Objective) -> dict[str, torch.Tensor]:
-        """Per-token loss terms of one micro-batch, each (B, T); ``loss`` carries the gradient."""
+    def _token_terms(self, batch: Batch, objective: Objective, *,
+                     whole_sequence: bool = False) -> dict[str, torch.Tensor]:
+        """Per-token loss terms of one micro-batch, each (B, T); ``loss`` carries the gradient (with
+        ``whole_sequence``, SFT's ``prompt_loss`` too, read on the prompt tokens)."""
         with compute_precision(self.device, self.config.bf16):
             logprobs, entropy = token_logprobs(
-                self.model, batch, temperature=self.config.temperature, with_entropy=True
+                self.model, batch, temperature=self.config.temperature, with_entropy=True,
+                whole_sequence=whole_sequence,
             )
         if objective == "sft":
-            return {"loss": -logprobs, "entropy": entropy}
+            terms = {"loss": -logprobs, "entropy": entropy}
+            return {**terms, "prompt_loss": -logprobs} if whole_sequence else terms
         # verl recomputes the old logprobs with the actor before updating it (ref ray_trainer.py:1155-1163).
         # This learner makes one optimizer step per set of samples (SPEC §8: one update per step), so the
         # policy before the update is the one this very forward pass runs: its logprobs, detached, are what
@@ -256,6 +269,11 @@ def _check_samples(samples: Sequence[Sample], objective: Objective) -> None:
         )
 
 
+def predicted_prompt_tokens(sample: Sample) -> int:
+    """The prompt tokens of ``sample`` that a prompt loss scores: all but the first."""
+    return max(len(sample.prompt_ids) - 1, 0)
+
+
 def _mean(total: float, tokens: int) -> float:
     """``total / tokens``; NaN for a mean over no token (nothing was measured)."""
     return total / tokens if tokens else float("nan")
@@ -263,32 +281,36 @@ def _mean(total: float, tokens: int) -> float:
 
 @overload
 def token_logprobs(
-    model: torch.nn.Module, batch: Batch, *, temperature: float = 1.0, with_entropy: Literal[True]
+    model: torch.nn.Module, batch: Batch, *, temperature: float = 1.0, with_entropy: Literal[True],
+    whole_sequence: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 @overload
 def token_logprobs(
-    model: torch.nn.Module, batch: Batch, *, temperature: float = 1.0, with_entropy: bool = False
+    model: torch.nn.Module, batch: Batch, *, temperature: float = 1.0, with_entropy: bool = False,
+    whole_sequence: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 
 
 def token_logprobs(
-    model: torch.nn.Module, batch: Batch, *, temperature: float = 1.0, with_entropy: bool = False
+    model: torch.nn.Module, batch: Batch, *, temperature: float = 1.0, with_entropy: bool = False,
+    whole_sequence: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probability of each token given the tokens before it, and optionally the entropy there.
 
     Logits are computed only from the first position that can precede a response token (through
     ``logits_to_keep`` where the model accepts it), since the vocabulary projection of a long prompt
-    dominates memory.
+    dominates memory; ``whole_sequence`` computes them for every position (for a loss on prompts).
 
     Returns:
         ``(logprobs, entropy)``, each (B, T) float32 and aligned with ``batch.input_ids``: entry ``t``
-        is about token ``t``; entries before ``batch.first_response`` are 0. ``entropy`` (no gradient)
-        is ``None`` unless asked for.
+        is about token ``t``; entry 0, and without ``whole_sequence`` every entry before
+        ``batch.first_response``, is 0. ``entropy`` (no gradient) is ``None`` unless asked for.
     """
     width = batch.input_ids.shape[1]
-    start = batch.first_response - 1  # the first position whose next token may be a response token
+    # The first position whose next token is scored: one that may precede a response token, or the first.
+    start = 0 if whole_sequence else batch.first_response - 1
     kept = width - start
     kwargs = _forward_options(model, kept)
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **kwargs).logits
@@ -317,15 +339,23 @@ def _forward_options(model: torch.nn.Module, kept: int) -> dict[str, object]:
     return options
 
 
-def warmup_factor(warmup_steps: int) -> Callable[[int], float]:
-    """LR multiplier per optimizer step: linear from ``1/warmup_steps`` up to 1, then constant.
+def schedule_factor(warmup_steps: int, decay_steps: int = 0, min_ratio: float = 0.1) -> Callable[[int], float]:
+    """LR multiplier per optimizer step: linear from ``1/warmup_steps`` up to 1, then constant, or with
+    ``decay_steps`` a cosine from 1 down to ``min_ratio`` over that many steps, then ``min_ratio``.
 
     The first step already gets ``lr / warmup_steps`` (not 0, as a ``step / warmup`` ramp would give),
     so no step of the budget is spent without an update.
     """
-    if warmup_steps == 0:
-        return lambda step: 1.0
-    return lambda step: min(1.0, (step + 1) / warmup_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if not decay_steps:
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / decay_steps)
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
 
 
 def apply_lora(model: torch.nn.Module, settings: LoraSettings) -> torch.nn.Module:

@@ -62,6 +62,13 @@ class LearnerConfig:
         bf16: bfloat16 autocast on CUDA (ignored on CPU, where it is slow and not needed). The sampler
             must compute in the same precision (see ``GRPOArgs.precision``).
         lora: train low-rank adapters instead of all weights (needs peft).
+        decay_steps: after warm-up, the rate follows a cosine from ``lr`` down to ``lr * min_lr_ratio``
+            over this many steps and stays there; 0 keeps it constant (the paper's GRPO).
+        min_lr_ratio: the floor of the cosine decay, as a share of ``lr``.
+        prompt_loss_weight: SFT only: each prompt token's negative log-likelihood counts this many times
+            a response token's in the loss (0: responses only, the recipe). A randomly initialized model
+            learns to copy from the prompts' repetitions (docs/TRAINING.md); the loss a step reports
+            stays the response tokens' mean.
     """
 
     lr: float = 1e-6
@@ -79,6 +86,9 @@ class LearnerConfig:
     pad_token_id: int = 0
     bf16: bool = True
     lora: LoraSettings | None = None
+    decay_steps: int = 0
+    min_lr_ratio: float = 0.1
+    prompt_loss_weight: float = 0.0
 
     def __post_init__(self) -> None:
         found = self.problems()
@@ -107,6 +117,10 @@ class LearnerConfig:
             (self.temperature > 0,
              f"temperature={self.temperature} must be positive: use the sampler's temperature (paper: 1.0)."),
             (self.pad_token_id >= 0, f"pad_token_id={self.pad_token_id} must be a valid token id (>= 0)."),
+            (self.decay_steps >= 0, f"decay_steps={self.decay_steps} must be >= 0 (0 keeps the rate constant)."),
+            (0.0 <= self.min_lr_ratio <= 1.0, f"min_lr_ratio={self.min_lr_ratio} must be in [0, 1]."),
+            (self.prompt_loss_weight >= 0,
+             f"prompt_loss_weight={self.prompt_loss_weight} must be >= 0 (0: the loss is on responses only)."),
         ]
         found = [message for ok, message in checks if not ok]
         if self.lora is not None:

@@ -40,11 +40,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # CPU and every CUDA device
 
 
-def learner_config(args: Args, pad_token_id: int) -> LearnerConfig:
-    """The learner's settings for SFT: ``args``' optimizer and LoRA rank, no KL term (no reference model)."""
+def learner_config(args: Args, pad_token_id: int, total_steps: int) -> LearnerConfig:
+    """The learner's settings for SFT: ``args``' optimizer, schedule over ``total_steps``, prompt-loss weight
+    and LoRA rank, no KL term (no reference model)."""
     lora = LoraSettings(r=args.lora_r, alpha=2.0 * args.lora_r) if args.lora_r else None
-    return LearnerConfig(lr=args.lr, warmup_steps=args.warmup_steps, kl_coef=0.0,
-                         micro_batch_tokens=args.micro_batch_tokens, pad_token_id=pad_token_id, lora=lora)
+    # The last step (index total_steps - 1) is the first to use the floor.
+    decay_steps = max(total_steps - args.warmup_steps - 1, 1) if args.lr_schedule == "cosine" else 0
+    return LearnerConfig(lr=args.lr, warmup_steps=args.warmup_steps, decay_steps=decay_steps, kl_coef=0.0,
+                         micro_batch_tokens=args.micro_batch_tokens, pad_token_id=pad_token_id, lora=lora,
+                         prompt_loss_weight=args.prompt_loss_weight)
+
+
+def total_steps(args: Args, num_samples: int) -> int:
+    """The run's optimizer steps: every epoch, or ``--max-steps`` when that is fewer."""
+    total = args.epochs * steps_per_epoch(num_samples, args.batch_size)
+    return min(total, args.max_steps) if args.max_steps else total
 
 
 def data_identity(args: Args, stats: SampleStats) -> dict[str, Any]:
@@ -90,8 +100,7 @@ def start(args: Args, learner: Learner, identity: dict[str, Any]) -> tuple[int, 
 def fit(args: Args, learner: Learner, samples: list, tokenizer: Any, tracker: Tracker,
         step: int, cursor: Cursor, identity: dict[str, Any], progress: ProgressFactory = no_progress) -> int:
     """Optimizer steps from ``(step, cursor)`` to the end (or ``--max-steps``); returns the last step."""
-    total = args.epochs * steps_per_epoch(len(samples), args.batch_size)
-    total = min(total, args.max_steps) if args.max_steps else total
+    total = total_steps(args, len(samples))
 
     def save() -> None:
         state = {"cursor": asdict(cursor), "data": identity}
@@ -118,8 +127,8 @@ def fit(args: Args, learner: Learner, samples: list, tokenizer: Any, tracker: Tr
 
 def train_metrics(metrics: dict[str, float], cursor: Cursor, num_samples: int) -> dict[str, float]:
     """The step's metrics under ``train/``, with the fractional epoch the data cursor has reached."""
-    names = ("loss", "grad_norm", "lr", "tokens_per_s", "entropy", "response_tokens")
-    return {**{f"train/{name}": metrics[name] for name in names},
+    names = ("loss", "grad_norm", "lr", "tokens_per_s", "entropy", "response_tokens", "prompt_loss")
+    return {**{f"train/{name}": metrics[name] for name in names if name in metrics},
             "train/epoch": cursor.epoch + cursor.position / num_samples}
 
 
@@ -142,7 +151,7 @@ def train(args: Args, progress: ProgressFactory = no_progress) -> tuple[Path, in
             f"and {stats.too_long} of their {stats.turns} turns exceed --max-seq-tokens {args.max_seq_tokens}. "
             "Lower --min-reward, raise --max-seq-tokens, or collect more teacher episodes."
         )
-    learner = Learner(model, learner_config(args, tokenizer.pad_token_id))
+    learner = Learner(model, learner_config(args, tokenizer.pad_token_id, total_steps(args, len(samples))))
     identity = data_identity(args, stats)
     step, cursor = start(args, learner, identity)
     config = {**asdict(args), "samples": asdict(stats)}

@@ -12,6 +12,7 @@ from agents.training.tracking import BACKENDS
 from atommem_env.errors import ConfigError
 
 DTYPES = ("float32", "bfloat16", "float16")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def check_args(args: Any, presets: Mapping[str, Any]) -> list[str]:
@@ -48,6 +49,10 @@ def _optimization_problems(args: Any) -> list[str]:
         (args.batch_size >= 1, f"--batch-size {args.batch_size} must be at least 1 (e.g. 16)."),
         (args.lr > 0, f"--lr {args.lr} must be positive (e.g. 1e-5)."),
         (args.warmup_steps >= 0, f"--warmup-steps {args.warmup_steps} must be >= 0 (0 disables warm-up)."),
+        (args.lr_schedule in LR_SCHEDULES,
+         f"--lr-schedule {args.lr_schedule!r} is unknown; choose one of {', '.join(LR_SCHEDULES)}."),
+        (args.prompt_loss_weight >= 0,
+         f"--prompt-loss-weight {args.prompt_loss_weight} must be >= 0 (0: the loss is on responses only)."),
         (args.micro_batch_tokens >= 1, f"--micro-batch-tokens {args.micro_batch_tokens} must be at least 1."),
         (args.lora_r >= 0, f"--lora-r {args.lora_r} must be >= 0 (0 trains all weights)."),
         (args.dtype in DTYPES, f"--dtype {args.dtype!r} is unknown; choose one of {', '.join(DTYPES)}."),

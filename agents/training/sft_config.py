@@ -37,7 +37,10 @@ class Args:
     epochs: int = arg(3, "passes over the samples (paper: 3)")
     batch_size: int = arg(16, "samples (turns) per optimizer step")
     lr: float = arg(1e-5, "AdamW learning rate after warm-up (the paper gives none for SFT)")
-    warmup_steps: int = arg(10, "optimizer steps of linear warm-up, then constant")
+    warmup_steps: int = arg(10, "optimizer steps of linear warm-up, then --lr-schedule")
+    lr_schedule: str = arg("constant", "after warm-up: constant, or cosine (down to a tenth of --lr at the last step)")
+    prompt_loss_weight: float = arg(0.0, "each prompt token's loss counts this many times a response token's "
+                                    "(0: responses only, the recipe; a from-scratch model learns to copy from prompts)")
     micro_batch_tokens: int = arg(16_384, "padded tokens per forward/backward pass (gradients accumulate)")
     max_prompt_tokens: int = arg(16_384, "longer text prompts lose their middle, as the policy would cut them")
     max_seq_tokens: int = arg(20_480, "turns with more prompt + response tokens are skipped and counted")

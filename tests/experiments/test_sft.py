@@ -220,9 +220,12 @@ def metric_rows(run_dir):
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.parametrize("recipe", [(), ("--lr-schedule", "cosine", "--prompt-loss-weight", "0.5")],
+                         ids=["constant", "cosine-with-prompt-loss"])
 def test_a_run_interrupted_by_a_crash_resumes_to_the_same_final_weights(teacher_file, tiny_lm, tmp_path, monkeypatch,
-                                                                         capsys):
-    every3 = ("--save-every", "3")  # one checkpoint at step 3, then a crash in step 6: steps 4-5 are logged twice
+                                                                         capsys, recipe):
+    # one checkpoint at step 3, then a crash in step 6: steps 4-5 are logged twice
+    every3 = ("--save-every", "3", *recipe)
     whole = sft.main(run_args(teacher_file, tiny_lm, tmp_path / "whole", *every3))
     assert [row["step"] for row in metric_rows(tmp_path / "whole")] == ["1", "2", "3", "4", "5", "6"]
 
@@ -250,6 +253,15 @@ def test_a_run_interrupted_by_a_crash_resumes_to_the_same_final_weights(teacher_
     # One row per step (the crashed run's steps 4-5 were dropped and retrained), the same values as the whole run.
     assert untimed(metric_rows(tmp_path / "cut")) == untimed(metric_rows(tmp_path / "whole"))
     assert resumed == tmp_path / "cut" / "final" and whole == tmp_path / "whole" / "final"
+
+
+def test_a_cosine_schedule_ends_at_a_tenth_of_the_rate_and_a_prompt_loss_is_logged(teacher_file, tiny_lm, tmp_path):
+    sft.main(run_args(teacher_file, tiny_lm, tmp_path / "run", "--lr-schedule", "cosine", "--prompt-loss-weight", "1"))
+    rows = metric_rows(tmp_path / "run")
+    lrs = [float(row["train/lr"]) for row in rows]
+    assert lrs[2] == pytest.approx(1e-3) and lrs[-1] == pytest.approx(1e-4)  # warm-up 3 steps, then the cosine
+    assert all(a >= b for a, b in zip(lrs[2:-1], lrs[3:], strict=True))
+    assert all(float(row["train/prompt_loss"]) > 0 for row in rows)
 
 
 def test_the_final_model_plays_as_a_policy_and_is_evaluated(teacher_file, tiny_lm, tmp_path):
@@ -288,11 +300,13 @@ def test_invalid_arguments_are_all_reported_with_their_fix(teacher_file):
     with pytest.raises(SystemExit) as error:
         sft.parse_args(["--trajectories", str(teacher_file), "missing.jsonl", "--epochs", "0", "--min-reward", "2",
                         "--max-seq-tokens", "100", "--max-prompt-tokens", "200", "--eval-env-ids", "AtomMem-Nope-v0",
-                        "--eval-env-kwargs", "[1]", "--out-dir", "x"])
+                        "--eval-env-kwargs", "[1]", "--lr-schedule", "linear", "--prompt-loss-weight", "-1",
+                        "--out-dir", "x"])
     message = str(error.value)
     for part in ("missing.jsonl: no such file", "--epochs 0 must be at least 1", "--min-reward 2.0 must be in [0, 1]",
                  "--max-seq-tokens 100 must exceed --max-prompt-tokens 200", "AtomMem-Nope-v0: not a registered id",
-                 "--eval-env-kwargs must be a JSON object"):
+                 "--eval-env-kwargs must be a JSON object", "--lr-schedule 'linear' is unknown",
+                 "--prompt-loss-weight -1.0 must be >= 0"):
         assert part in message
     with pytest.raises(SystemExit, match="--trajectories is required"):
         sft.parse_args(["--out-dir", "x"])

@@ -1,6 +1,7 @@
 """The learner on a tiny randomly initialized Llama built in-process (no downloads, CPU)."""
 
 import copy
+import math
 import sys
 
 import pytest
@@ -10,7 +11,7 @@ transformers = pytest.importorskip("transformers")
 
 from agents.training.batching import collate  # noqa: E402
 from agents.training.grpo import Sample, group_advantages  # noqa: E402
-from agents.training.learner import Learner, LearnerConfig, LoraSettings, token_logprobs, warmup_factor  # noqa: E402
+from agents.training.learner import Learner, LearnerConfig, LoraSettings, schedule_factor, token_logprobs  # noqa: E402
 from atommem_env.errors import ConfigError, DependencyError  # noqa: E402
 
 VOCAB = 64
@@ -104,6 +105,60 @@ def test_the_sft_loss_is_the_token_mean_nll_of_response_tokens():
             picked = logp[torch.arange(len(targets)), targets][len(s.prompt_ids) - 1:]
             nll, tokens = nll - picked.sum().item(), tokens + len(picked)
     assert metrics["loss"] == pytest.approx(nll / tokens, rel=1e-5)
+
+
+def reference_nll_sums(model, samples):
+    """(response NLL sum, response tokens, prompt NLL sum, prompt tokens scored): one sample at a time,
+    no padding, plain log_softmax over full logits (a prompt's first token has nothing before it)."""
+    response_nll = prompt_nll = 0.0
+    response_count = prompt_count = 0
+    for s in samples:
+        ids = torch.tensor([s.prompt_ids + s.response_ids])
+        logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1], dim=-1)
+        picked = logp[torch.arange(ids.shape[1] - 1), ids[0, 1:]]
+        split = len(s.prompt_ids) - 1
+        response_nll, response_count = response_nll - picked[split:].sum(), response_count + len(picked) - split
+        prompt_nll, prompt_count = prompt_nll - picked[:split].sum(), prompt_count + split
+    return response_nll, response_count, prompt_nll, prompt_count
+
+
+@pytest.mark.parametrize("micro_batch_tokens", [10_000, 12])
+def test_a_prompt_loss_weight_adds_the_weighted_prompt_nll_to_the_sft_objective(micro_batch_tokens):
+    samples = random_samples(count=4, with_logprobs=False)
+    weight = 0.3
+    learner = Learner(tiny_model(), LearnerConfig(**CPU_FAST, prompt_loss_weight=weight,
+                                                  micro_batch_tokens=micro_batch_tokens))
+    metrics = learner.compute_gradients(samples, "sft")
+    expected = tiny_model()
+    response_nll, response_count, prompt_nll, prompt_count = reference_nll_sums(expected, samples)
+    ((response_nll + weight * prompt_nll) / response_count).backward()
+    # The reported loss stays the response tokens' mean; the prompt's mean is reported beside it.
+    assert metrics["loss"] == pytest.approx(response_nll.item() / response_count, rel=1e-5)
+    assert metrics["prompt_loss"] == pytest.approx(prompt_nll.item() / prompt_count, rel=1e-5)
+    got = grads(learner.model)
+    for name, grad in grads(expected).items():
+        torch.testing.assert_close(got[name], grad, rtol=1e-4, atol=1e-6)
+
+
+def test_without_a_prompt_loss_weight_prompts_add_no_gradient_and_no_metric():
+    samples = random_samples(count=3, with_logprobs=False)
+    learner = Learner(tiny_model(), LearnerConfig(**CPU_FAST))
+    metrics = learner.compute_gradients(samples, "sft")
+    expected = tiny_model()
+    response_nll, response_count, _, _ = reference_nll_sums(expected, samples)
+    (response_nll / response_count).backward()
+    assert "prompt_loss" not in metrics
+    got = grads(learner.model)
+    for name, grad in grads(expected).items():
+        torch.testing.assert_close(got[name], grad, rtol=1e-4, atol=1e-6)
+
+
+def test_grpo_ignores_the_prompt_loss_weight():
+    samples = random_samples(count=4)
+    plain = Learner(tiny_model(), LearnerConfig(**CPU_FAST)).compute_gradients(samples, "grpo")
+    weighted = Learner(tiny_model(), LearnerConfig(**CPU_FAST, prompt_loss_weight=1.0)).compute_gradients(
+        samples, "grpo")
+    assert weighted == pytest.approx(plain, nan_ok=True)
 
 
 class FullLogitsOnly(torch.nn.Module):
@@ -200,10 +255,23 @@ def test_grpo_refuses_samples_without_sampling_logprobs():
 
 
 def test_learning_rate_warms_up_linearly_then_stays_constant():
-    assert [warmup_factor(4)(step) for step in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert [schedule_factor(4)(step) for step in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     learner = Learner(tiny_model(), LearnerConfig(lr=1e-3, warmup_steps=2, kl_coef=0.0))
     lrs = [learner.sft_step(random_samples(count=2))["lr"] for _ in range(3)]
     assert lrs == pytest.approx([5e-4, 1e-3, 1e-3])
+
+
+def test_learning_rate_decays_on_a_cosine_after_warm_up_to_its_floor():
+    factors = [schedule_factor(2, decay_steps=4, min_ratio=0.1)(step) for step in range(8)]
+    assert factors[:3] == pytest.approx([0.5, 1.0, 1.0])
+    assert factors[3] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 4)))
+    assert factors[4] == pytest.approx(0.55)
+    assert factors[6:] == pytest.approx([0.1, 0.1])
+    assert all(a >= b for a, b in zip(factors[1:-1], factors[2:], strict=True))
+    learner = Learner(tiny_model(), LearnerConfig(lr=1e-3, warmup_steps=0, decay_steps=2, min_lr_ratio=0.0,
+                                                  kl_coef=0.0))
+    lrs = [learner.sft_step(random_samples(count=2))["lr"] for _ in range(3)]
+    assert lrs == pytest.approx([1e-3, 5e-4, 0.0], abs=1e-12)
 
 
 def test_gradients_are_clipped_to_the_maximum_norm():
@@ -227,6 +295,9 @@ def test_gradients_are_clipped_to_the_maximum_norm():
         ("betas", (0.9, 1.0), "betas="),
         ("weight_decay", -1.0, "weight_decay=-1.0"),
         ("pad_token_id", -1, "pad_token_id=-1"),
+        ("decay_steps", -1, "decay_steps=-1"),
+        ("min_lr_ratio", 1.5, "min_lr_ratio=1.5"),
+        ("prompt_loss_weight", -0.5, "prompt_loss_weight=-0.5"),
         ("lora", LoraSettings(r=0), "lora.r=0"),
         ("lora", LoraSettings(dropout=1.0), "lora.dropout=1.0"),
         ("lora", LoraSettings(target_modules=()), "lora.target_modules is empty"),

@@ -347,6 +347,7 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
         trajectories = [done[k] for i in range(count) if (k := (env_id, policy.name, i)) in done]
         missing = [i for i in range(count) if (env_id, policy.name, i) not in done]
         started = time.perf_counter()
+        running_em = RunningEM(trajectories)  # the bar's EM: summarizing everything each batch is quadratic
         with closing(progress(env_id, count, count - len(missing))) as bar:  # closed before any error's message
             for start in range(0, len(missing), args.batch_size):  # batches keep the bar and memory honest
                 ids = missing[start:start + args.batch_size]
@@ -355,7 +356,7 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
                 trajectories += batch
                 append_lines(path, [{"policy": policy.name, "env_options": options, **t.to_json()} for t in batch])
                 bar.update(len(batch))
-                bar.set_postfix(em=f"{summarize(trajectories)['em']:.3f}")
+                bar.set_postfix(em=f"{running_em.add(batch):.3f}")
         row = results_row(env_id, policy.name, trajectories, options, resamples=args.resamples)
         row["seconds"] = time.perf_counter() - started  # time of this invocation only
         rows.append(row)
@@ -371,6 +372,21 @@ def evaluate(args: Args, progress: ProgressFactory = no_progress) -> list[dict[s
         except ImportError as error:  # the tables are the result; missing plots must not fail the run
             log.warning("%s Tables were written; plots were skipped.", error)
     return rows
+
+
+class RunningEM:
+    """The question-level EM of every trajectory added so far (``summarize``'s ``em``), kept in two sums."""
+
+    def __init__(self, trajectories: Sequence[Trajectory] = ()) -> None:
+        self.correct, self.questions = 0.0, 0
+        self.add(trajectories)
+
+    def add(self, trajectories: Sequence[Trajectory]) -> float:
+        """Count ``trajectories`` in; returns the EM so far (0.0 before any question)."""
+        for trajectory in trajectories:
+            self.correct += sum(trajectory.result["em"])
+            self.questions += len(trajectory.result["em"])
+        return self.correct / self.questions if self.questions else 0.0
 
 
 def append_lines(path: Path, records: Sequence[dict[str, Any]]) -> None:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from agents.training.evaluation import RunningEM
 from agents.training.metrics import INTERVAL_METRICS, confidence_intervals, copied_creates, summarize
 from agents.training.rollout import Trajectory, Turn
 from agents.training.stats import bootstrap_ci
@@ -28,6 +29,14 @@ def test_summarize_reports_per_question_and_per_episode_means():
     assert summary["episode_em"] == pytest.approx(summary["reward"])  # the episode reward is that fraction
     assert summary["f1"] == pytest.approx(2.5 / 6)
     assert summary["episode_f1"] == pytest.approx((1 + 0 + 0.75) / 3)
+
+
+def test_running_em_matches_summarize_batch_by_batch():
+    running = RunningEM(TRAJECTORIES[:1])  # episodes already played (a --resume) count from the start
+    assert running.add([]) == pytest.approx(summarize(TRAJECTORIES[:1])["em"])
+    assert running.add(TRAJECTORIES[1:2]) == pytest.approx(summarize(TRAJECTORIES[:2])["em"])
+    assert running.add(TRAJECTORIES[2:]) == pytest.approx(summarize(TRAJECTORIES)["em"])
+    assert RunningEM().add([]) == 0.0
 
 
 def test_confidence_intervals_bracket_every_metric_and_match_the_clustered_bootstrap():

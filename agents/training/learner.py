@@ -306,7 +306,8 @@ def token_logprobs(
     Returns:
         ``(logprobs, entropy)``, each (B, T) float32 and aligned with ``batch.input_ids``: entry ``t``
         is about token ``t``; entry 0, and without ``whole_sequence`` every entry before
-        ``batch.first_response``, is 0. ``entropy`` (no gradient) is ``None`` unless asked for.
+        ``batch.first_response``, is 0. ``entropy`` (no gradient) is ``None`` unless asked for, and 0
+        before ``batch.first_response`` either way (no response token is scored there).
     """
     width = batch.input_ids.shape[1]
     # The first position whose next token is scored: one that may precede a response token, or the first.
@@ -321,9 +322,10 @@ def token_logprobs(
     targets = batch.input_ids[:, start + 1:].unsqueeze(-1)
     logprobs = logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     entropy = None
-    if with_entropy:
+    if with_entropy:  # only where a response token can be: the entropy of prompt positions is never read
+        first = batch.first_response - 1
         with torch.no_grad():
-            entropy = F.pad(entropy_from_logits(logits), (start + 1, 0))
+            entropy = F.pad(entropy_from_logits(logits[:, first - start:]), (first + 1, 0))
     return F.pad(logprobs, (start + 1, 0)), entropy
 
 

@@ -190,6 +190,22 @@ def test_logprobs_ignore_padding_temperature_divides_logits_and_any_hf_like_mode
     torch.testing.assert_close(lp_alone[0, start:], manual, atol=1e-5, rtol=1e-5)
 
 
+def test_whole_sequence_scores_prompt_tokens_too_and_leaves_response_scores_and_entropy_unchanged():
+    model = tiny_model().eval()
+    batch = collate(random_samples(count=6)[:3])
+    with torch.no_grad():
+        lp, entropy = token_logprobs(model, batch, with_entropy=True)
+        lp_all, entropy_all = token_logprobs(model, batch, with_entropy=True, whole_sequence=True)
+        full = torch.log_softmax(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits, -1)
+    first = batch.first_response
+    torch.testing.assert_close(lp_all[:, first:], lp[:, first:], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(entropy_all, entropy)  # entropy only where a response token can be
+    assert not entropy[:, :first].any() and entropy[:, first:].gt(0).any()
+    prompt_scores = full[:, :first - 1].gather(-1, batch.input_ids[:, 1:first, None]).squeeze(-1)
+    torch.testing.assert_close(lp_all[:, 1:first], prompt_scores, atol=1e-5, rtol=1e-5)
+    assert not lp_all[:, 0].any() and not lp[:, :first].any()
+
+
 def test_grpo_raises_the_reward_of_a_tiny_model():
     """Toy task: reward = share of sampled tokens equal to TARGET; GRPO (kl 0) must learn to say it."""
     target, prompts, group, length = 7, [(1, 2, 3), (4, 5, 6, 7)], 8, 8

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Sequence
-from itertools import chain, pairwise
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
 
 from atommem_env.embedders.base import require_text_list
+from atommem_env.embedders.feature_codes import FeatureCodes
 from atommem_env.errors import ConfigError
 
 _STOPWORDS = frozenset(
@@ -19,8 +20,9 @@ _STOPWORDS = frozenset(
     when where which who whom whose why will with would you your""".split()
 )
 
-# From this many texts on, one pass over all their slots beats a pass per text (measured: 0.5-0.9x
-# the per-text time at 2-4 texts, 1.3-1.4x at 7-11, 1.6-2.3x at 64-320).
+# From this many texts on, finding and hashing all their features at once beats a pass per text
+# (measured on an AMD EPYC, Zen 3: 0.5x the per-text time at 2 texts, 0.75x at 4, 1.0x at 6, 1.2x at
+# 8, 1.6x at 12).
 _MANY = 8
 
 
@@ -42,6 +44,7 @@ class HashingEmbedder:
         self.dim = dim
         self.bigrams = bigrams
         self._codes: dict[str, int] = {}
+        self._batch_codes = FeatureCodes(dim, bigrams, _STOPWORDS)
 
     def _code(self, feature: str) -> int:
         """``feature``'s slot as one signed int, ``±(index + 1)`` (cached: most words recur)."""
@@ -90,9 +93,9 @@ class HashingEmbedder:
 
     def _embed_many(self, texts: Sequence[str]) -> np.ndarray:
         """All rows in a few numpy calls over every text's slots at once: a batch of envs' turn pays the
-        per-call numpy work once (1.3-1.5x less CPU per text than one call per text on texts of ~35
-        features; the features' Python work remains: docs/PERFORMANCE.md, "Embedding a batch of envs
-        together").
+        per-call numpy work once, and the features are found and hashed for all texts together
+        (:class:`~atommem_env.embedders.feature_codes.FeatureCodes`; docs/PERFORMANCE.md, "Embedding a
+        batch of envs together").
 
         Bit-identical to :meth:`_embed_rows`: a slot's value is a sum of signs, an integer, and so is a
         row's squared norm (exact in float32 below 2**24, i.e. unless one word recurs thousands of times
@@ -100,12 +103,11 @@ class HashingEmbedder:
         """
         n, dim = len(texts), self.dim
         out = np.zeros((n, dim), dtype=np.float32)
-        per_text = [self._signed_codes(text) for text in texts]
-        signed = np.fromiter(chain.from_iterable(per_text), dtype=np.int64)
+        signed, text = self._batch_codes(texts)
         if not len(signed):
             return out
         cells = np.abs(signed) - 1  # slot within its row, then offset to its row of the flat output
-        cells += np.repeat(np.arange(0, n * dim, dim, dtype=np.int64), [len(codes) for codes in per_text])
+        cells += text * dim
         cells, slot_of = np.unique(cells, return_inverse=True)
         sums = np.bincount(slot_of, weights=np.sign(signed))
         kept = sums != 0  # signs that cancelled leave a zero, as in the one-text path

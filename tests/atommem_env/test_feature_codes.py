@@ -23,7 +23,9 @@ _texts = (_phrases | st.text(max_size=80) | st.text(alphabet=st.characters(codec
 
 
 def one_text_codes(embedder: HashingEmbedder, texts: list[str]) -> list[Counter[int]]:
-    return [Counter(embedder._signed_codes(text)) for text in texts]
+    """The one-text path's features as signed slots, ``±(index + 1)``."""
+    dim = embedder.dim
+    return [Counter(cell if cell <= dim else dim - cell for cell in embedder._cells(text)) for text in texts]
 
 
 def batch_codes(codes: FeatureCodes, texts: list[str]) -> list[Counter[int]]:

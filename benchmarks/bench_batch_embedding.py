@@ -192,8 +192,9 @@ def measure(spec: str, batch: int, turns: int, repeats: int, group: int) -> dict
 
 def split_costs(embedder: HashingEmbedder, calls: list[tuple[list[str], bool]]) -> dict[str, float]:
     """Where the hashing embedder's time goes, replaying the batched design's calls outside the rollout
-    (warm slot cache, best of 3, CPU microseconds per text): the features and their slots alone (Python:
-    regex, stopwords, bigrams, slot lookups), one call per text, one call per turn and kind."""
+    (warm slot cache, best of 3, CPU microseconds per text): the features and their slots alone, text by
+    text (Python: regex, stopwords, bigrams, slot lookups) and for a call's texts at once (as a call of
+    8 texts or more finds them), one call per text, one call per turn and kind."""
     texts = [text for batch, _ in calls for text in batch]
 
     def best(fn: Callable[[], Any]) -> float:
@@ -205,7 +206,8 @@ def split_costs(embedder: HashingEmbedder, calls: list[tuple[list[str], bool]]) 
         return 1e6 * min(times) / len(texts)
 
     return {"texts": len(texts),
-            "features_and_slots": best(lambda: [embedder._signed_codes(t) for t in texts]),
+            "features_and_slots": best(lambda: [embedder._cells(t) for t in texts]),
+            "features_and_slots_per_call": best(lambda: [embedder._batch_codes(batch) for batch, _ in calls]),
             "one_call_per_text": best(lambda: [embedder.embed([t]) for t in texts]),
             "one_call_per_turn": best(lambda: [embedder.embed(batch, query=q) for batch, q in calls])}
 

@@ -1,0 +1,128 @@
+"""Copying, the skill a memory agent needs first: a task that trains it and a probe that measures it.
+
+A small model trained from scratch on teacher turns learns the action format long before it learns to
+copy names out of its prompt (docs/TRAINING.md): it writes entries in the chunk's style with invented
+names. Copying needs an induction mechanism (attend to the token after an earlier occurrence of the
+current one), which language models form late. Two tools:
+
+- :func:`copy_task_records`: episodes of a "repeat the text" task whose user message is a span of an
+  article chunk from teacher episodes (names and all) and whose response is the same span, in the
+  ``trajectories.jsonl`` shape, so ``experiments/sft.py`` trains on them as on teacher turns (alone or
+  mixed with them: ``--trajectories teacher.jsonl copy.jsonl``);
+- :func:`induction_nll`: a teacher-forced probe of the same skill, cheaper and earlier than sampling
+  whole episodes: the mean negative log-likelihood of prompt tokens whose n-gram ending there already
+  occurred earlier in the same prompt (a model that copies predicts them well) against tokens whose
+  n-gram is new. Without induction the two are far apart; as it forms the first falls towards the second.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agents.chat import chat_prompt_ids
+from atommem_env.errors import ConfigError, DataError
+
+COPY_SYSTEM = "Repeat the user's text exactly."
+# The article chunk of an AtomMem reading prompt, compact style or the paper's (atommem_env.prompts).
+_CHUNK = re.compile(r"(?:Article chunk:|This is the article:)\n(.*?)\n\n(?:Store the facts|Important:)", re.S)
+
+
+def chunk_texts(records: Iterable[dict[str, Any]]) -> list[str]:
+    """The article chunks of every turn of these trajectory records (turns without one are skipped)."""
+    chunks = []
+    for record in records:
+        for turn in record.get("turns", []):
+            match = _CHUNK.search(turn.get("user", ""))
+            if match and match.group(1).strip():
+                chunks.append(match.group(1).strip())
+    return chunks
+
+
+def copy_task_records(records: Sequence[dict[str, Any]], count: int, *, seed: int = 0, min_words: int = 8,
+                      max_words: int = 40) -> list[dict[str, Any]]:
+    """``count`` one-turn copy episodes built from the chunks of ``records`` (trajectory JSON lines).
+
+    Each takes a random chunk and a random span of ``min_words`` to ``max_words`` whitespace-separated
+    words of it (all of a shorter chunk); the user message and the response are that span, the reward is
+    1. Spans are drawn with ``random.Random(seed)``, so a file is reproducible.
+
+    Raises:
+        ConfigError: a bad count or span length.
+        DataError: no record has an article chunk.
+    """
+    if count < 1 or not 1 <= min_words <= max_words:
+        raise ConfigError(f"copy task: need count >= 1 and 1 <= min_words <= max_words, got count={count}, "
+                          f"min_words={min_words}, max_words={max_words}")
+    chunks = chunk_texts(records)
+    if not chunks:
+        raise DataError("copy task: no turn of these trajectories has an 'Article chunk:' to copy from; "
+                        "pass an AtomMem env's teacher trajectories (evaluate.py's trajectories.jsonl)")
+    rng = random.Random(seed)
+    env_id = records[0].get("env_id", "copy")
+    out = []
+    for index in range(count):
+        words = rng.choice(chunks).split()
+        length = min(len(words), rng.randint(min_words, max_words))
+        start = rng.randint(0, len(words) - length)
+        out.append(_copy_record(env_id, index, " ".join(words[start:start + length])))
+    return out
+
+
+def _copy_record(env_id: str, index: int, span: str) -> dict[str, Any]:
+    turn = {"user": span, "response": span, "ops": [], "errors": [], "op_counts": {}, "memory_size": 0,
+            "phase": "copy"}
+    return {"policy": "copy-task", "env_id": env_id, "index": index, "episode_id": f"copy/{index}",
+            "seed": index, "system": COPY_SYSTEM, "turns": [turn], "reward": 1.0, "terminated": True,
+            "truncated": False, "result": {"em": [1.0], "f1": [1.0], "substring_em": [1.0]}}
+
+
+@dataclass(frozen=True)
+class InductionNLL:
+    """Mean NLL (nats) of prompt tokens that end a repeated n-gram and of those that end a new one."""
+
+    repeated: float
+    new: float
+    repeated_tokens: int
+    new_tokens: int
+
+
+def repeated_positions(ids: Sequence[int], n: int) -> list[bool]:
+    """For each position ``i >= n - 1``: whether the n-gram ``ids[i-n+1 : i+1]`` occurred earlier in ``ids``."""
+    seen: set[tuple[int, ...]] = set()
+    flags = []
+    for end in range(n - 1, len(ids)):
+        gram = tuple(ids[end - n + 1:end + 1])
+        flags.append(gram in seen)
+        seen.add(gram)
+    return flags
+
+
+def induction_nll(model: Any, tokenizer: Any, conversations: Iterable[tuple[str, str]], *, n: int = 4) -> InductionNLL:
+    """The probe of the module docstring over ``(system, user)`` conversations, prompted as the policy prompts.
+
+    Position ``i`` (``i >= n - 1``, ``i >= 1``) counts as *repeated* when the n-gram ending at token ``i``
+    occurred earlier in the same prompt, else *new*; its NLL is ``-log p(token i | tokens < i)``.
+    """
+    import torch
+
+    if n < 2:
+        raise ConfigError(f"induction probe: n must be at least 2, got {n}")
+    sums = {True: 0.0, False: 0.0}
+    counts = {True: 0, False: 0}
+    for system, user in conversations:
+        ids, _ = chat_prompt_ids(tokenizer, {"system": system, "user": user}, max_tokens=1 << 30)
+        tokens = torch.tensor([ids])
+        with torch.no_grad():
+            logits = model(input_ids=tokens).logits[0, :-1].float()
+        nll = -torch.log_softmax(logits, dim=-1).gather(-1, tokens[0, 1:, None]).squeeze(-1)
+        for end, repeated in zip(range(n - 1, len(ids)), repeated_positions(ids, n), strict=True):
+            sums[repeated] += float(nll[end - 1])
+            counts[repeated] += 1
+    if not counts[True] or not counts[False]:
+        raise DataError(f"induction probe: these prompts have {counts[True]} repeated and {counts[False]} new "
+                        f"{n}-grams; both are needed (pass prompts with article chunks)")
+    return InductionNLL(sums[True] / counts[True], sums[False] / counts[False], counts[True], counts[False])

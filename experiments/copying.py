@@ -1,0 +1,93 @@
+"""Copying, the first skill a small model trained from scratch lacks: make a copy task, probe the skill.
+
+    # a "repeat the text" task from the teacher's article chunks, in the trajectories.jsonl shape
+    python experiments/copying.py data --trajectories runs/learning/teacher/trajectories.jsonl \\
+        --count 20000 --out runs/learning/copy/trajectories.jsonl
+    python experiments/sft.py --trajectories runs/learning/teacher/trajectories.jsonl \\
+        runs/learning/copy/trajectories.jsonl --model ... --preset cpu-small-model ...   # mixed with the teacher's
+    # the induction probe: NLL of prompt tokens ending an n-gram seen earlier in the prompt vs new ones
+    python experiments/copying.py probe --trajectories runs/learning/eval/sft/trajectories.jsonl \\
+        --models runs/learning/small-model runs/learning/sft/checkpoints/step-00000325
+
+``data`` writes one-turn episodes whose user message is a span of an article chunk and whose response is
+the same span (:func:`agents.training.copying.copy_task_records`). ``probe`` prompts each model with the
+first ``--prompts`` reading turns of the given episodes as the policy would and prints, per model, the
+mean NLL (nats) of tokens that end a repeated ``--n``-gram and of tokens that end a new one
+(:func:`agents.training.copying.induction_nll`): a model that copies predicts the repeated ones almost as
+well as the new ones (most of which are the fixed prompt text); one that does not, far worse. Use the
+held-out family's episodes for the probe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agents.training.cli import HelpFormatter, exit_on_errors
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """``data`` or ``probe`` and their flags."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, help="data: write copy-task episodes; "
+                                     "probe: the induction probe of models (each has its own --help)")
+    data = commands.add_parser("data", help="write copy-task episodes", formatter_class=HelpFormatter)
+    data.add_argument("--trajectories", nargs="+", required=True, help="teacher trajectories.jsonl (training family)")
+    data.add_argument("--out", required=True, help="the trajectories.jsonl to write")
+    data.add_argument("--count", type=int, default=20_000, help="episodes to write")
+    data.add_argument("--min-words", type=int, default=8, help="shortest span, in words")
+    data.add_argument("--max-words", type=int, default=40, help="longest span, in words")
+    data.add_argument("--seed", type=int, default=0, help="seeds the choice of chunks and spans")
+    probe = commands.add_parser("probe", help="the induction probe of each model", formatter_class=HelpFormatter)
+    probe.add_argument("--trajectories", required=True, help="episodes whose prompts to score (held-out family)")
+    probe.add_argument("--models", nargs="+", required=True, help="model folders (or names) to probe")
+    probe.add_argument("--prompts", type=int, default=48, help="reading turns to score")
+    probe.add_argument("--n", type=int, default=4, help="n-gram length that makes a token 'repeated'")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the sub-command; ``probe`` prints one JSON line per model."""
+    args = parse_args(argv)
+    from agents.training.evaluation import load_trajectories
+
+    with exit_on_errors():
+        if args.command == "data":
+            from agents.training.copying import copy_task_records
+
+            records = [r for path in args.trajectories for r in load_trajectories(Path(path))]
+            episodes = copy_task_records(records, args.count, seed=args.seed, min_words=args.min_words,
+                                         max_words=args.max_words)
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text("".join(json.dumps(e) + "\n" for e in episodes))
+            print(f"{len(episodes)} copy episodes -> {args.out}")
+            return
+        probe(args, load_trajectories(Path(args.trajectories)))
+
+
+def probe(args: argparse.Namespace, records: list[dict]) -> None:
+    """Print the induction probe of every model on the first reading turns of ``records``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agents.models import resolve_model
+    from agents.training.copying import chunk_texts, induction_nll
+
+    conversations = [(r["system"], t["user"]) for r in records for t in r["turns"] if chunk_texts([{"turns": [t]}])]
+    conversations = conversations[:args.prompts]
+    torch.set_num_threads(1)
+    for name in args.models:
+        folder = resolve_model(name)
+        model = AutoModelForCausalLM.from_pretrained(folder).eval()
+        result = induction_nll(model, AutoTokenizer.from_pretrained(folder), conversations, n=args.n)
+        print(json.dumps({"model": name, "prompts": len(conversations), "n": args.n, **vars(result)}))
+
+
+if __name__ == "__main__":
+    with exit_on_errors():
+        main()

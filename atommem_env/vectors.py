@@ -104,7 +104,8 @@ class SparseRows(_Rows):
         if row < self._fresh:
             self._stale.append(row)
 
-    append = set
+    # A new entry's row is past every kept term (fresh <= the entry count, always): no check.
+    append = _Rows.set
 
     def remove(self, row: int, last: int) -> None:
         """Drop entry ``row`` by moving entry ``last`` (the last one) into its place."""

@@ -6,6 +6,7 @@ Usage:
                                        # the reference's tensor filter)
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
         python benchmarks/bench_reference.py [--episodes 8 64] [--repeats 3] [--json out.json]
+        [--designs ours embedding_only]   # some designs only (ours is always one)
 
 For each batch size, :func:`benchmarks.trace.make_trace` draws the paper's GRPO batch trace (8 prompts x
 8 rollouts = 64 episodes, 30 turns, about 4 Creates, 0.3 Updates, 0.03 Deletes and one retrieval per

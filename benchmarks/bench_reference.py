@@ -6,6 +6,7 @@ Usage:
                                        # the reference's tensor filter)
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
         python benchmarks/bench_reference.py [--episodes 8 64] [--repeats 3] [--json out.json]
+        [--designs ours embedding_only]   # some designs only (ours is always one)
 
 For each batch size, :func:`benchmarks.trace.make_trace` draws the paper's GRPO batch trace (8 prompts x
 8 rollouts = 64 episodes, 30 turns, about 4 Creates, 0.3 Updates, 0.03 Deletes and one retrieval per
@@ -219,11 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--turns", type=int, default=30, help="turns of the trace")
     parser.add_argument("--repeats", type=int, default=3, help="runs of every design, interleaved")
     parser.add_argument("--torch-threads", type=int, default=TORCH_THREADS, help=TORCH_THREADS_HELP)
+    parser.add_argument("--designs", nargs="+", choices=tuple(DESIGNS), default=list(DESIGNS),
+                        help="designs to run (ours and embedding_only alone: the store's own ratio, in seconds)")
     args = parser.parse_args(argv)
-    if why := reference_missing():
+    designs = tuple(args.designs)
+    if "ours" not in designs:
+        parser.error("--designs must include ours (every ratio and list check is against it)")
+    if (why := reference_missing()) and any(name.startswith("reference") for name in designs):
         print(why)
         return 0
-    designs = tuple(DESIGNS)
     if why := torch_missing():
         print(why)
         designs = tuple(name for name in designs if name != "reference_tensor")

@@ -38,8 +38,9 @@ def straightforward_scores(vectors: np.ndarray, query: np.ndarray) -> np.ndarray
     return np.array(scores, dtype=np.float32)
 
 
-def play(layout, ops):
-    """Run ``ops`` through a fresh ``layout`` the way MemoryStore does; returns it and a dense mirror."""
+def play(layout, ops, after=None):
+    """Run ``ops`` through a fresh ``layout`` the way MemoryStore does; returns it and a dense mirror.
+    ``after(table, mirror)`` is called after every op."""
     table, capacity, mirror, n = layout(DIM, rows=2), 2, np.zeros((0, DIM), np.float32), 0
     for op, i, vector in ops:
         if op == "append" or n == 0:
@@ -56,6 +57,8 @@ def play(layout, ops):
             table.remove(row, last)
             mirror[row] = mirror[last]
             mirror, n = mirror[:last], last
+        if after is not None:
+            after(table, mirror)
     return table, mirror
 
 
@@ -109,3 +112,24 @@ def test_layout_follows_the_embedder():
     assert isinstance(vectors_for(Embedder()), SparseRows)
     Embedder.sparse = False
     assert isinstance(vectors_for(Embedder()), RowVectors)
+
+
+
+@pytest.mark.parametrize("layout", [SparseRows, EarlyColumns])
+@settings(max_examples=60)
+@given(ops=OPS, query=VECTORS, other=VECTORS)
+def test_scores_stay_bit_identical_while_a_query_persists(layout, ops, query, other):
+    """SparseRows keeps a query's terms between searches: after every write, a search with the same
+    prepared query (now and then another query in between) scores like the plain loop."""
+    prepared: dict[int, object] = {}
+    steps = iter(range(len(ops)))
+
+    def search(table, mirror):
+        layout_id = id(type(table))  # the query is prepared again after the switch to columns
+        query_of_table = prepared.setdefault(layout_id, table.prepare(query))
+        if next(steps) % 4 == 3:
+            table.scores(table.prepare(other), len(mirror))
+        got = table.scores(query_of_table, len(mirror))
+        assert got.view(np.int32).tolist() == straightforward_scores(mirror, query).view(np.int32).tolist()
+
+    play(layout, ops, after=search)

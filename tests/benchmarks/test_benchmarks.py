@@ -5,6 +5,7 @@ No test here asserts a duration: timings depend on the machine and its load.
 
 from __future__ import annotations
 
+import json
 import time
 import zlib
 from dataclasses import replace
@@ -172,6 +173,17 @@ def test_the_reference_benchmark_skips_with_the_install_command_when_langchain_i
     assert bench_reference.main(["--episodes", "2"]) == 0
     assert ".[bench]" in capsys.readouterr().out
 
+
+
+def test_the_reference_benchmark_runs_ours_against_the_embedding_alone_without_the_reference(monkeypatch, tmp_path):
+    monkeypatch.setattr(bench_reference, "reference_missing", lambda: "not installed")  # not needed for these two
+    out = tmp_path / "store.json"
+    args = ["--episodes", "2", "--turns", "2", "--repeats", "1", "--designs", "ours", "embedding_only"]
+    assert bench_reference.main([*args, "--json", str(out)]) == 0
+    row = json.loads(out.read_text())["rows"][0]
+    assert set(row["totals"]) == {"ours", "embedding_only"} and "ours / embedding_only (cpu_s)" in row["ratios"]
+    with pytest.raises(SystemExit):
+        bench_reference.main(["--designs", "embedding_only"])  # every ratio is against ours
 
 # ------------------------------------------------------------------------------------ env bench
 def test_env_benchmark_holds_the_store_size_and_times_every_phase():

@@ -13,9 +13,9 @@
 the same span (:func:`agents.training.copying.copy_task_records`). ``probe`` prompts each model with the
 first ``--prompts`` reading turns of the given episodes as the policy would and prints, per model, the
 mean NLL (nats) of tokens that end a repeated ``--n``-gram and of tokens that end a new one
-(:func:`agents.training.copying.induction_nll`): a model that copies predicts the repeated ones almost as
-well as the new ones (most of which are the fixed prompt text); one that does not, far worse. Use the
-held-out family's episodes for the probe.
+(:func:`agents.training.copying.induction_nll`): a model that copies predicts the repeated ones better
+than the new ones (SmolLM2-135M: 0.36 against 3.35 nats, docs/TRAINING.md); one that does not, far worse
+(most new tokens are the fixed prompt text, which it learns first). Use the held-out family's episodes.
 """
 
 from __future__ import annotations
@@ -76,9 +76,9 @@ def probe(args: argparse.Namespace, records: list[dict]) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from agents.models import resolve_model
-    from agents.training.copying import chunk_texts, induction_nll
+    from agents.training.copying import chunk_of, induction_nll
 
-    conversations = [(r["system"], t["user"]) for r in records for t in r["turns"] if chunk_texts([{"turns": [t]}])]
+    conversations = [(r["system"], t["user"]) for r in records for t in r["turns"] if chunk_of(t["user"])]
     conversations = conversations[:args.prompts]
     torch.set_num_threads(1)
     for name in args.models:

@@ -12,7 +12,7 @@ current one), which language models form late. Two tools:
 - :func:`induction_nll`: a teacher-forced probe of the same skill, cheaper and earlier than sampling
   whole episodes: the mean negative log-likelihood of prompt tokens whose n-gram ending there already
   occurred earlier in the same prompt (a model that copies predicts them well) against tokens whose
-  n-gram is new. Without induction the two are far apart; as it forms the first falls towards the second.
+  n-gram is new. Without induction the first is far above the second; as it forms, the first falls below.
 """
 
 from __future__ import annotations
@@ -31,15 +31,16 @@ COPY_SYSTEM = "Repeat the user's text exactly."
 _CHUNK = re.compile(r"(?:Article chunk:|This is the article:)\n(.*?)\n\n(?:Store the facts|Important:)", re.S)
 
 
+def chunk_of(user: str) -> str | None:
+    """The article chunk of a turn's user message, stripped (``None`` when it shows none)."""
+    match = _CHUNK.search(user)
+    return (match.group(1).strip() or None) if match else None
+
+
 def chunk_texts(records: Iterable[dict[str, Any]]) -> list[str]:
     """The article chunks of every turn of these trajectory records (turns without one are skipped)."""
-    chunks = []
-    for record in records:
-        for turn in record.get("turns", []):
-            match = _CHUNK.search(turn.get("user", ""))
-            if match and match.group(1).strip():
-                chunks.append(match.group(1).strip())
-    return chunks
+    chunks = (chunk_of(turn.get("user", "")) for record in records for turn in record.get("turns", []))
+    return [chunk for chunk in chunks if chunk]
 
 
 def copy_task_records(records: Sequence[dict[str, Any]], count: int, *, seed: int = 0, min_words: int = 8,

@@ -3,19 +3,24 @@
     # a "repeat the text" task from the teacher's article chunks, in the trajectories.jsonl shape
     python experiments/copying.py data --trajectories runs/learning/teacher/trajectories.jsonl \\
         --count 20000 --out runs/learning/copy/trajectories.jsonl
+    # "continue the text": a whole chunk and a cue of 3 words; the response is what follows the cue
+    python experiments/copying.py data --task continue --trajectories ... \\
+        --out runs/learning/continue/trajectories.jsonl
     python experiments/sft.py --trajectories runs/learning/teacher/trajectories.jsonl \\
         runs/learning/copy/trajectories.jsonl --model ... --preset cpu-small-model ...   # mixed with the teacher's
     # the induction probe: NLL of prompt tokens ending an n-gram seen earlier in the prompt vs new ones
     python experiments/copying.py probe --trajectories runs/learning/eval/sft/trajectories.jsonl \\
         --models runs/learning/small-model runs/learning/sft/checkpoints/step-00000325
 
-``data`` writes one-turn episodes whose user message is a span of an article chunk and whose response is
-the same span (:func:`agents.training.copying.copy_task_records`). ``probe`` prompts each model with the
-first ``--prompts`` reading turns of the given episodes as the policy would and prints, per model, the
-mean NLL (nats) of tokens that end a repeated ``--n``-gram and of tokens that end a new one
-(:func:`agents.training.copying.induction_nll`): a model that copies predicts the repeated ones better
-than the new ones (SmolLM2-135M: 0.36 against 3.35 nats, docs/TRAINING.md); one that does not, far worse
-(most new tokens are the fixed prompt text, which it learns first). Use the held-out family's episodes.
+``data`` writes one-turn episodes: with ``--task repeat`` the user message is a span of an article chunk and
+the response is the same span (:func:`agents.training.copying.copy_task_records`); with ``--task continue``
+the user message is a whole chunk and a cue that occurs once in it, and the response is the words after
+the cue (:func:`agents.training.copying.continue_task_records`), which position alone cannot produce.
+``probe`` prompts each model with the first ``--prompts`` reading turns of the given episodes as the policy
+would and prints, per model, the mean NLL (nats) of tokens that end a repeated ``--n``-gram and of tokens that
+end a new one (:func:`agents.training.copying.induction_nll`): a model that copies predicts the repeated ones
+better than the new ones (SmolLM2-135M: 0.36 against 3.35 nats, docs/TRAINING.md); one that does not, far
+worse (most new tokens are the fixed prompt text, which it learns first). Use the held-out family's episodes.
 """
 
 from __future__ import annotations
@@ -39,9 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data = commands.add_parser("data", help="write copy-task episodes", formatter_class=HelpFormatter)
     data.add_argument("--trajectories", nargs="+", required=True, help="teacher trajectories.jsonl (training family)")
     data.add_argument("--out", required=True, help="the trajectories.jsonl to write")
+    data.add_argument("--task", choices=("repeat", "continue"), default="repeat",
+                      help="repeat: the response is the user's span; continue: the words after a cue in a chunk")
     data.add_argument("--count", type=int, default=20_000, help="episodes to write")
-    data.add_argument("--min-words", type=int, default=8, help="shortest span, in words")
-    data.add_argument("--max-words", type=int, default=40, help="longest span, in words")
+    data.add_argument("--min-words", type=int, help="shortest response, in words (default: repeat 8, continue 4)")
+    data.add_argument("--max-words", type=int, help="longest response, in words (default: repeat 40, continue 16)")
+    data.add_argument("--cue-words", type=int, default=3, help="continue: words of the cue")
     data.add_argument("--seed", type=int, default=0, help="seeds the choice of chunks and spans")
     probe = commands.add_parser("probe", help="the induction probe of each model", formatter_class=HelpFormatter)
     probe.add_argument("--trajectories", required=True, help="episodes whose prompts to score (held-out family)")
@@ -58,16 +66,25 @@ def main(argv: list[str] | None = None) -> None:
 
     with exit_on_errors():
         if args.command == "data":
-            from agents.training.copying import copy_task_records
-
-            records = [r for path in args.trajectories for r in load_trajectories(Path(path))]
-            episodes = copy_task_records(records, args.count, seed=args.seed, min_words=args.min_words,
-                                         max_words=args.max_words)
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text("".join(json.dumps(e) + "\n" for e in episodes))
-            print(f"{len(episodes)} copy episodes -> {args.out}")
+            write_task(args, [r for path in args.trajectories for r in load_trajectories(Path(path))])
             return
         probe(args, load_trajectories(Path(args.trajectories)))
+
+
+def write_task(args: argparse.Namespace, records: list[dict]) -> None:
+    """Write the ``--task`` episodes built from ``records`` to ``--out``."""
+    from agents.training.copying import continue_task_records, copy_task_records
+
+    defaults = {"repeat": (8, 40), "continue": (4, 16)}[args.task]
+    lengths = {"min_words": defaults[0] if args.min_words is None else args.min_words,
+               "max_words": defaults[1] if args.max_words is None else args.max_words}
+    if args.task == "repeat":
+        episodes = copy_task_records(records, args.count, seed=args.seed, **lengths)
+    else:
+        episodes = continue_task_records(records, args.count, seed=args.seed, cue_words=args.cue_words, **lengths)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("".join(json.dumps(e) + "\n" for e in episodes))
+    print(f"{len(episodes)} {args.task} episodes -> {args.out}")
 
 
 def probe(args: argparse.Namespace, records: list[dict]) -> None:

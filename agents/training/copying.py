@@ -9,6 +9,10 @@ current one), which language models form late. Two tools:
   article chunk from teacher episodes (names and all) and whose response is the same span, in the
   ``trajectories.jsonl`` shape, so ``experiments/sft.py`` trains on them as on teacher turns (alone or
   mixed with them: ``--trajectories teacher.jsonl copy.jsonl``);
+- :func:`continue_task_records`: the same chunks, but the model must *find* its place: the user message
+  is a whole chunk and a cue (a few words that occur once in it), the response the words that follow the
+  cue. A span that starts at a random place cannot be produced by position alone, as a "repeat the
+  text" response can; it needs the induction mechanism itself;
 - :func:`induction_nll`: a teacher-forced probe of the same skill, cheaper and earlier than sampling
   whole episodes: the mean negative log-likelihood of prompt tokens whose n-gram ending there already
   occurred earlier in the same prompt (a model that copies predicts them well) against tokens whose
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +32,8 @@ from agents.chat import chat_prompt_ids
 from atommem_env.errors import ConfigError, DataError
 
 COPY_SYSTEM = "Repeat the user's text exactly."
+CONTINUE_SYSTEM = "Find the words after 'Continue after:' in the text and write the words that follow them there."
+CONTINUE_CUE = "Continue after:"
 # The article chunk of an AtomMem reading prompt, compact style or the paper's (atommem_env.prompts).
 _CHUNK = re.compile(r"(?:Article chunk:|This is the article:)\n(.*?)\n\n(?:Store the facts|Important:)", re.S)
 
@@ -55,13 +62,7 @@ def copy_task_records(records: Sequence[dict[str, Any]], count: int, *, seed: in
         ConfigError: a bad count or span length.
         DataError: no record has an article chunk.
     """
-    if count < 1 or not 1 <= min_words <= max_words:
-        raise ConfigError(f"copy task: need count >= 1 and 1 <= min_words <= max_words, got count={count}, "
-                          f"min_words={min_words}, max_words={max_words}")
-    chunks = chunk_texts(records)
-    if not chunks:
-        raise DataError("copy task: no turn of these trajectories has an 'Article chunk:' to copy from; "
-                        "pass an AtomMem env's teacher trajectories (evaluate.py's trajectories.jsonl)")
+    chunks = _task_chunks(records, count, min_words, max_words, "copy task")
     rng = random.Random(seed)
     env_id = records[0].get("env_id", "copy")
     out = []
@@ -69,15 +70,67 @@ def copy_task_records(records: Sequence[dict[str, Any]], count: int, *, seed: in
         words = rng.choice(chunks).split()
         length = min(len(words), rng.randint(min_words, max_words))
         start = rng.randint(0, len(words) - length)
-        out.append(_copy_record(env_id, index, " ".join(words[start:start + length])))
+        span = " ".join(words[start:start + length])
+        out.append(_one_turn_record(env_id, index, COPY_SYSTEM, span, span))
     return out
 
 
-def _copy_record(env_id: str, index: int, span: str) -> dict[str, Any]:
-    turn = {"user": span, "response": span, "ops": [], "errors": [], "op_counts": {}, "memory_size": 0,
+def continue_task_records(records: Sequence[dict[str, Any]], count: int, *, seed: int = 0, cue_words: int = 3,
+                          min_words: int = 4, max_words: int = 16) -> list[dict[str, Any]]:
+    """``count`` one-turn "continue the text" episodes built from the chunks of ``records``.
+
+    Each takes a random chunk and a random place in it where the ``cue_words`` words ending there occur
+    only once in the chunk. The user message is the whole chunk, a blank line and ``Continue after:``
+    with those words; the response is the ``min_words`` to ``max_words`` words that follow them (fewer
+    at the chunk's end; at least one). Drawn with ``random.Random(seed)``, so a file is reproducible.
+
+    Raises:
+        ConfigError: a bad count, cue or span length.
+        DataError: no chunk has a place with a unique cue and a word after it.
+    """
+    if cue_words < 1:
+        raise ConfigError(f"continue task: cue_words must be at least 1, got {cue_words}")
+    chunks = _task_chunks(records, count, min_words, max_words, "continue task")
+    places = [(chunk, ends) for chunk in chunks if (ends := unique_cue_ends(chunk.split(), cue_words))]
+    if not places:
+        raise DataError(f"continue task: no chunk has {cue_words} words that occur once in it and a word after them")
+    rng = random.Random(seed)
+    env_id = records[0].get("env_id", "continue")
+    out = []
+    for index in range(count):
+        chunk, ends = rng.choice(places)
+        words, end = chunk.split(), rng.choice(ends)
+        length = rng.randint(min_words, max_words)
+        user = f"{chunk}\n\n{CONTINUE_CUE} {' '.join(words[end - cue_words:end])}"
+        out.append(_one_turn_record(env_id, index, CONTINUE_SYSTEM, user, " ".join(words[end:end + length])))
+    return out
+
+
+def unique_cue_ends(words: Sequence[str], cue_words: int) -> list[int]:
+    """Indices ``end`` (``cue_words <= end < len(words)``) whose cue ``words[end - cue_words:end]`` occurs once."""
+    cues = [tuple(words[start:start + cue_words]) for start in range(len(words) - cue_words + 1)]
+    counts = Counter(cues)
+    return [end for end in range(cue_words, len(words)) if counts[cues[end - cue_words]] == 1]
+
+
+def _task_chunks(records: Sequence[dict[str, Any]], count: int, min_words: int, max_words: int,
+                 task: str) -> list[str]:
+    """The chunks of ``records`` after checking a task's settings (the checks both tasks share)."""
+    if count < 1 or not 1 <= min_words <= max_words:
+        raise ConfigError(f"{task}: need count >= 1 and 1 <= min_words <= max_words, got count={count}, "
+                          f"min_words={min_words}, max_words={max_words}")
+    chunks = chunk_texts(records)
+    if not chunks:
+        raise DataError(f"{task}: no turn of these trajectories has an 'Article chunk:' to copy from; "
+                        "pass an AtomMem env's teacher trajectories (evaluate.py's trajectories.jsonl)")
+    return chunks
+
+
+def _one_turn_record(env_id: str, index: int, system: str, user: str, response: str) -> dict[str, Any]:
+    turn = {"user": user, "response": response, "ops": [], "errors": [], "op_counts": {}, "memory_size": 0,
             "phase": "copy"}
     return {"policy": "copy-task", "env_id": env_id, "index": index, "episode_id": f"copy/{index}",
-            "seed": index, "system": COPY_SYSTEM, "turns": [turn], "reward": 1.0, "terminated": True,
+            "seed": index, "system": system, "turns": [turn], "reward": 1.0, "terminated": True,
             "truncated": False, "result": {"em": [1.0], "f1": [1.0], "substring_em": [1.0]}}
 
 

@@ -12,7 +12,17 @@ from hypothesis import strategies as st
 
 import atommem_env  # noqa: F401
 from agents import HeuristicMemoryPolicy
-from agents.training.copying import COPY_SYSTEM, chunk_texts, copy_task_records, induction_nll, repeated_positions
+from agents.training.copying import (
+    CONTINUE_CUE,
+    CONTINUE_SYSTEM,
+    COPY_SYSTEM,
+    chunk_texts,
+    continue_task_records,
+    copy_task_records,
+    induction_nll,
+    repeated_positions,
+    unique_cue_ends,
+)
 from agents.training.rollout import Trajectory, rollout
 from atommem_env.errors import ConfigError, DataError
 from experiments import copying
@@ -80,6 +90,45 @@ def test_bad_copy_settings_and_data_without_chunks_are_refused(records):
         copy_task_records([{"turns": [{"user": "no article here"}]}], 5)
 
 
+def test_continue_episodes_ask_for_the_words_after_a_cue_found_once_in_a_whole_chunk(records):
+    episodes = continue_task_records(records, 60, seed=2, cue_words=3, min_words=2, max_words=6)
+    assert episodes == continue_task_records(records, 60, seed=2, cue_words=3, min_words=2, max_words=6)
+    assert episodes != continue_task_records(records, 60, seed=5, cue_words=3, min_words=2, max_words=6)
+    chunks = set(chunk_texts(records))
+    for episode in episodes:
+        (turn,) = episode["turns"]
+        chunk, cue_line = turn["user"].rsplit("\n\n", 1)
+        assert chunk in chunks and episode["system"] == CONTINUE_SYSTEM and cue_line.startswith(CONTINUE_CUE)
+        words, cue = chunk.split(), cue_line[len(CONTINUE_CUE):].split()
+        starts = [i for i in range(len(words)) if words[i:i + 3] == cue]
+        assert len(cue) == 3 and len(starts) == 1  # the cue says where, unambiguously
+        follow = words[starts[0] + 3:]
+        response = turn["response"].split()
+        assert response == follow[:len(response)] and 1 <= len(response) <= 6
+        assert len(response) >= 2 or len(follow) == 1  # shorter than min_words only at the chunk's end
+    starts_seen = {ep["turns"][0]["user"].rsplit(CONTINUE_CUE, 1)[1] for ep in episodes}
+    assert len(starts_seen) > 40  # places vary, so position alone cannot answer
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from("abc"), max_size=20), st.integers(1, 3))
+def test_unique_cue_ends_are_exactly_the_places_after_a_cue_that_occurs_once(words, cue_words):
+    ends = unique_cue_ends(words, cue_words)
+    grams = [words[s:s + cue_words] for s in range(len(words) - cue_words + 1)]
+    expected = [end for end in range(cue_words, len(words)) if grams.count(words[end - cue_words:end]) == 1]
+    assert ends == expected
+
+
+def test_bad_continue_settings_and_chunks_without_a_unique_cue_are_refused(records):
+    with pytest.raises(ConfigError, match="cue_words"):
+        continue_task_records(records, 5, cue_words=0)
+    with pytest.raises(ConfigError, match="min_words"):
+        continue_task_records(records, 5, min_words=0)
+    repetitive = [{"turns": [{"user": "Article chunk:\na a a a a a\n\nStore the facts"}]}]
+    with pytest.raises(DataError, match="occur once"):
+        continue_task_records(repetitive, 5)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 3), max_size=30), st.integers(2, 4))
 def test_repeated_positions_flag_exactly_the_ngrams_seen_before(ids, n):
@@ -132,6 +181,12 @@ def test_the_script_writes_copy_episodes_and_probes_a_model(records, tmp_path, t
     out = tmp_path / "copy" / "trajectories.jsonl"
     copying.main(["data", "--trajectories", str(teacher), "--out", str(out), "--count", "7"])
     assert len(out.read_text().splitlines()) == 7
+    cont = tmp_path / "continue.jsonl"
+    copying.main(["data", "--task", "continue", "--trajectories", str(teacher), "--out", str(cont), "--count", "5",
+                  "--cue-words", "2", "--min-words", "1", "--max-words", "3"])
+    episodes = [json.loads(line) for line in cont.read_text().splitlines()]
+    assert len(episodes) == 5 and {e["system"] for e in episodes} == {CONTINUE_SYSTEM}
+    assert all(1 <= len(e["turns"][0]["response"].split()) <= 3 for e in episodes)
     capsys.readouterr()
     copying.main(["probe", "--trajectories", str(teacher), "--models", tiny_lm_path, "--prompts", "2"])
     (line,) = capsys.readouterr().out.splitlines()

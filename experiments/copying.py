@@ -8,6 +8,9 @@
         --out runs/learning/continue/trajectories.jsonl
     python experiments/sft.py --trajectories runs/learning/teacher/trajectories.jsonl \\
         runs/learning/copy/trajectories.jsonl --model ... --preset cpu-small-model ...   # mixed with the teacher's
+    # the tasks' own readout: greedy answers to 64 continue episodes from held-out chunks, exact rate with its CI
+    python experiments/copying.py score --task continue --trajectories runs/learning/eval/teacher/trajectories.jsonl \\
+        --models runs/learning/small-model
     # the induction probe: NLL of prompt tokens ending an n-gram seen earlier in the prompt vs new ones
     python experiments/copying.py probe --trajectories runs/learning/eval/sft/trajectories.jsonl \\
         --models runs/learning/small-model runs/learning/sft/checkpoints/step-00000325
@@ -16,6 +19,8 @@
 the response is the same span (:func:`agents.training.copying.copy_task_records`); with ``--task continue``
 the user message is a whole chunk and a cue that occurs once in it, and the response is the words after
 the cue (:func:`agents.training.copying.continue_task_records`), which position alone cannot produce.
+``score`` answers ``--count`` such episodes built from other (held-out) chunks greedily and prints, per model,
+the share answered exactly, with its 95 % bootstrap interval, and the share of words in place.
 ``probe`` prompts each model with the first ``--prompts`` reading turns of the given episodes as the policy
 would and prints, per model, the mean NLL (nats) of tokens that end a repeated ``--n``-gram and of tokens that
 end a new one (:func:`agents.training.copying.induction_nll`): a model that copies predicts the repeated ones
@@ -51,6 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--max-words", type=int, help="longest response, in words (default: repeat 40, continue 16)")
     data.add_argument("--cue-words", type=int, default=3, help="continue: words of the cue")
     data.add_argument("--seed", type=int, default=0, help="seeds the choice of chunks and spans")
+    score = commands.add_parser("score", help="greedy answers to task episodes, scored", formatter_class=HelpFormatter)
+    score.add_argument("--trajectories", required=True, help="episodes whose chunks to use (held-out family)")
+    score.add_argument("--models", nargs="+", required=True, help="model folders (or names) to score")
+    score.add_argument("--task", choices=("repeat", "continue"), default="continue", help="which task")
+    score.add_argument("--count", type=int, default=64, help="task episodes to answer")
+    score.add_argument("--seed", type=int, default=1, help="seeds the task episodes")
     probe = commands.add_parser("probe", help="the induction probe of each model", formatter_class=HelpFormatter)
     probe.add_argument("--trajectories", required=True, help="episodes whose prompts to score (held-out family)")
     probe.add_argument("--models", nargs="+", required=True, help="model folders (or names) to probe")
@@ -68,40 +79,67 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "data":
             write_task(args, [r for path in args.trajectories for r in load_trajectories(Path(path))])
             return
-        probe(args, load_trajectories(Path(args.trajectories)))
+        records = load_trajectories(Path(args.trajectories))
+        (score if args.command == "score" else probe)(args, records)
 
 
 def write_task(args: argparse.Namespace, records: list[dict]) -> None:
     """Write the ``--task`` episodes built from ``records`` to ``--out``."""
-    from agents.training.copying import continue_task_records, copy_task_records
-
-    defaults = {"repeat": (8, 40), "continue": (4, 16)}[args.task]
-    lengths = {"min_words": defaults[0] if args.min_words is None else args.min_words,
-               "max_words": defaults[1] if args.max_words is None else args.max_words}
-    if args.task == "repeat":
-        episodes = copy_task_records(records, args.count, seed=args.seed, **lengths)
-    else:
-        episodes = continue_task_records(records, args.count, seed=args.seed, cue_words=args.cue_words, **lengths)
+    lengths = {key: value for key, value in (("min_words", args.min_words), ("max_words", args.max_words))
+               if value is not None}
+    if args.task == "continue":
+        lengths["cue_words"] = args.cue_words
+    episodes = task_episodes(args.task, records, args.count, args.seed, **lengths)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("".join(json.dumps(e) + "\n" for e in episodes))
     print(f"{len(episodes)} {args.task} episodes -> {args.out}")
 
 
-def probe(args: argparse.Namespace, records: list[dict]) -> None:
-    """Print the induction probe of every model on the first reading turns of ``records``."""
+def task_episodes(task: str, records: list[dict], count: int, seed: int, **options: int) -> list[dict]:
+    """``count`` episodes of ``task`` built from ``records`` (its default lengths unless given)."""
+    from agents.training.copying import continue_task_records, copy_task_records
+
+    build = copy_task_records if task == "repeat" else continue_task_records
+    return build(records, count, seed=seed, **options)
+
+
+def load_model(name: str) -> tuple[object, object]:
+    """(model in eval mode, tokenizer) of a model folder or name, torch on one thread."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from agents.models import resolve_model
+
+    torch.set_num_threads(1)
+    folder = resolve_model(name)
+    return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+
+
+def score(args: argparse.Namespace, records: list[dict]) -> None:
+    """Print, per model, the exact rate (with its 95 % bootstrap interval) and the words in place of its
+    greedy answers to ``--count`` task episodes built from ``records``."""
+    from agents.training.copying import copy_scores
+    from agents.training.stats import bootstrap_ci
+
+    episodes = task_episodes(args.task, records, args.count, args.seed)
+    for name in args.models:
+        model, tokenizer = load_model(name)
+        scores = copy_scores(model, tokenizer, episodes)
+        exact = bootstrap_ci([[e] for e, _ in scores])
+        print(json.dumps({"model": name, "task": args.task, "episodes": len(scores), "exact": exact.estimate,
+                          "exact_lo": exact.lo, "exact_hi": exact.hi,
+                          "words_in_place": sum(w for _, w in scores) / len(scores)}))
+
+
+def probe(args: argparse.Namespace, records: list[dict]) -> None:
+    """Print the induction probe of every model on the first reading turns of ``records``."""
     from agents.training.copying import chunk_of, induction_nll
 
     conversations = [(r["system"], t["user"]) for r in records for t in r["turns"] if chunk_of(t["user"])]
     conversations = conversations[:args.prompts]
-    torch.set_num_threads(1)
     for name in args.models:
-        folder = resolve_model(name)
-        model = AutoModelForCausalLM.from_pretrained(folder).eval()
-        result = induction_nll(model, AutoTokenizer.from_pretrained(folder), conversations, n=args.n)
+        model, tokenizer = load_model(name)
+        result = induction_nll(model, tokenizer, conversations, n=args.n)
         print(json.dumps({"model": name, "prompts": len(conversations), "n": args.n, **vars(result)}))
 
 

@@ -13,6 +13,8 @@ current one), which language models form late. Two tools:
   is a whole chunk and a cue (a few words that occur once in it), the response the words that follow the
   cue. A span that starts at a random place cannot be produced by position alone, as a "repeat the
   text" response can; it needs the induction mechanism itself;
+- :func:`copy_scores`: the tasks' own readout: greedy responses to held-out task episodes, scored
+  exactly and word by word;
 - :func:`induction_nll`: a teacher-forced probe of the same skill, cheaper and earlier than sampling
   whole episodes: the mean negative log-likelihood of prompt tokens whose n-gram ending there already
   occurred earlier in the same prompt (a model that copies predicts them well) against tokens whose
@@ -132,6 +134,34 @@ def _one_turn_record(env_id: str, index: int, system: str, user: str, response: 
     return {"policy": "copy-task", "env_id": env_id, "index": index, "episode_id": f"copy/{index}",
             "seed": index, "system": system, "turns": [turn], "reward": 1.0, "terminated": True,
             "truncated": False, "result": {"em": [1.0], "f1": [1.0], "substring_em": [1.0]}}
+
+
+def score_copy(produced: str, expected: str) -> tuple[float, float]:
+    """(exact, words in place): 1.0 when ``produced`` has exactly ``expected``'s words, else 0.0; and the
+    share of ``expected``'s words that ``produced`` has at the same word position."""
+    got, want = produced.split(), expected.split()
+    in_place = sum(a == b for a, b in zip(got, want, strict=False)) / len(want) if want else float(not got)
+    return float(got == want), in_place
+
+
+def copy_scores(model: Any, tokenizer: Any, episodes: Iterable[dict[str, Any]], *,
+                extra_tokens: int = 8) -> list[tuple[float, float]]:
+    """:func:`score_copy` of the model's greedy response to each one-turn task episode (a record of
+    :func:`copy_task_records` or :func:`continue_task_records`), prompted as the policy prompts, with
+    room for the expected response's tokens and ``extra_tokens`` more."""
+    import torch
+
+    scores = []
+    for episode in episodes:
+        (turn,) = episode["turns"]
+        ids, _ = chat_prompt_ids(tokenizer, {"system": episode["system"], "user": turn["user"]}, max_tokens=1 << 30)
+        budget = len(tokenizer(turn["response"], add_special_tokens=False)["input_ids"]) + extra_tokens
+        with torch.no_grad():
+            out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                                 max_new_tokens=budget, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        produced = tokenizer.decode(out[0, len(ids):], skip_special_tokens=True)
+        scores.append(score_copy(produced, turn["response"]))
+    return scores
 
 
 @dataclass(frozen=True)

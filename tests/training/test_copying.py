@@ -18,9 +18,11 @@ from agents.training.copying import (
     COPY_SYSTEM,
     chunk_texts,
     continue_task_records,
+    copy_scores,
     copy_task_records,
     induction_nll,
     repeated_positions,
+    score_copy,
     unique_cue_ends,
 )
 from agents.training.rollout import Trajectory, rollout
@@ -129,6 +131,53 @@ def test_bad_continue_settings_and_chunks_without_a_unique_cue_are_refused(recor
         continue_task_records(repetitive, 5)
 
 
+def test_a_copy_is_scored_exactly_and_word_by_word():
+    assert score_copy("in 1967. Nakre", "in 1967. Nakre") == (1.0, 1.0)
+    assert score_copy("  in 1967.\nNakre ", "in 1967. Nakre") == (1.0, 1.0)  # words, not spacing
+    assert score_copy("in 1968. Nakre Binze", "in 1967. Nakre") == (0.0, 2 / 3)  # extra words: not exact
+    assert score_copy("1967. Nakre", "in 1967. Nakre") == (0.0, 0.0)  # shifted words are not in place
+    assert score_copy("", "") == (1.0, 1.0) and score_copy("x", "") == (0.0, 0.0)
+
+
+class EchoModel:
+    """A 'model' whose greedy continuation is a fixed id sequence (the expected response's ids)."""
+
+    def __init__(self, continuation):
+        self.continuation = continuation
+
+    def generate(self, input_ids, attention_mask, max_new_tokens, do_sample, pad_token_id):
+        import torch
+
+        assert not do_sample and attention_mask.shape == input_ids.shape
+        return torch.cat([input_ids, torch.tensor([self.continuation[:max_new_tokens]])], dim=1)
+
+
+class CharTokenizer:
+    """Characters as token ids; the chat is the user message alone (what is prompted is not scored here)."""
+
+    chat_template = "chars"
+    pad_token_id = 0
+
+    def apply_chat_template(self, messages, tools=None, add_generation_prompt=True, tokenize=True):
+        return [ord(c) for c in messages[-1]["content"]]
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [ord(c) for c in text]}
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(chr(int(i)) for i in ids)
+
+
+def test_copy_scores_score_the_greedy_answer_with_room_for_the_expected_one(records):
+    pytest.importorskip("torch")
+    tokenizer = CharTokenizer()
+    (episode,) = continue_task_records(records, 1, seed=0)
+    expected = episode["turns"][0]["response"]
+    assert copy_scores(EchoModel([ord(c) for c in expected + " and more"]), tokenizer, [episode],
+                       extra_tokens=0) == [(1.0, 1.0)]  # cut at the expected length
+    assert copy_scores(EchoModel([ord(c) for c in "nothing like it"]), tokenizer, [episode])[0][0] == 0.0
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 3), max_size=30), st.integers(2, 4))
 def test_repeated_positions_flag_exactly_the_ngrams_seen_before(ids, n):
@@ -188,6 +237,11 @@ def test_the_script_writes_copy_episodes_and_probes_a_model(records, tmp_path, t
     assert len(episodes) == 5 and {e["system"] for e in episodes} == {CONTINUE_SYSTEM}
     assert all(1 <= len(e["turns"][0]["response"].split()) <= 3 for e in episodes)
     capsys.readouterr()
+    copying.main(["score", "--trajectories", str(teacher), "--models", tiny_lm_path, "--count", "2"])
+    (line,) = capsys.readouterr().out.splitlines()
+    row = json.loads(line)
+    assert row["episodes"] == 2 and row["task"] == "continue"
+    assert row["exact_lo"] <= row["exact"] <= row["exact_hi"] and 0 <= row["words_in_place"] <= 1
     copying.main(["probe", "--trajectories", str(teacher), "--models", tiny_lm_path, "--prompts", "2"])
     (line,) = capsys.readouterr().out.splitlines()
     row = json.loads(line)

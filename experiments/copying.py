@@ -79,12 +79,19 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "data":
             write_task(args, [r for path in args.trajectories for r in load_trajectories(Path(path))])
             return
+        from agents.training.copying import probe_models, score_models
+
         records = load_trajectories(Path(args.trajectories))
-        (score if args.command == "score" else probe)(args, records)
+        rows = (score_models(records, args.models, task=args.task, count=args.count, seed=args.seed)
+                if args.command == "score" else probe_models(records, args.models, prompts=args.prompts, n=args.n))
+        for row in rows:
+            print(json.dumps(row))
 
 
 def write_task(args: argparse.Namespace, records: list[dict]) -> None:
     """Write the ``--task`` episodes built from ``records`` to ``--out``."""
+    from agents.training.copying import task_episodes
+
     lengths = {key: value for key, value in (("min_words", args.min_words), ("max_words", args.max_words))
                if value is not None}
     if args.task == "continue":
@@ -93,54 +100,6 @@ def write_task(args: argparse.Namespace, records: list[dict]) -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("".join(json.dumps(e) + "\n" for e in episodes))
     print(f"{len(episodes)} {args.task} episodes -> {args.out}")
-
-
-def task_episodes(task: str, records: list[dict], count: int, seed: int, **options: int) -> list[dict]:
-    """``count`` episodes of ``task`` built from ``records`` (its default lengths unless given)."""
-    from agents.training.copying import continue_task_records, copy_task_records
-
-    build = copy_task_records if task == "repeat" else continue_task_records
-    return build(records, count, seed=seed, **options)
-
-
-def load_model(name: str) -> tuple[object, object]:
-    """(model in eval mode, tokenizer) of a model folder or name, torch on one thread."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from agents.models import resolve_model
-
-    torch.set_num_threads(1)
-    folder = resolve_model(name)
-    return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
-
-
-def score(args: argparse.Namespace, records: list[dict]) -> None:
-    """Print, per model, the exact rate (with its 95 % bootstrap interval) and the words in place of its
-    greedy answers to ``--count`` task episodes built from ``records``."""
-    from agents.training.copying import copy_scores
-    from agents.training.stats import bootstrap_ci
-
-    episodes = task_episodes(args.task, records, args.count, args.seed)
-    for name in args.models:
-        model, tokenizer = load_model(name)
-        scores = copy_scores(model, tokenizer, episodes)
-        exact = bootstrap_ci([[e] for e, _ in scores])
-        print(json.dumps({"model": name, "task": args.task, "episodes": len(scores), "exact": exact.estimate,
-                          "exact_lo": exact.lo, "exact_hi": exact.hi,
-                          "words_in_place": sum(w for _, w in scores) / len(scores)}))
-
-
-def probe(args: argparse.Namespace, records: list[dict]) -> None:
-    """Print the induction probe of every model on the first reading turns of ``records``."""
-    from agents.training.copying import chunk_of, induction_nll
-
-    conversations = [(r["system"], t["user"]) for r in records for t in r["turns"] if chunk_of(t["user"])]
-    conversations = conversations[:args.prompts]
-    for name in args.models:
-        model, tokenizer = load_model(name)
-        result = induction_nll(model, tokenizer, conversations, n=args.n)
-        print(json.dumps({"model": name, "prompts": len(conversations), "n": args.n, **vars(result)}))
 
 
 if __name__ == "__main__":

@@ -210,3 +210,46 @@ def induction_nll(model: Any, tokenizer: Any, conversations: Iterable[tuple[str,
         raise DataError(f"induction probe: these prompts have {counts[True]} repeated and {counts[False]} new "
                         f"{n}-grams; both are needed (pass prompts with article chunks)")
     return InductionNLL(sums[True] / counts[True], sums[False] / counts[False], counts[True], counts[False])
+
+
+def task_episodes(task: str, records: Sequence[dict[str, Any]], count: int, seed: int, **options: int) -> list[dict]:
+    """``count`` episodes of ``task`` (``repeat`` or ``continue``) from ``records``, default lengths unless given."""
+    build = copy_task_records if task == "repeat" else continue_task_records
+    return build(records, count, seed=seed, **options)
+
+
+def load_model(name: str) -> tuple[Any, Any]:
+    """(model in eval mode, tokenizer) of a model folder or name, torch on one thread."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agents.models import resolve_model
+
+    torch.set_num_threads(1)
+    folder = resolve_model(name)
+    return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+
+
+def score_models(records: Sequence[dict[str, Any]], models: Sequence[str], *, task: str, count: int,
+                 seed: int) -> list[dict[str, Any]]:
+    """Per model: the exact rate (with its 95 % bootstrap interval) and the words in place of its greedy
+    answers to ``count`` task episodes built from ``records``."""
+    from agents.training.stats import bootstrap_ci
+
+    episodes = task_episodes(task, records, count, seed)
+    rows = []
+    for name in models:
+        scores = copy_scores(*load_model(name), episodes)
+        exact = bootstrap_ci([[e] for e, _ in scores])
+        rows.append({"model": name, "task": task, "episodes": len(scores), "exact": exact.estimate,
+                     "exact_lo": exact.lo, "exact_hi": exact.hi,
+                     "words_in_place": sum(w for _, w in scores) / len(scores)})
+    return rows
+
+
+def probe_models(records: Sequence[dict[str, Any]], models: Sequence[str], *, prompts: int,
+                 n: int) -> list[dict[str, Any]]:
+    """Per model: the induction probe on the first ``prompts`` reading turns of ``records``."""
+    conversations = [(r["system"], t["user"]) for r in records for t in r["turns"] if chunk_of(t["user"])][:prompts]
+    return [{"model": name, "prompts": len(conversations), "n": n,
+             **vars(induction_nll(*load_model(name), conversations, n=n))} for name in models]

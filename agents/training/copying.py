@@ -219,15 +219,14 @@ def task_episodes(task: str, records: Sequence[dict[str, Any]], count: int, seed
 
 
 def load_model(name: str) -> tuple[Any, Any]:
-    """(model in eval mode, tokenizer) of a model folder or name, torch on one thread."""
+    """(model in eval mode, tokenizer) of a model folder or name, on the CPU (the tasks' tensors are built
+    there), float32, torch on one thread."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from agents.models import resolve_model
+    from agents.models import load_causal_lm
 
     torch.set_num_threads(1)
-    folder = resolve_model(name)
-    return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+    return load_causal_lm(name, device="cpu")
 
 
 def score_models(records: Sequence[dict[str, Any]], models: Sequence[str], *, task: str, count: int,

@@ -93,15 +93,16 @@ def continue_task_records(records: Sequence[dict[str, Any]], count: int, *, seed
     if cue_words < 1:
         raise ConfigError(f"continue task: cue_words must be at least 1, got {cue_words}")
     chunks = _task_chunks(records, count, min_words, max_words, "continue task")
-    places = [(chunk, ends) for chunk in chunks if (ends := unique_cue_ends(chunk.split(), cue_words))]
+    split = [(chunk, chunk.split()) for chunk in chunks]
+    places = [(chunk, words, ends) for chunk, words in split if (ends := unique_cue_ends(words, cue_words))]
     if not places:
         raise DataError(f"continue task: no chunk has {cue_words} words that occur once in it and a word after them")
     rng = random.Random(seed)
     env_id = records[0].get("env_id", "continue")
     out = []
     for index in range(count):
-        chunk, ends = rng.choice(places)
-        words, end = chunk.split(), rng.choice(ends)
+        chunk, words, ends = rng.choice(places)
+        end = rng.choice(ends)
         length = rng.randint(min_words, max_words)
         user = f"{chunk}\n\n{CONTINUE_CUE} {' '.join(words[end - cue_words:end])}"
         out.append(_one_turn_record(env_id, index, CONTINUE_SYSTEM, user, " ".join(words[end:end + length])))
